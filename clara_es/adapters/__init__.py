@@ -1,0 +1,1 @@
+"""Adapters: how clara-es meets storage, LiveKit and HTTP."""

@@ -1,0 +1,184 @@
+"""VoiceSessions: the commands and queries of the service, over one event stream per session."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from clara_es.domain import (
+    Actor,
+    BackoffPolicy,
+    Clock,
+    ConcurrencyConflict,
+    DomainError,
+    Quality,
+    SessionNotFound,
+    Signal,
+    SystemClock,
+    UIState,
+    VoiceSession,
+    ui_state,
+)
+
+log = logging.getLogger(__name__)
+
+Decision = Callable[[VoiceSession, Signal], None]
+
+
+class InvalidCommand(DomainError):
+    """The command's arguments are not valid."""
+
+
+class VoiceSessions(Application[UUID]):
+    """Every command reads the session, lets the aggregate decide, and appends the result.
+
+    Two writers of one session are serialised by the store: the loser of a race gets an
+    IntegrityError (the stream position is taken), reads the session again and decides again.
+    """
+
+    name = "VoiceSessions"
+    env: ClassVar[dict[str, str]] = {
+        "AGGREGATE_CACHE_MAXSIZE": "5000",
+        "IS_SNAPSHOTTING_ENABLED": "y",
+    }
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {VoiceSession: 100}
+    max_tries = 8
+
+    def __init__(
+        self,
+        env: Mapping[str, str] | None = None,
+        *,
+        clock: Clock | None = None,
+        policy: BackoffPolicy | None = None,
+    ) -> None:
+        super().__init__(env)
+        self.clock: Clock = clock or SystemClock()
+        self.default_policy = policy or BackoffPolicy()
+        self.conflicts_retried = 0
+
+    # ---- commands -------------------------------------------------------------------------
+
+    def start(
+        self,
+        room: str,
+        participant: str,
+        policy: BackoffPolicy | None = None,
+        actor: Actor = Actor.CLIENT,
+    ) -> UIState:
+        policy = policy or self.default_policy
+        signal = Signal(
+            name="start",
+            actor=actor,
+            at=self.clock.now(),
+            args={"room": room, "participant": participant, "policy": policy.model_dump()},
+            read_version=0,
+        )
+        session = VoiceSession.start(room, participant, policy, signal)
+        self.save(session)
+        return ui_state(session)
+
+    def connect(self, session_id: UUID, actor: Actor = Actor.CLIENT) -> UIState:
+        return self._execute(session_id, "connect", actor, {}, lambda s, sig: s.connect(sig))
+
+    def connected(self, session_id: UUID, actor: Actor = Actor.CLIENT) -> UIState:
+        return self._execute(
+            session_id, "connected", actor, {}, lambda s, sig: s.mark_connected(sig)
+        )
+
+    def disconnected(
+        self, session_id: UUID, reason: str = "unknown", actor: Actor = Actor.CLIENT
+    ) -> UIState:
+        return self._execute(
+            session_id, "disconnected", actor, {"reason": reason},
+            lambda s, sig: s.disconnect(reason, sig),
+        )
+
+    def attempt_started(
+        self, session_id: UUID, attempt: int, actor: Actor = Actor.CLIENT
+    ) -> UIState:
+        _check_attempt(attempt)
+        return self._execute(
+            session_id, "attempt_started", actor, {"attempt": attempt},
+            lambda s, sig: s.start_attempt(attempt, sig),
+        )
+
+    def attempt_failed(
+        self, session_id: UUID, attempt: int, error: str, actor: Actor = Actor.CLIENT
+    ) -> UIState:
+        _check_attempt(attempt)
+        return self._execute(
+            session_id, "attempt_failed", actor, {"attempt": attempt, "error": error},
+            lambda s, sig: s.fail_attempt(attempt, error, sig),
+        )
+
+    def reconnected(self, session_id: UUID, actor: Actor = Actor.CLIENT) -> UIState:
+        return self._execute(session_id, "reconnected", actor, {}, lambda s, sig: s.reconnect(sig))
+
+    def quality_changed(
+        self, session_id: UUID, participant: str, quality: Quality | str,
+        actor: Actor = Actor.AGENT,
+    ) -> UIState:
+        try:
+            q = Quality(quality)
+        except ValueError:
+            known = ", ".join(q.value for q in Quality)
+            raise InvalidCommand(f"unknown quality {quality!r}: one of {known}") from None
+        return self._execute(
+            session_id, "quality_changed", actor, {"participant": participant, "quality": str(q)},
+            lambda s, sig: s.change_quality(participant, q, sig),
+        )
+
+    def end(self, session_id: UUID, reason: str = "user", actor: Actor = Actor.CLIENT) -> UIState:
+        return self._execute(
+            session_id, "end", actor, {"reason": reason}, lambda s, sig: s.end(reason, sig)
+        )
+
+    # ---- queries ----------------------------------------------------------------------------
+
+    def session(self, session_id: UUID, version: int | None = None) -> VoiceSession:
+        try:
+            return self.repository.get(session_id, version=version)
+        except AggregateNotFoundError:
+            raise SessionNotFound(f"no session {session_id}") from None
+
+    def status(self, session_id: UUID) -> UIState:
+        return ui_state(self.session(session_id))
+
+    # ---- the one way a command is executed --------------------------------------------------
+
+    def _execute(
+        self, session_id: UUID, name: str, actor: Actor, args: dict[str, Any], decide: Decision
+    ) -> UIState:
+        command_id: str | None = None
+        for _ in range(self.max_tries):
+            session = self.session(session_id)
+            signal = Signal(
+                name=name, actor=actor, at=self.clock.now(), args=args,
+                read_version=session.version,
+                **({"id": command_id} if command_id else {}),
+            )
+            command_id = signal.id
+            decide(session, signal)
+            try:
+                self.save(session)
+            except IntegrityError:
+                self.conflicts_retried += 1
+                log.info(
+                    "concurrency conflict on %s, retrying %s (read version %s)",
+                    session_id, name, signal.read_version,
+                )
+                continue
+            return ui_state(session)
+        raise ConcurrencyConflict(
+            f"{name} on session {session_id} lost {self.max_tries} races to other writers"
+        )
+
+
+def _check_attempt(attempt: int) -> None:
+    if isinstance(attempt, bool) or not isinstance(attempt, int) or attempt < 1:
+        raise InvalidCommand(f"attempt must be a whole number from 1, got {attempt!r}")

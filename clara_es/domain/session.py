@@ -1,0 +1,307 @@
+"""The voice session: one event stream per session, and the connection state machine.
+
+    idle --connect--> connecting --connected--> connected
+    connecting | connected --disconnected--> reconnecting (ReconnectScheduled attempt 1)
+    reconnecting --attempt failed, attempts left--> reconnecting (next ReconnectScheduled)
+    reconnecting --attempt failed, none left--> failed      (final)
+    reconnecting --reconnected--> connected (attempt counter reset)
+    any but ended --end--> ended                           (final)
+
+Reports about the network (disconnected, attempts, reconnected, quality) are facts that can
+arrive late or twice; when one no longer applies, the session records SignalIgnored with the
+reason instead of acting on it. Commands that make no sense in the current state (connect on
+a failed session, a disconnect before the first connect) raise InvalidTransition and record
+nothing.
+
+Command methods (public) decide; event methods (private, `@event`) only apply.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from eventsourcing.domain import Aggregate, event
+
+from clara_es.domain.errors import InvalidTransition
+from clara_es.domain.policy import BackoffPolicy
+from clara_es.domain.signal import Signal
+
+
+class ConnectionState(StrEnum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    FAILED = "failed"
+    ENDED = "ended"
+
+
+class Quality(StrEnum):
+    """LiveKit's rtc.ConnectionQuality, by name."""
+
+    EXCELLENT = "excellent"
+    GOOD = "good"
+    POOR = "poor"
+    LOST = "lost"
+    UNKNOWN = "unknown"
+
+
+BAD_QUALITY = frozenset({Quality.POOR, Quality.LOST})
+FINAL_STATES = frozenset({ConnectionState.FAILED, ConnectionState.ENDED})
+ATTEMPTS_EXHAUSTED = "max reconnect attempts reached"
+
+
+class VoiceSession(Aggregate):
+    # ---- creation ---------------------------------------------------------------------
+
+    @event("SessionStarted")
+    def __init__(
+        self,
+        room: str,
+        participant: str,
+        policy: dict[str, Any],
+        timestamp: datetime,
+        actor: str,
+        cause: dict[str, Any],
+    ) -> None:
+        self.room = room
+        self.participant = participant
+        self.policy = policy
+        self.state = ConnectionState.IDLE
+        self.quality = Quality.UNKNOWN
+        self.attempt = 0
+        self.attempt_in_flight = False
+        self.next_retry_at: datetime | None = None
+        self.outage_started_at: datetime | None = None
+
+    @classmethod
+    def start(
+        cls, room: str, participant: str, policy: BackoffPolicy, signal: Signal
+    ) -> VoiceSession:
+        if not room or not participant:
+            raise InvalidTransition("a session needs a room name and a participant identity")
+        return cls(room=room, participant=participant, policy=policy.model_dump(), **signal.facts())
+
+    @property
+    def backoff(self) -> BackoffPolicy:
+        return BackoffPolicy.model_validate(self.policy)
+
+    @property
+    def max_attempts(self) -> int:
+        return int(self.policy["max_attempts"])
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    # ---- commands: the client connects --------------------------------------------------
+
+    def connect(self, signal: Signal) -> None:
+        """The user pressed Start Session. Never starts a second connection."""
+        if self.is_final:
+            raise InvalidTransition(
+                f"session is {self.state}: start a new session instead of reconnecting this one"
+            )
+        if self.state == ConnectionState.IDLE:
+            self._connecting(**signal.facts())
+        else:
+            self._ignore(signal, f"connect while {self.state}: no second connection is started")
+
+    def mark_connected(self, signal: Signal) -> None:
+        """The room reports the first successful connect."""
+        if self.state in (ConnectionState.IDLE, ConnectionState.CONNECTING):
+            self._connected(**signal.facts())
+        elif self.state == ConnectionState.RECONNECTING:
+            raise InvalidTransition("session is reconnecting: report 'reconnected' instead")
+        else:
+            self._ignore(signal, f"connected while {self.state}")
+
+    # ---- commands: the network fails and recovers ---------------------------------------
+
+    def disconnect(self, reason: str, signal: Signal) -> None:
+        """The room (client) or the agent lost the connection: schedule attempt 1."""
+        self._require_started(signal)
+        if self.state in (ConnectionState.CONNECTED, ConnectionState.CONNECTING):
+            self._disconnected(reason=reason, **signal.facts())
+            self._schedule(1, signal)
+        elif self.state == ConnectionState.RECONNECTING:
+            self._ignore(
+                signal, f"already reconnecting (attempt {self.attempt}): one outage, one schedule"
+            )
+        else:
+            self._ignore(signal, f"disconnected after the session was {self.state}")
+
+    def start_attempt(self, attempt: int, signal: Signal) -> None:
+        """The timer for `attempt` fired and the client calls connect again."""
+        if self.state != ConnectionState.RECONNECTING:
+            self._ignore(signal, f"attempt {attempt} fired while {self.state}")
+        elif attempt != self.attempt:
+            self._ignore(signal, f"stale timer: attempt {attempt} fired, current is {self.attempt}")
+        elif self.attempt_in_flight:
+            self._ignore(signal, f"attempt {attempt} is already in flight")
+        else:
+            self._reconnect_attempted(attempt=attempt, **signal.facts())
+
+    def fail_attempt(self, attempt: int, error: str, signal: Signal) -> None:
+        """Attempt `attempt` did not connect: schedule the next one, or fail for good.
+
+        The current attempt may fail without having been reported as started: that is how
+        the watchdog fails an attempt whose client died before it could try.
+        """
+        if self.state != ConnectionState.RECONNECTING:
+            self._ignore(signal, f"attempt {attempt} failed while {self.state}")
+        elif attempt != self.attempt:
+            self._ignore(signal, f"stale failure: attempt {attempt}, current is {self.attempt}")
+        else:
+            self._reconnect_attempt_failed(attempt=attempt, error=error, **signal.facts())
+            if attempt >= self.max_attempts:
+                self._failed(reason=ATTEMPTS_EXHAUSTED, attempts=attempt, **signal.facts())
+            else:
+                self._schedule(attempt + 1, signal)
+
+    def reconnect(self, signal: Signal) -> None:
+        """The room is connected again."""
+        self._require_started(signal)
+        if self.state == ConnectionState.RECONNECTING:
+            outage = signal.at - (self.outage_started_at or signal.at)
+            self._reconnected(
+                attempt=self.attempt, outage_ms=_ms(outage), **signal.facts()
+            )
+        elif self.state == ConnectionState.FAILED:
+            self._ignore(signal, "reconnected after Failed: the session stays failed")
+        else:
+            self._ignore(signal, f"reconnected while {self.state}")
+
+    def change_quality(self, participant: str, quality: Quality, signal: Signal) -> None:
+        """The agent saw the participant's connection quality change. Repeats record nothing."""
+        if participant != self.participant:
+            raise InvalidTransition(
+                f"participant {participant!r} is not in this session ({self.participant!r} is)"
+            )
+        if self.is_final:
+            self._ignore(signal, f"quality {quality} reported after the session was {self.state}")
+            return
+        if quality == self.quality:
+            return
+        was_bad = self.quality in BAD_QUALITY
+        self._quality_changed(
+            participant=participant, quality=str(quality), previous=str(self.quality),
+            **signal.facts(),
+        )
+        if quality in BAD_QUALITY and not was_bad:
+            self._quality_poor(participant=participant, quality=str(quality), **signal.facts())
+
+    def end(self, reason: str, signal: Signal) -> None:
+        """The user stopped the session."""
+        if self.is_final:
+            self._ignore(signal, f"end after the session was {self.state}")
+        else:
+            self._session_ended(reason=reason, **signal.facts())
+
+    # ---- deciding helpers ---------------------------------------------------------------
+
+    def _require_started(self, signal: Signal) -> None:
+        if self.state == ConnectionState.IDLE:
+            raise InvalidTransition(f"{signal.name}: the session has not connected yet")
+
+    def _schedule(self, attempt: int, signal: Signal) -> None:
+        delay_ms = self.backoff.delay_ms(attempt, key=str(self.id))
+        due_at = signal.at + timedelta(milliseconds=delay_ms)
+        self._reconnect_scheduled(
+            attempt=attempt, delay_ms=delay_ms, due_at=due_at, **signal.facts()
+        )
+
+    def _ignore(self, signal: Signal, reason: str) -> None:
+        self._signal_ignored(signal=signal.name, reason=reason, **signal.facts())
+
+    # ---- events: applying facts -----------------------------------------------------------
+
+    @event("Connecting")
+    def _connecting(self, timestamp: datetime, actor: str, cause: dict[str, Any]) -> None:
+        self.state = ConnectionState.CONNECTING
+
+    @event("Connected")
+    def _connected(self, timestamp: datetime, actor: str, cause: dict[str, Any]) -> None:
+        self.state = ConnectionState.CONNECTED
+
+    @event("QualityChanged")
+    def _quality_changed(
+        self, participant: str, quality: str, previous: str,
+        timestamp: datetime, actor: str, cause: dict[str, Any],
+    ) -> None:
+        self.quality = Quality(quality)
+
+    @event("QualityPoor")
+    def _quality_poor(
+        self, participant: str, quality: str,
+        timestamp: datetime, actor: str, cause: dict[str, Any],
+    ) -> None:
+        pass
+
+    @event("Disconnected")
+    def _disconnected(
+        self, reason: str, timestamp: datetime, actor: str, cause: dict[str, Any]
+    ) -> None:
+        self.state = ConnectionState.RECONNECTING
+        self.outage_started_at = timestamp
+
+    @event("ReconnectScheduled")
+    def _reconnect_scheduled(
+        self, attempt: int, delay_ms: int, due_at: datetime,
+        timestamp: datetime, actor: str, cause: dict[str, Any],
+    ) -> None:
+        self.state = ConnectionState.RECONNECTING
+        self.attempt = attempt
+        self.attempt_in_flight = False
+        self.next_retry_at = due_at
+
+    @event("ReconnectAttempted")
+    def _reconnect_attempted(
+        self, attempt: int, timestamp: datetime, actor: str, cause: dict[str, Any]
+    ) -> None:
+        self.attempt_in_flight = True
+        self.next_retry_at = None
+
+    @event("ReconnectAttemptFailed")
+    def _reconnect_attempt_failed(
+        self, attempt: int, error: str, timestamp: datetime, actor: str, cause: dict[str, Any]
+    ) -> None:
+        self.attempt_in_flight = False
+
+    @event("Reconnected")
+    def _reconnected(
+        self, attempt: int, outage_ms: int, timestamp: datetime, actor: str, cause: dict[str, Any]
+    ) -> None:
+        self.state = ConnectionState.CONNECTED
+        self.attempt = 0
+        self.attempt_in_flight = False
+        self.next_retry_at = None
+        self.outage_started_at = None
+
+    @event("Failed")
+    def _failed(
+        self, reason: str, attempts: int, timestamp: datetime, actor: str, cause: dict[str, Any]
+    ) -> None:
+        self.state = ConnectionState.FAILED
+        self.attempt_in_flight = False
+        self.next_retry_at = None
+
+    @event("SignalIgnored")
+    def _signal_ignored(
+        self, signal: str, reason: str, timestamp: datetime, actor: str, cause: dict[str, Any]
+    ) -> None:
+        pass
+
+    @event("SessionEnded")
+    def _session_ended(
+        self, reason: str, timestamp: datetime, actor: str, cause: dict[str, Any]
+    ) -> None:
+        self.state = ConnectionState.ENDED
+        self.attempt_in_flight = False
+        self.next_retry_at = None
+
+
+def _ms(delta: timedelta) -> int:
+    return round(delta.total_seconds() * 1000)

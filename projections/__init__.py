@@ -1,0 +1,1 @@
+"""Materialised views of the session streams (UI state, attempt counts, history, stats)."""

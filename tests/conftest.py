@@ -1,0 +1,102 @@
+"""Every integration test runs on a real SQLite file and on a real PostgreSQL database.
+
+PostgreSQL comes from CLARA_ES_TEST_POSTGRES_URL (default: the local server, database `test`).
+Each test gets a schema of its own, dropped afterwards. Without a reachable server the
+PostgreSQL tests skip, saying how to run them; with CI=true they fail instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from functools import cache
+from typing import Any
+
+import psycopg
+import pytest
+
+from clara_es.adapters.store import Store
+from clara_es.application import VoiceSessions
+from clara_es.domain import VirtualClock
+
+POSTGRES_URL = os.environ.get(
+    "CLARA_ES_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+@cache
+def postgres_unreachable_reason() -> str | None:
+    try:
+        with psycopg.connect(POSTGRES_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return (
+            f"PostgreSQL not reachable at {POSTGRES_URL} ({str(exc).strip().splitlines()[0]}); "
+            "start a server and set CLARA_ES_TEST_POSTGRES_URL=postgresql://user@host:port/db "
+            "to run these tests"
+        )
+
+
+def require_postgres() -> None:
+    reason = postgres_unreachable_reason()
+    if reason is None:
+        return
+    if IN_CI:
+        pytest.fail(f"CI=true and the PostgreSQL tests must run: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def postgres_store() -> Iterator[Store]:
+    """A fresh schema in the test database, as a Store."""
+    require_postgres()
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield Store.from_url(f"{POSTGRES_URL}{sep}schema={schema}")
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Any) -> Store:
+    return Store.sqlite(tmp_path / "clara-es.db")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest) -> Store:
+    return request.getfixturevalue(f"{request.param}_store")
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()
+
+
+AppFactory = Callable[..., VoiceSessions]
+
+
+@pytest.fixture
+def make_app(store: Store, clock: VirtualClock) -> Iterator[AppFactory]:
+    """Builds VoiceSessions on the test's store (several may share it); closes them after."""
+    apps: list[VoiceSessions] = []
+
+    def factory(**kwargs: Any) -> VoiceSessions:
+        kwargs.setdefault("clock", clock)
+        app = VoiceSessions(store.eventsourcing_env(), **kwargs)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in apps:
+        app.close()
+
+
+@pytest.fixture
+def app(make_app: AppFactory) -> VoiceSessions:
+    return make_app()

@@ -1,0 +1,332 @@
+"""The client connection state machine, through VoiceSessions, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from uuid import UUID, uuid4
+
+import pytest
+
+from clara_es.application import InvalidCommand, VoiceSessions, session_history
+from clara_es.domain import (
+    FAILURE_TEXT,
+    Actor,
+    BackoffPolicy,
+    ConnectionState,
+    InvalidTransition,
+    SessionNotFound,
+    VirtualClock,
+)
+
+from .conftest import AppFactory
+
+
+def connected_session(app: VoiceSessions) -> UUID:
+    session_id = app.start("room-1", "alice").session_id
+    app.connect(session_id)
+    app.connected(session_id)
+    return session_id
+
+
+def types(app: VoiceSessions, session_id: UUID) -> list[str]:
+    return [entry.type for entry in session_history(app, session_id)]
+
+
+def wait_for_retry(app: VoiceSessions, clock: VirtualClock, session_id: UUID) -> int:
+    status = app.status(session_id)
+    assert status.next_retry_at is not None
+    clock.advance_to(status.next_retry_at)
+    return status.attempt
+
+
+def test_start_and_connect(app: VoiceSessions) -> None:
+    started = app.start("room-1", "alice")
+    assert started.connection_state == ConnectionState.IDLE
+    assert started.start_enabled
+    connecting = app.connect(started.session_id)
+    assert connecting.status_text == "Connecting..."
+    assert not connecting.start_enabled
+    connected = app.connected(started.session_id)
+    assert connected.status_text == "Connected"
+    assert connected.connection_state == ConnectionState.CONNECTED
+
+
+def test_short_drop_recovers_without_user_action(app: VoiceSessions, clock: VirtualClock) -> None:
+    session_id = connected_session(app)
+    state = app.disconnected(session_id, "network")
+    assert state.status_text == "Reconnecting... (attempt 1 of 5)"
+    assert not state.start_enabled
+    assert state.next_retry_at == clock.now() + timedelta(seconds=1)
+    clock.advance(1)
+    app.attempt_started(session_id, 1)
+    clock.advance(0.2)
+    back = app.reconnected(session_id)
+    assert back.status_text == "Connected"
+    assert back.attempt == 0
+    entries = session_history(app, session_id)
+    reconnected = entries[-1]
+    assert reconnected.type == "Reconnected"
+    assert reconnected.details == {"attempt": 1, "outage_ms": 1200}
+
+
+def test_long_outage_fails_after_five_attempts_with_spec_delays(
+    app: VoiceSessions, clock: VirtualClock
+) -> None:
+    session_id = connected_session(app)
+    app.disconnected(session_id, "network")
+    for expected in range(1, 6):
+        attempt = wait_for_retry(app, clock, session_id)
+        assert attempt == expected
+        app.attempt_started(session_id, attempt)
+        state = app.attempt_failed(session_id, attempt, "network unreachable")
+    assert state.connection_state == ConnectionState.FAILED
+    assert state.status_text == FAILURE_TEXT
+    assert state.start_enabled
+    entries = session_history(app, session_id)
+    delays = [e.details["delay_ms"] for e in entries if e.type == "ReconnectScheduled"]
+    assert delays == [1000, 2000, 4000, 8000, 16000]
+    assert entries[-1].type == "Failed"
+    assert entries[-1].details == {"reason": "max reconnect attempts reached", "attempts": 5}
+    assert entries[-1].occurred_at - entries[0].occurred_at == timedelta(seconds=31)
+
+
+def test_counter_resets_after_a_recovery(app: VoiceSessions, clock: VirtualClock) -> None:
+    session_id = connected_session(app)
+    app.disconnected(session_id)
+    for attempt in (1, 2):
+        wait_for_retry(app, clock, session_id)
+        app.attempt_started(session_id, attempt)
+        app.attempt_failed(session_id, attempt, "down")
+    app.reconnected(session_id)
+    again = app.disconnected(session_id)
+    assert again.attempt == 1
+    assert again.next_retry_at == clock.now() + timedelta(seconds=1)
+
+
+# ---- the races of DESIGN.md section 3 that concern the client state machine ----------------
+
+
+def test_second_disconnect_while_reconnecting_schedules_nothing(app: VoiceSessions) -> None:
+    session_id = connected_session(app)
+    app.disconnected(session_id, "network")
+    before = app.status(session_id)
+    after = app.disconnected(session_id, "network")
+    assert after.next_retry_at == before.next_retry_at
+    assert types(app, session_id)[-3:] == ["Disconnected", "ReconnectScheduled", "SignalIgnored"]
+    ignored = session_history(app, session_id)[-1]
+    assert ignored.details["signal"] == "disconnected"
+    assert "one outage, one schedule" in ignored.details["reason"]
+
+
+def test_stale_timer_for_an_old_attempt_is_ignored(app: VoiceSessions, clock: VirtualClock) -> None:
+    session_id = connected_session(app)
+    app.disconnected(session_id)
+    wait_for_retry(app, clock, session_id)
+    app.attempt_started(session_id, 1)
+    app.attempt_failed(session_id, 1, "down")
+    state = app.attempt_started(session_id, 1, actor=Actor.SYSTEM)  # attempt 1's timer, late
+    assert state.attempt == 2
+    last = session_history(app, session_id)[-1]
+    assert last.type == "SignalIgnored"
+    assert last.details["reason"] == "stale timer: attempt 1 fired, current is 2"
+    assert last.actor == "system"
+
+
+def test_timer_after_reconnect_is_a_recorded_no_op(app: VoiceSessions) -> None:
+    session_id = connected_session(app)
+    app.disconnected(session_id)
+    app.reconnected(session_id)  # the SDK resumed before the timer fired
+    state = app.attempt_started(session_id, 1, actor=Actor.SYSTEM)
+    assert state.connection_state == ConnectionState.CONNECTED
+    assert types(app, session_id)[-2:] == ["Reconnected", "SignalIgnored"]
+
+
+def test_reconnected_after_failed_stays_failed(app: VoiceSessions, clock: VirtualClock) -> None:
+    session_id = connected_session(app)
+    app.disconnected(session_id)
+    for attempt in range(1, 6):
+        wait_for_retry(app, clock, session_id)
+        app.attempt_failed(session_id, attempt, "down")
+    state = app.reconnected(session_id)
+    assert state.connection_state == ConnectionState.FAILED
+    assert state.status_text == FAILURE_TEXT
+    last = session_history(app, session_id)[-1]
+    assert last.type == "SignalIgnored"
+    assert last.details["reason"] == "reconnected after Failed: the session stays failed"
+
+
+def test_connect_while_reconnecting_starts_nothing_new(app: VoiceSessions) -> None:
+    session_id = connected_session(app)
+    app.disconnected(session_id)
+    state = app.connect(session_id)
+    assert state.connection_state == ConnectionState.RECONNECTING
+    assert types(app, session_id)[-1] == "SignalIgnored"
+    assert types(app, session_id).count("Connecting") == 1
+
+
+def test_connect_while_connecting_starts_nothing_new(app: VoiceSessions) -> None:
+    session_id = app.start("room-1", "alice").session_id
+    app.connect(session_id)
+    app.connect(session_id)
+    assert types(app, session_id) == ["SessionStarted", "Connecting", "SignalIgnored"]
+
+
+def test_client_and_agent_report_one_outage_at_once(make_app: AppFactory) -> None:
+    """Two processes' worth of writers (two applications, two connection pools) race.
+
+    Both read the connected session before either appends; the store lets one append and
+    rejects the other, which re-reads and records SignalIgnored: one outage, one schedule.
+    """
+    client_app, agent_app = make_app(), make_app()
+    session_id = connected_session(client_app)
+    barrier = threading.Barrier(2, timeout=10)
+    waited: set[str] = set()
+
+    def save_after_both_decided(app: VoiceSessions, name: str) -> None:
+        original = app.save
+
+        def save(*objs: object) -> object:
+            if name not in waited:
+                waited.add(name)
+                barrier.wait()
+            return original(*objs)
+
+        app.save = save  # type: ignore[method-assign]
+
+    save_after_both_decided(client_app, "client")
+    save_after_both_decided(agent_app, "agent")
+    errors: list[BaseException] = []
+
+    def report(app: VoiceSessions, actor: Actor) -> None:
+        try:
+            app.disconnected(session_id, f"{actor} saw it", actor=actor)
+        except BaseException as exc:  # pragma: no cover - surfaced by the assert below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=report, args=(client_app, Actor.CLIENT)),
+        threading.Thread(target=report, args=(agent_app, Actor.AGENT)),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert client_app.conflicts_retried + agent_app.conflicts_retried == 1
+    entries = session_history(client_app, session_id)
+    assert [e.type for e in entries[-3:]] == ["Disconnected", "ReconnectScheduled", "SignalIgnored"]
+    winner, loser = entries[-3], entries[-1]
+    assert {winner.actor, loser.actor} == {"client", "agent"}
+    # The loser decided twice: first on the version both read, then on the winner's result.
+    assert loser.cause["read_version"] == winner.version + 1
+    assert winner.cause["read_version"] == winner.version - 1
+
+
+# ---- refusals append nothing --------------------------------------------------------------
+
+
+def test_connect_on_a_failed_session_is_refused(app: VoiceSessions, clock: VirtualClock) -> None:
+    session_id = connected_session(app)
+    app.disconnected(session_id)
+    for attempt in range(1, 6):
+        wait_for_retry(app, clock, session_id)
+        app.attempt_failed(session_id, attempt, "down")
+    before = types(app, session_id)
+    with pytest.raises(InvalidTransition, match="start a new session"):
+        app.connect(session_id)
+    assert types(app, session_id) == before
+
+
+@pytest.mark.parametrize(
+    ("command", "error"),
+    [
+        (lambda app, sid: app.disconnected(sid), InvalidTransition),
+        (lambda app, sid: app.reconnected(sid), InvalidTransition),
+        (lambda app, sid: app.attempt_started(sid, 0), InvalidCommand),
+        (lambda app, sid: app.quality_changed(sid, "alice", "awful"), InvalidCommand),
+        (lambda app, sid: app.quality_changed(sid, "mallory", "poor"), InvalidTransition),
+    ],
+)
+def test_refused_commands_append_nothing(app: VoiceSessions, command, error) -> None:  # type: ignore[no-untyped-def]
+    session_id = app.start("room-1", "alice").session_id
+    with pytest.raises(error):
+        command(app, session_id)
+    assert types(app, session_id) == ["SessionStarted"]
+
+
+def test_unknown_session_is_not_found(app: VoiceSessions) -> None:
+    with pytest.raises(SessionNotFound):
+        app.connect(uuid4())
+
+
+def test_session_needs_room_and_participant(app: VoiceSessions) -> None:
+    with pytest.raises(InvalidTransition, match="room name and a participant"):
+        app.start("", "alice")
+
+
+# ---- quality, ending, causality ---------------------------------------------------------------
+
+
+def test_quality_records_changes_and_poor_once(app: VoiceSessions) -> None:
+    session_id = connected_session(app)
+    for quality in ("good", "good", "poor", "lost", "good"):
+        app.quality_changed(session_id, "alice", quality)
+    recorded = [(e.type, e.details.get("quality")) for e in session_history(app, session_id)[3:]]
+    assert recorded == [
+        ("QualityChanged", "good"),
+        ("QualityChanged", "poor"),
+        ("QualityPoor", "poor"),
+        ("QualityChanged", "lost"),
+        ("QualityChanged", "good"),
+    ]
+
+
+def test_ended_is_final(app: VoiceSessions) -> None:
+    session_id = connected_session(app)
+    ended = app.end(session_id)
+    assert ended.connection_state == ConnectionState.ENDED
+    assert ended.start_enabled
+    assert app.disconnected(session_id).connection_state == ConnectionState.ENDED
+    assert types(app, session_id)[-2:] == ["SessionEnded", "SignalIgnored"]
+
+
+def test_every_event_records_time_actor_and_cause(app: VoiceSessions, clock: VirtualClock) -> None:
+    session_id = connected_session(app)
+    clock.advance(7)
+    app.disconnected(session_id, "ping timeout", actor=Actor.AGENT)
+    disconnected, scheduled = session_history(app, session_id)[3:5]
+    assert disconnected.occurred_at == clock.now()
+    assert disconnected.actor == "agent"
+    assert disconnected.cause["name"] == "disconnected"
+    assert disconnected.cause["args"] == {"reason": "ping timeout"}
+    assert disconnected.cause["read_version"] == 3
+    # Both facts of one decision share the command that caused them.
+    assert scheduled.cause == disconnected.cause
+
+
+def test_custom_policy_is_kept_with_the_session(app: VoiceSessions, clock: VirtualClock) -> None:
+    policy = BackoffPolicy(base_delay_ms=250, factor=3, max_attempts=2)
+    session_id = app.start("room-1", "alice", policy=policy).session_id
+    app.connect(session_id)
+    app.connected(session_id)
+    assert app.disconnected(session_id).next_retry_at == clock.now() + timedelta(milliseconds=250)
+    wait_for_retry(app, clock, session_id)
+    second = app.attempt_failed(session_id, 1, "down")
+    assert second.next_retry_at == clock.now() + timedelta(milliseconds=750)
+    assert second.status_text == "Reconnecting... (attempt 2 of 2)"
+    wait_for_retry(app, clock, session_id)
+    assert app.attempt_failed(session_id, 2, "down").connection_state == ConnectionState.FAILED
+
+
+def test_long_stream_reads_back_through_snapshots(make_app: AppFactory) -> None:
+    writer = make_app()
+    session_id = connected_session(writer)
+    for _ in range(130):  # past the snapshot interval
+        writer.disconnected(session_id)
+        writer.reconnected(session_id)
+    reader = make_app()
+    state = reader.status(session_id)
+    assert state.connection_state == ConnectionState.CONNECTED
+    assert state.version == 3 + 130 * 3
+    assert len(session_history(reader, session_id)) == state.version
