@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -11,10 +12,17 @@ class Clock(Protocol):
         """The current time, timezone-aware, in UTC."""
         ...
 
+    def sleep_until(self, instant: datetime) -> None:
+        """Return once `instant` has come (at once if it has passed)."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def sleep_until(self, instant: datetime) -> None:
+        time.sleep(max(0.0, (instant - self.now()).total_seconds()))
 
 
 class VirtualClock:
@@ -42,3 +50,6 @@ class VirtualClock:
         """Move forward to an instant; an instant in the past leaves the clock where it is."""
         self._now = max(self._now, instant)
         return self._now
+
+    def sleep_until(self, instant: datetime) -> None:
+        self.advance_to(instant)

@@ -1,0 +1,3 @@
+from clara_es.cli import main
+
+main()

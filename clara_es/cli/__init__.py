@@ -1,0 +1,37 @@
+"""The `clara-es` command line."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from clara_es.cli.demo import demo
+from clara_es.cli.history import history
+from clara_es.domain import DomainError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="clara-es")
+def cli() -> None:
+    """Event-sourced LiveKit voice sessions that recover from network blinks."""
+
+
+cli.add_command(demo)
+cli.add_command(history)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: errors are one line on stderr and exit status 2."""
+    try:
+        code = cli.main(args=argv, prog_name="clara-es", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("clara-es: interrupted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        click.echo(f"clara-es: error: {exc.format_message()}", err=True)
+        sys.exit(2)
+    except DomainError as exc:
+        click.echo(f"clara-es: error: {exc}", err=True)
+        sys.exit(2)
+    sys.exit(code if isinstance(code, int) else 0)

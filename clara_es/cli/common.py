@@ -1,0 +1,86 @@
+"""What every command shares: choosing the store, opening the application, printing."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from eventsourcing.persistence import PersistenceError
+from pydantic_core import to_jsonable_python
+from rich.console import Console
+
+from clara_es.adapters.store import Store, StoreURLError
+from clara_es.application import VoiceSessions
+from clara_es.config import Settings
+from clara_es.domain import Clock
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# Piped output has no terminal width; tables stay readable at 160 columns rather than 80.
+console = Console(highlight=False, width=None if Console().is_terminal else 160)
+
+
+class CommandError(click.ClickException):
+    """Bad input: one line on stderr, exit status 2, nothing written."""
+
+    exit_code = 2
+
+
+def db_option(f: F) -> F:
+    return click.option(
+        "--db",
+        "db",
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="SQLite file to use instead of CLARA_ES_DATABASE_URL.",
+    )(f)
+
+
+def json_option(f: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(f)
+
+
+def resolve_store(db: Path | None) -> Store:
+    try:
+        return Store.sqlite(db) if db is not None else Store.from_url(Settings().database_url)
+    except StoreURLError as exc:
+        raise CommandError(str(exc)) from None
+
+
+@contextmanager
+def open_app(
+    db: Path | None, *, create: bool = False, clock: Clock | None = None
+) -> Iterator[VoiceSessions]:
+    """The application on the chosen store. Reading commands never create a database."""
+    store = resolve_store(db)
+    if not create and not store.exists:
+        raise CommandError(f"no database at {store.sqlite_path} (run `clara-es demo --db` first)")
+    if create and store.sqlite_path is not None:
+        store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        app = VoiceSessions(store.eventsourcing_env(), clock=clock)
+    except PersistenceError as exc:
+        raise CommandError(f"cannot open the store {store.url}: {exc}") from None
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(to_jsonable_python(data), indent=2))
+
+
+def short(details: dict[str, Any]) -> str:
+    """Event details in one readable line."""
+    parts = []
+    for key, value in details.items():
+        if isinstance(value, dict):
+            continue
+        text = value.strftime("%H:%M:%S.%f")[:-3] if isinstance(value, datetime) else value
+        parts.append(f"{key}={text}")
+    return " ".join(parts)

@@ -1,0 +1,73 @@
+"""`clara-es demo`: the spec's verification checklist on a virtual clock."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import click
+from rich.table import Table
+
+from clara_es.cli.common import console, db_option, json_option, open_app, print_json, short
+from clara_es.demo import DemoRun, run_demo
+from clara_es.domain import SystemClock, VirtualClock
+
+
+@click.command()
+@db_option
+@json_option
+@click.option("--realtime", is_flag=True, help="Run on the wall clock (takes about a minute).")
+def demo(db: Path | None, as_json: bool, realtime: bool) -> None:
+    """Run the reconnection checklist: a 5 s drop that recovers, a 40 s outage that fails."""
+    clock = SystemClock() if realtime else VirtualClock()
+    with tempfile.TemporaryDirectory(prefix="clara-es-demo-") as scratch:
+        path = db if db is not None else Path(scratch) / "demo.db"
+        with open_app(path, create=True, clock=clock) as app:
+            run = run_demo(app)
+    if as_json:
+        print_json(_as_document(run, db))
+    else:
+        _print_table(run, db)
+
+
+def _as_document(run: DemoRun, db: Path | None) -> dict[str, object]:
+    return {
+        "database": str(db) if db else None,
+        "sessions": [
+            {
+                "label": s.label,
+                "description": s.description,
+                "session_id": s.session_id,
+                "final_state": s.final_state,
+            }
+            for s in run.sessions
+        ],
+        "timeline": [
+            {
+                "t_ms": round((e.occurred_at - run.started_at).total_seconds() * 1000),
+                "session": s.label,
+                "session_id": s.session_id,
+                "version": e.version,
+                "type": e.type,
+                "occurred_at": e.occurred_at,
+                "actor": e.actor,
+                "details": e.details,
+                "status_text": e.state.status_text,
+            }
+            for s, e in run.timeline
+        ],
+    }
+
+
+def _print_table(run: DemoRun, db: Path | None) -> None:
+    table = Table(title="clara-es demo: the reconnection checklist")
+    for column in ("t", "session", "event", "details", "status"):
+        table.add_column(column)
+    for s, e in run.timeline:
+        t = (e.occurred_at - run.started_at).total_seconds()
+        table.add_row(f"{t:7.3f}s", s.label, e.type, short(e.details), e.state.status_text)
+    console.print(table)
+    for s in run.sessions:
+        console.print(f"session {s.label} ({s.description}): {s.session_id} -> {s.final_state}")
+    if db is not None:
+        console.print(f"stored in {db}: try `clara-es history <session id> --db {db}`")
