@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import datetime
 from collections.abc import Callable, Iterator
@@ -11,13 +12,14 @@ from typing import Any, TypeVar
 
 import click
 from eventsourcing.persistence import PersistenceError
+from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 from rich.console import Console
 
 from clara_es.adapters.store import Store, StoreURLError
 from clara_es.application import VoiceSessions
 from clara_es.config import Settings
-from clara_es.domain import Clock
+from clara_es.domain import BackoffPolicy, Clock
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,6 +46,39 @@ def json_option(f: F) -> F:
     return click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")(f)
 
 
+def policy_options(f: F) -> F:
+    """Backoff policy flags; the command receives `policy` (a validated BackoffPolicy)."""
+    defaults = BackoffPolicy()
+    flags = [
+        ("--base-delay-ms", "base_delay_ms", int, "delay before attempt 1"),
+        ("--factor", "factor", float, "growth of the delay per attempt"),
+        ("--max-attempts", "max_attempts", int, "attempts before the session fails"),
+        ("--cap-ms", "cap_ms", int, "longest delay"),
+        ("--jitter", "jitter", float, "fraction of each delay randomised (0 to 1)"),
+        ("--seed", "seed", int, "seed of the jitter"),
+    ]
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for _, name, _, _ in flags}
+        fields = {k: v for k, v in given.items() if v is not None}
+        try:
+            kwargs["policy"] = BackoffPolicy(**fields)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'policy'}: {e['msg']}" for e in exc.errors()
+            )
+            raise CommandError(f"invalid policy: {problems}") from None
+        return f(*args, **kwargs)
+
+    for flag, name, kind, text in reversed(flags):
+        default = getattr(defaults, name)
+        wrapper = click.option(flag, name, type=kind, default=None, help=f"{text} [{default}]")(
+            wrapper
+        )
+    return wrapper  # type: ignore[return-value]
+
+
 def resolve_store(db: Path | None) -> Store:
     try:
         return Store.sqlite(db) if db is not None else Store.from_url(Settings().database_url)
@@ -53,7 +88,11 @@ def resolve_store(db: Path | None) -> Store:
 
 @contextmanager
 def open_app(
-    db: Path | None, *, create: bool = False, clock: Clock | None = None
+    db: Path | None,
+    *,
+    create: bool = False,
+    clock: Clock | None = None,
+    policy: BackoffPolicy | None = None,
 ) -> Iterator[VoiceSessions]:
     """The application on the chosen store. Reading commands never create a database."""
     store = resolve_store(db)
@@ -62,7 +101,7 @@ def open_app(
     if create and store.sqlite_path is not None:
         store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        app = VoiceSessions(store.eventsourcing_env(), clock=clock)
+        app = VoiceSessions(store.eventsourcing_env(), clock=clock, policy=policy)
     except PersistenceError as exc:
         raise CommandError(f"cannot open the store {store.url}: {exc}") from None
     try:

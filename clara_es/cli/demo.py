@@ -8,21 +8,30 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from clara_es.cli.common import console, db_option, json_option, open_app, print_json, short
+from clara_es.cli.common import (
+    console,
+    db_option,
+    json_option,
+    open_app,
+    policy_options,
+    print_json,
+    short,
+)
 from clara_es.demo import DemoRun, run_demo
-from clara_es.domain import SystemClock, VirtualClock
+from clara_es.domain import BackoffPolicy, SystemClock, VirtualClock
 
 
 @click.command()
 @db_option
 @json_option
 @click.option("--realtime", is_flag=True, help="Run on the wall clock (takes about a minute).")
-def demo(db: Path | None, as_json: bool, realtime: bool) -> None:
+@policy_options
+def demo(db: Path | None, as_json: bool, realtime: bool, policy: BackoffPolicy) -> None:
     """Run the reconnection checklist: a 5 s drop that recovers, a 40 s outage that fails."""
     clock = SystemClock() if realtime else VirtualClock()
     with tempfile.TemporaryDirectory(prefix="clara-es-demo-") as scratch:
         path = db if db is not None else Path(scratch) / "demo.db"
-        with open_app(path, create=True, clock=clock) as app:
+        with open_app(path, create=True, clock=clock, policy=policy) as app:
             run = run_demo(app)
     if as_json:
         print_json(_as_document(run, db))
@@ -61,8 +70,9 @@ def _as_document(run: DemoRun, db: Path | None) -> dict[str, object]:
 
 def _print_table(run: DemoRun, db: Path | None) -> None:
     table = Table(title="clara-es demo: the reconnection checklist")
-    for column in ("t", "session", "event", "details", "status"):
+    for column in ("t", "session", "event", "details"):
         table.add_column(column)
+    table.add_column("status", no_wrap=True)
     for s, e in run.timeline:
         t = (e.occurred_at - run.started_at).total_seconds()
         table.add_row(f"{t:7.3f}s", s.label, e.type, short(e.details), e.state.status_text)
