@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import datetime
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 

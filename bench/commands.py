@@ -1,0 +1,132 @@
+"""Commands per second through VoiceSessions, against a bare eventsourcing save on the same store.
+
+    python -m bench.commands [--sessions 1000] [--json]
+
+For each store (SQLite file; PostgreSQL if reachable) and 1 and 4 concurrent writers, every
+session runs the same six commands (start, connect, connected, disconnected, attempt_started,
+reconnected). The baseline, in the same process and on the same store, is the least a command
+can cost in eventsourcing: read an aggregate, trigger one @event, save it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import Application
+from eventsourcing.domain import Aggregate, event
+
+from bench.common import backends, fresh_store
+from clara_es.application import VoiceSessions
+
+COMMANDS_PER_SESSION = 6
+
+
+class Counter(Aggregate):
+    @event("Created")
+    def __init__(self) -> None:
+        self.count = 0
+
+    @event("Incremented")
+    def increment(self) -> None:
+        self.count += 1
+
+
+class Bare(Application[UUID]):
+    name = "Bare"
+
+
+def run_partitioned(writers: int, items: Sequence[Any], work: Callable[[Any], None]) -> float:
+    """Split `items` over `writers` threads; return elapsed seconds."""
+    chunks = [items[i::writers] for i in range(writers)]
+    errors: list[BaseException] = []
+
+    def run(chunk: Sequence[Any]) -> None:
+        try:
+            for item in chunk:
+                work(item)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in chunks]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - started
+
+
+def bench_sessions(env: dict[str, str], sessions: int, writers: int) -> float:
+    app = VoiceSessions(env)
+    try:
+        def one_session(n: int) -> None:
+            sid = app.start(f"room-{n}", f"user-{n}").session_id
+            app.connect(sid)
+            app.connected(sid)
+            app.disconnected(sid, "network")
+            app.attempt_started(sid, 1)
+            app.reconnected(sid)
+
+        elapsed = run_partitioned(writers, range(sessions), one_session)
+    finally:
+        app.close()
+    return sessions * COMMANDS_PER_SESSION / elapsed
+
+
+def bench_bare(env: dict[str, str], sessions: int, writers: int) -> float:
+    app = Bare(env)
+    try:
+        def one_counter(_: int) -> None:
+            counter = Counter()
+            app.save(counter)
+            for _ in range(COMMANDS_PER_SESSION - 1):
+                counter = app.repository.get(counter.id)
+                counter.increment()
+                app.save(counter)
+
+        elapsed = run_partitioned(writers, range(sessions), one_counter)
+    finally:
+        app.close()
+    return sessions * COMMANDS_PER_SESSION / elapsed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    rows = []
+    for backend in backends():
+        for writers in (1, 4):
+            with fresh_store(backend) as store:
+                env = store.eventsourcing_env()
+                bare = bench_bare(env, args.sessions, writers)
+                ours = bench_sessions(env, args.sessions, writers)
+            rows.append({
+                "store": backend, "writers": writers, "sessions": args.sessions,
+                "commands_per_s": round(ours), "bare_saves_per_s": round(bare),
+                "ratio": round(ours / bare, 2),
+            })
+            if not args.json:
+                r = rows[-1]
+                print(
+                    f"{backend:8} writers={writers}"
+                    f"  voice-session commands {r['commands_per_s']:>6}/s"
+                    f"  bare get+save {r['bare_saves_per_s']:>6}/s  ratio {r['ratio']:.2f}",
+                    flush=True,
+                )
+    if args.json:
+        print(json.dumps({"cores": os.cpu_count(), "rows": rows}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
