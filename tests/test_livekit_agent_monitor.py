@@ -103,7 +103,7 @@ def test_the_participant_leaving_records_disconnected_once(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     async def main() -> None:
-        session_id, room, timers = monitored(app, clock)
+        session_id, room, _timers = monitored(app, clock)
         room.emit("participant_disconnected", remote("bob"))
         room.emit(
             "participant_disconnected", remote("alice", rtc.DisconnectReason.CONNECTION_TIMEOUT)

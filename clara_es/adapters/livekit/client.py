@@ -78,18 +78,22 @@ class ReconnectingClient:
             self._reconnect_task is not None and not self._reconnect_task.done()
         )
 
-    async def changes(self) -> AsyncIterator[UIState]:
-        """Every new UI state from now on; ends after a final one (failed or ended)."""
+    def changes(self) -> AsyncIterator[UIState]:
+        """Every new UI state from this call on; ends after a final one (failed or ended)."""
         queue: asyncio.Queue[UIState] = asyncio.Queue()
         self._subscribers.add(queue)
-        try:
-            while True:
-                state = await queue.get()
-                yield state
-                if state.connection_state in FINAL_STATES:
-                    return
-        finally:
-            self._subscribers.discard(queue)
+
+        async def follow() -> AsyncIterator[UIState]:
+            try:
+                while True:
+                    state = await queue.get()
+                    yield state
+                    if state.connection_state in FINAL_STATES:
+                        return
+            finally:
+                self._subscribers.discard(queue)
+
+        return follow()
 
     # ---- what the user does ----------------------------------------------------------------
 
