@@ -4,7 +4,7 @@ built from the SDK's own protobuf messages (as the FFI layer hands them to the r
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -16,9 +16,12 @@ from clara_es.application import VoiceSessions, session_history
 T = TypeVar("T")
 
 
-def run(main: Callable[[], Awaitable[T]]) -> T:
-    """Run one test's coroutine on a fresh event loop (an rtc.Room needs one to exist)."""
-    return asyncio.run(main())  # type: ignore[arg-type]
+def run(main: Callable[[], Coroutine[Any, Any, T]], timeout: float = 60) -> T:
+    """Run one test's coroutine on a fresh event loop (an rtc.Room needs one to exist).
+
+    On virtual time a test takes milliseconds; the timeout only turns a hang into a failure.
+    """
+    return asyncio.run(asyncio.wait_for(main(), timeout))
 
 
 def remote(identity: str, reason: int | None = None) -> rtc.RemoteParticipant:

@@ -317,4 +317,4 @@ def test_by_default_each_attempt_is_the_rooms_real_connect(make_app: AppFactory)
         assert len(errors) == 2
         assert all("Connection refused" in error for error in errors)
 
-    asyncio.run(asyncio.wait_for(main(), timeout=60))
+    run(main)
