@@ -85,7 +85,7 @@ async def _run(
         _say(f"joined {room_name!r}; waiting for {wanted or 'a participant'}", as_json)
         user = await joined
         room.off("participant_connected", on_joined)
-        session_id = _session_for(app, room_name, user.identity)
+        session_id = session_for(app, room_name, user.identity)
         done = asyncio.Event()
 
         def show(state: UIState) -> None:
@@ -105,7 +105,7 @@ async def _run(
         await room.disconnect()
 
 
-def _session_for(app: VoiceSessions, room: str, identity: str) -> UUID:
+def session_for(app: VoiceSessions, room: str, identity: str) -> UUID:
     """The user's latest session in the room, unless it is over: then a new one."""
     try:
         latest = RoomIndex(app).sessions(room, identity)
