@@ -99,9 +99,10 @@ class ReconnectingClient:
 
     async def connect(self) -> UIState:
         """Start Session. While connecting or reconnecting it starts nothing new."""
-        if self.busy or self.app.status(self.session_id).connection_state != ConnectionState.IDLE:
-            return self._publish(self.app.connect(self.session_id))
-        self._publish(self.app.connect(self.session_id))
+        if self.busy:
+            return self._publish(self.app.connect(self.session_id))  # records the refusal
+        if not self._decided(self._publish(self.app.connect(self.session_id)), "Connecting"):
+            return self._state  # the session was not idle: it recorded the refusal
         self._connecting = True
         try:
             await self._connector(self.url, self.token)
@@ -163,9 +164,8 @@ class ReconnectingClient:
                 return  # connected, failed, ended, or the SDK is resuming by itself
             attempt = session.attempt
             await self.clock.sleep_until(due)
-            self._publish(self.app.attempt_started(self.session_id, attempt))
-            session = self.app.session(self.session_id)
-            if not (session.attempt == attempt and session.attempt_in_flight):
+            started = self._publish(self.app.attempt_started(self.session_id, attempt))
+            if not self._decided(started, "ReconnectAttempted"):
                 continue  # the session moved on while we waited (recorded as SignalIgnored)
             self._connecting = True
             try:
@@ -177,6 +177,17 @@ class ReconnectingClient:
                 self._publish(self.app.reconnected(self.session_id))
             finally:
                 self._connecting = False
+
+    def _decided(self, state: UIState, event_type: str) -> bool:
+        """Whether our command (which produced `state`) recorded `event_type`.
+
+        The event at the version our own command saved is ours, so this is exact even when
+        another process works on the same session: of two clients only one connects.
+        """
+        events = self.app.repository.event_store.get(
+            self.session_id, gt=state.version - 1, lte=state.version
+        )
+        return [type(e).__name__ for e in events] == [event_type]
 
     def _publish(self, state: UIState) -> UIState:
         if state.version != self._state.version:
