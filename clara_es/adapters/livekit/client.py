@@ -99,10 +99,9 @@ class ReconnectingClient:
 
     async def connect(self) -> UIState:
         """Start Session. While connecting or reconnecting it starts nothing new."""
-        if self.busy:
-            return self._publish(self.app.connect(self.session_id))  # records the refusal
-        if not self._decided(self._publish(self.app.connect(self.session_id)), "Connecting"):
-            return self._state  # the session was not idle: it recorded the refusal
+        state = self._publish(self.app.connect(self.session_id))
+        if self.busy or not self._decided(state, "Connecting"):
+            return state  # the session was not idle: it recorded the refusal
         self._connecting = True
         try:
             await self._connector(self.url, self.token)
@@ -155,6 +154,7 @@ class ReconnectingClient:
     def _follow_schedule(self) -> None:
         if self._reconnect_task is None or self._reconnect_task.done():
             self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
+            self._reconnect_task.add_done_callback(_log_failure)
 
     async def _reconnect(self) -> None:
         while True:
@@ -200,3 +200,8 @@ class ReconnectingClient:
 def _text(exc: BaseException) -> str:
     """ConnectError keeps its text in `.message`; other errors in str()."""
     return str(getattr(exc, "message", "") or exc) or type(exc).__name__
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("following the reconnect schedule stopped", exc_info=task.exception())
