@@ -10,7 +10,9 @@ to a `livekit.rtc.Room` for the session's participant:
   of the session if the user left on purpose) or is back.
 - the agent's own `reconnecting` / `reconnected` / `disconnected`: recorded as the agent's
   connection. During a full reconnect the SDK reports every remote participant as
-  disconnected; the session records that as the agent's outage, not the user's.
+  disconnected; the session records that as the agent's outage, not the user's. (A user who
+  really leaves during those seconds is not seen by the agent; LiveKit's participant_left
+  webhook records it, see webhooks.py.)
 
 Commands run synchronously inside the room's event callbacks: each one is a short append,
 and the stream then holds the events in the order the room reported them.
