@@ -104,7 +104,7 @@ def test_a_5_second_drop_recovers_after_the_sdk_resume_and_two_attempts(
 
         assert client.state.connection_state == ConnectionState.CONNECTED
         assert client.state.status_text == "Connected"
-        # Attempts 1 s and then 2 s after the SDK gave up; the second finds the network back.
+        # Attempt 1 a second after the SDK gave up, attempt 2 two seconds later: network back.
         assert offsets(network.calls[1:], dropped_at) == [3.0, 5.0]
         assert recorded(app, session_id, since=3) == [
             ("ResumeStarted", None),
