@@ -11,3 +11,6 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLARA_ES_", extra="ignore")
 
     database_url: str = DEFAULT_DATABASE_URL
+    livekit_url: str | None = None
+    livekit_api_key: str | None = None
+    livekit_api_secret: str | None = None

@@ -246,6 +246,9 @@ def test_connect_on_a_failed_session_is_refused(app: VoiceSessions, clock: Virtu
         (lambda app, sid: app.attempt_started(sid, 0), InvalidCommand),
         (lambda app, sid: app.quality_changed(sid, "alice", "awful"), InvalidCommand),
         (lambda app, sid: app.quality_changed(sid, "mallory", "poor"), InvalidTransition),
+        (lambda app, sid: app.quality_poor_confirmed(sid, "mallory"), InvalidTransition),
+        (lambda app, sid: app.agent_connection_changed(sid, "asleep"), InvalidCommand),
+        (lambda app, sid: app.resume_started(sid), InvalidTransition),
     ],
 )
 def test_refused_commands_append_nothing(app: VoiceSessions, command, error) -> None:  # type: ignore[no-untyped-def]
@@ -269,16 +272,31 @@ def test_session_needs_room_and_participant(app: VoiceSessions) -> None:
 
 
 def test_quality_records_changes_and_poor_once(app: VoiceSessions) -> None:
+    """Changes are recorded as they come; QualityPoor only once a poor spell is confirmed.
+
+    The agent confirms after its window (tests/test_livekit_agent_monitor.py); here the
+    confirmations arrive as commands: once per spell, never for a spell that recovered.
+    """
     session_id = connected_session(app)
-    for quality in ("good", "good", "poor", "lost", "good"):
+    for quality in ("good", "good", "poor"):
         app.quality_changed(session_id, "alice", quality)
-    recorded = [(e.type, e.details.get("quality")) for e in session_history(app, session_id)[3:]]
+    app.quality_poor_confirmed(session_id, "alice")
+    app.quality_changed(session_id, "alice", "lost")
+    app.quality_poor_confirmed(session_id, "alice")  # the same spell: no second QualityPoor
+    app.quality_changed(session_id, "alice", "good")
+    app.quality_poor_confirmed(session_id, "alice")  # a late timer after the recovery
+    recorded = [
+        (e.type, e.details.get("quality") or e.details.get("reason"))
+        for e in session_history(app, session_id)[3:]
+    ]
     assert recorded == [
         ("QualityChanged", "good"),
         ("QualityChanged", "poor"),
         ("QualityPoor", "poor"),
         ("QualityChanged", "lost"),
+        ("SignalIgnored", "poor quality already confirmed for this spell"),
         ("QualityChanged", "good"),
+        ("SignalIgnored", "quality recovered to good within the window"),
     ]
 
 

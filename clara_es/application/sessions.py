@@ -24,6 +24,7 @@ from clara_es.domain import (
     VoiceSession,
     ui_state,
 )
+from clara_es.domain.session import AgentConnection
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,84 @@ class VoiceSessions(Application[UUID]):
         raise ConcurrencyConflict(
             f"{name} on session {session_id} lost {self.max_tries} races to other writers"
         )
+
+
+    # ==== LiveKit edges (issue 6) ===========================================================
+
+    def resume_started(self, session_id: UUID, actor: Actor = Actor.CLIENT) -> UIState:
+        """The client's room is resuming on its own (room `reconnecting`)."""
+        return self._execute(
+            session_id, "resume_started", actor, {}, lambda s, sig: s.start_resume(sig)
+        )
+
+    def quality_poor_confirmed(
+        self, session_id: UUID, participant: str, actor: Actor = Actor.AGENT
+    ) -> UIState:
+        """The participant's quality stayed poor for the agent's whole window."""
+        return self._execute(
+            session_id, "quality_poor_confirmed", actor, {"participant": participant},
+            lambda s, sig: s.confirm_poor_quality(participant, sig),
+        )
+
+    def agent_connection_changed(
+        self, session_id: UUID, connection: AgentConnection | str, reason: str = "",
+        actor: Actor = Actor.AGENT,
+    ) -> UIState:
+        try:
+            c = AgentConnection(connection)
+        except ValueError:
+            known = ", ".join(c.value for c in AgentConnection)
+            raise InvalidCommand(
+                f"unknown agent connection {connection!r}: one of {known}"
+            ) from None
+        return self._execute(
+            session_id, "agent_connection_changed", actor,
+            {"connection": str(c), "reason": reason},
+            lambda s, sig: s.change_agent_connection(c, reason, sig),
+        )
+
+    def participant_left(
+        self, session_id: UUID, reason: str = "unknown", user_initiated: bool = False,
+        actor: Actor = Actor.AGENT,
+    ) -> UIState:
+        return self._execute(
+            session_id, "participant_left", actor,
+            {"reason": reason, "user_initiated": user_initiated},
+            lambda s, sig: s.report_participant_left(reason, user_initiated, sig),
+        )
+
+    def participant_joined(self, session_id: UUID, actor: Actor = Actor.AGENT) -> UIState:
+        return self._execute(
+            session_id, "participant_joined", actor, {},
+            lambda s, sig: s.report_participant_joined(sig),
+        )
+
+    def room_finished(self, session_id: UUID, actor: Actor = Actor.SYSTEM) -> UIState:
+        return self._execute(
+            session_id, "room_finished", actor, {}, lambda s, sig: s.finish_room(sig)
+        )
+
+    def deliver_webhook(
+        self, session_id: UUID, webhook_id: str, kind: str, args: dict[str, Any],
+        decide: Decision, actor: Actor = Actor.SYSTEM,
+    ) -> UIState | None:
+        """Run `decide` for webhook `webhook_id` at most once per session.
+
+        A redelivered webhook appends nothing and returns None. The check and the append are
+        one decision, so two deliveries racing each other still append once.
+        """
+        fresh = False
+
+        def once(session: VoiceSession, signal: Signal) -> None:
+            nonlocal fresh
+            fresh = session.receive_webhook(webhook_id, kind, signal)
+            if fresh:
+                decide(session, signal)
+
+        state = self._execute(
+            session_id, f"webhook {kind}", actor, {**args, "webhook_id": webhook_id}, once
+        )
+        return state if fresh else None
 
 
 def _check_attempt(attempt: int) -> None:

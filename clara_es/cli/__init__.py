@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from clara_es.cli.agent import agent
 from clara_es.cli.demo import demo
 from clara_es.cli.history import history
 from clara_es.domain import DomainError
@@ -17,6 +18,7 @@ def cli() -> None:
     """Event-sourced LiveKit voice sessions that recover from network blinks."""
 
 
+cli.add_command(agent)
 cli.add_command(demo)
 cli.add_command(history)
 

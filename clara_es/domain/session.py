@@ -5,6 +5,8 @@
     reconnecting --attempt failed, attempts left--> reconnecting (next ReconnectScheduled)
     reconnecting --attempt failed, none left--> failed      (final)
     reconnecting --reconnected--> connected (attempt counter reset)
+    connected --resume--> reconnecting, attempt 0 (the SDK resumes on its own; a disconnect
+                          after it schedules attempt 1)
     any but ended --end--> ended                           (final)
 
 Reports about the network (disconnected, attempts, reconnected, quality) are facts that can
@@ -26,7 +28,7 @@ from eventsourcing.domain import Aggregate, event
 
 from clara_es.domain.errors import InvalidTransition
 from clara_es.domain.policy import BackoffPolicy
-from clara_es.domain.signal import Signal
+from clara_es.domain.signal import Actor, Signal
 
 
 class ConnectionState(StrEnum):
@@ -46,6 +48,14 @@ class Quality(StrEnum):
     POOR = "poor"
     LOST = "lost"
     UNKNOWN = "unknown"
+
+
+class AgentConnection(StrEnum):
+    """The agent's own connection to the room (issue 6): its outages are not the user's."""
+
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    DISCONNECTED = "disconnected"
 
 
 BAD_QUALITY = frozenset({Quality.POOR, Quality.LOST})
@@ -123,7 +133,7 @@ class VoiceSession(Aggregate):
     def disconnect(self, reason: str, signal: Signal) -> None:
         """The room (client) or the agent lost the connection: schedule attempt 1."""
         self._require_started(signal)
-        if self.state in (ConnectionState.CONNECTED, ConnectionState.CONNECTING):
+        if self.state in (ConnectionState.CONNECTED, ConnectionState.CONNECTING) or self.resuming:
             self._disconnected(reason=reason, **signal.facts())
             self._schedule(1, signal)
         elif self.state == ConnectionState.RECONNECTING:
@@ -185,13 +195,12 @@ class VoiceSession(Aggregate):
             return
         if quality == self.quality:
             return
-        was_bad = self.quality in BAD_QUALITY
+        # QualityPoor is not decided here: a poor reading must hold for a window first
+        # (see confirm_poor_quality), so flapping quality never restarts the pipeline.
         self._quality_changed(
             participant=participant, quality=str(quality), previous=str(self.quality),
             **signal.facts(),
         )
-        if quality in BAD_QUALITY and not was_bad:
-            self._quality_poor(participant=participant, quality=str(quality), **signal.facts())
 
     def end(self, reason: str, signal: Signal) -> None:
         """The user stopped the session."""
@@ -232,20 +241,23 @@ class VoiceSession(Aggregate):
         timestamp: datetime, actor: str, cause: dict[str, Any],
     ) -> None:
         self.quality = Quality(quality)
+        if self.quality not in BAD_QUALITY:
+            self.poor_confirmed = False
 
     @event("QualityPoor")
     def _quality_poor(
         self, participant: str, quality: str,
         timestamp: datetime, actor: str, cause: dict[str, Any],
     ) -> None:
-        pass
+        self.poor_confirmed = True
 
     @event("Disconnected")
     def _disconnected(
         self, reason: str, timestamp: datetime, actor: str, cause: dict[str, Any]
     ) -> None:
         self.state = ConnectionState.RECONNECTING
-        self.outage_started_at = timestamp
+        # After the SDK's own resume gave up, the outage began when the resume started.
+        self.outage_started_at = self.outage_started_at or timestamp
 
     @event("ReconnectScheduled")
     def _reconnect_scheduled(
@@ -301,6 +313,122 @@ class VoiceSession(Aggregate):
         self.state = ConnectionState.ENDED
         self.attempt_in_flight = False
         self.next_retry_at = None
+
+    # ==== LiveKit edges (issue 6) =========================================================
+    # The SDK's own resume, the agent's own connection, poor quality confirmed after a
+    # window, what LiveKit reports about the participant and the room, and webhooks that
+    # LiveKit delivers more than once. Class-level defaults: streams written before these
+    # existed read back unchanged.
+
+    agent_connection: AgentConnection = AgentConnection.CONNECTED
+    poor_confirmed: bool = False
+    webhook_ids: tuple[str, ...] = ()
+    WEBHOOK_IDS_KEPT = 256
+
+    @property
+    def resuming(self) -> bool:
+        """The room resumes on its own: reconnecting, and no attempt of ours is scheduled."""
+        return self.state == ConnectionState.RECONNECTING and self.attempt == 0
+
+    def start_resume(self, signal: Signal) -> None:
+        """The client's room reports `reconnecting`: the SDK tries to resume by itself."""
+        self._require_started(signal)
+        if self.state == ConnectionState.CONNECTED:
+            self._resume_started(**signal.facts())
+        else:
+            self._ignore(signal, f"the room started resuming while {self.state}")
+
+    def confirm_poor_quality(self, participant: str, signal: Signal) -> None:
+        """The participant's quality stayed poor (or lost) for the whole window."""
+        self._require_participant(participant)
+        if self.is_final:
+            self._ignore(signal, f"poor quality confirmed after the session was {self.state}")
+        elif self.quality not in BAD_QUALITY:
+            self._ignore(signal, f"quality recovered to {self.quality} within the window")
+        elif self.poor_confirmed:
+            self._ignore(signal, "poor quality already confirmed for this spell")
+        else:
+            self._quality_poor(participant=participant, quality=str(self.quality), **signal.facts())
+
+    def change_agent_connection(
+        self, connection: AgentConnection, reason: str, signal: Signal
+    ) -> None:
+        """The agent's own room connection changed. Repeats record nothing."""
+        if connection == self.agent_connection:
+            return
+        if self.is_final:
+            self._ignore(signal, f"agent {connection} after the session was {self.state}")
+            return
+        self._agent_connection_changed(connection=str(connection), reason=reason, **signal.facts())
+
+    def report_participant_left(self, reason: str, user_initiated: bool, signal: Signal) -> None:
+        """LiveKit says the participant left the room (the agent's room, or a webhook).
+
+        While the agent's own connection is reconnecting, its SDK reports every remote
+        participant as disconnected: that is the agent's outage, not the user's.
+        """
+        if signal.actor == Actor.AGENT and self.agent_connection != AgentConnection.CONNECTED:
+            self._ignore(
+                signal,
+                f"participant left while the agent itself was {self.agent_connection}: "
+                "the agent's outage, not the user's",
+            )
+        elif self.state == ConnectionState.IDLE or self.is_final:
+            self._ignore(signal, f"participant left while {self.state}")
+        elif user_initiated:
+            self._session_ended(reason=f"participant left ({reason})", **signal.facts())
+        else:
+            self.disconnect(reason, signal)
+
+    def report_participant_joined(self, signal: Signal) -> None:
+        """LiveKit says the participant is in the room. Joining while connected is a repeat."""
+        if self.is_final:
+            self._ignore(signal, f"participant joined after the session was {self.state}")
+        elif self.state == ConnectionState.RECONNECTING:
+            self.reconnect(signal)
+        elif self.state in (ConnectionState.IDLE, ConnectionState.CONNECTING):
+            self._connected(**signal.facts())
+
+    def finish_room(self, signal: Signal) -> None:
+        """LiveKit closed the room: nothing is left to reconnect to."""
+        if self.is_final:
+            self._ignore(signal, f"room finished after the session was {self.state}")
+        else:
+            self._session_ended(reason="room finished", **signal.facts())
+
+    def receive_webhook(self, webhook_id: str, kind: str, signal: Signal) -> bool:
+        """Record a webhook delivery; False (and nothing recorded) if it was delivered before."""
+        if not webhook_id:
+            raise InvalidTransition("a webhook needs an id to be recorded at most once")
+        if webhook_id in self.webhook_ids:
+            return False
+        self._webhook_received(webhook_id=webhook_id, kind=kind, **signal.facts())
+        return True
+
+    def _require_participant(self, participant: str) -> None:
+        if participant != self.participant:
+            raise InvalidTransition(
+                f"participant {participant!r} is not in this session ({self.participant!r} is)"
+            )
+
+    @event("ResumeStarted")
+    def _resume_started(self, timestamp: datetime, actor: str, cause: dict[str, Any]) -> None:
+        self.state = ConnectionState.RECONNECTING
+        self.attempt = 0
+        self.next_retry_at = None
+        self.outage_started_at = timestamp
+
+    @event("AgentConnectionChanged")
+    def _agent_connection_changed(
+        self, connection: str, reason: str, timestamp: datetime, actor: str, cause: dict[str, Any]
+    ) -> None:
+        self.agent_connection = AgentConnection(connection)
+
+    @event("WebhookReceived")
+    def _webhook_received(
+        self, webhook_id: str, kind: str, timestamp: datetime, actor: str, cause: dict[str, Any]
+    ) -> None:
+        self.webhook_ids = (*self.webhook_ids, webhook_id)[-self.WEBHOOK_IDS_KEPT :]
 
 
 def _ms(delta: timedelta) -> int:

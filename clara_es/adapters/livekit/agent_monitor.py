@@ -1,0 +1,152 @@
+"""The agent's side: one room's events become commands on one session.
+
+Was ClaraVoiceAgent.setupReconnectionMonitoring(sessionId, participant). The monitor listens
+to a `livekit.rtc.Room` for the session's participant:
+
+- `connection_quality_changed`: every change is recorded at once (repeats record nothing);
+  a poor (or lost) reading becomes QualityPoor, which restarts the audio pipeline, only if
+  it is still bad after `poor_window`. A reading that recovers inside the window cancels it.
+- `participant_disconnected` / `participant_connected`: the user left (an outage, or the end
+  of the session if the user left on purpose) or is back.
+- the agent's own `reconnecting` / `reconnected` / `disconnected`: recorded as the agent's
+  connection. During a full reconnect the SDK reports every remote participant as
+  disconnected; the session records that as the agent's outage, not the user's. (A user who
+  really leaves during those seconds is not seen by the agent; LiveKit's participant_left
+  webhook records it, see webhooks.py.)
+
+Commands run synchronously inside the room's event callbacks: each one is a short append,
+and the stream then holds the events in the order the room reported them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from livekit import rtc
+
+from clara_es.adapters.livekit import sdk
+from clara_es.adapters.livekit.clock import AsyncClock
+from clara_es.application import VoiceSessions
+from clara_es.domain import DomainError, UIState
+from clara_es.domain.session import BAD_QUALITY, AgentConnection
+
+log = logging.getLogger(__name__)
+
+DEFAULT_POOR_WINDOW = timedelta(seconds=3)
+
+
+class AgentMonitor:
+    def __init__(
+        self,
+        app: VoiceSessions,
+        session_id: UUID,
+        clock: AsyncClock,
+        *,
+        poor_window: timedelta = DEFAULT_POOR_WINDOW,
+        on_change: Callable[[UIState], None] | None = None,
+    ) -> None:
+        if poor_window < timedelta(0):
+            raise ValueError("the poor-quality window cannot be negative")
+        self.app = app
+        self.session_id = session_id
+        self.participant = app.session(session_id).participant
+        self.clock = clock
+        self.poor_window = poor_window
+        self.on_change = on_change
+        self.room: rtc.Room | None = None
+        self._poor_timer: asyncio.Task[None] | None = None
+        self._handlers: dict[str, Callable[..., None]] = {
+            "connection_quality_changed": self._on_quality,
+            "participant_connected": self._on_participant_connected,
+            "participant_disconnected": self._on_participant_disconnected,
+            "reconnecting": self._on_reconnecting,
+            "reconnected": self._on_reconnected,
+            "disconnected": self._on_disconnected,
+        }
+
+    def attach(self, room: rtc.Room) -> None:
+        if self.room is not None:
+            raise RuntimeError("this monitor is already attached to a room; detach it first")
+        self.room = room
+        for name, handler in self._handlers.items():
+            room.on(name, handler)  # type: ignore[arg-type]
+
+    def detach(self) -> None:
+        """Remove every listener and cancel a pending poor-quality confirmation."""
+        self._cancel_poor_timer()
+        if self.room is None:
+            return
+        for name, handler in self._handlers.items():
+            self.room.off(name, handler)  # type: ignore[arg-type]
+        self.room = None
+
+    # ---- the room's events -------------------------------------------------------------------
+
+    def _on_quality(self, participant: rtc.Participant | None, quality: int) -> None:
+        if not self._is_ours(participant):
+            return
+        q = sdk.quality(quality)
+        self._run(lambda: self.app.quality_changed(self.session_id, self.participant, q))
+        if q in BAD_QUALITY:
+            if self._poor_timer is None:
+                due = self.clock.now() + self.poor_window
+                self._poor_timer = asyncio.get_running_loop().create_task(self._confirm_poor(due))
+        else:
+            self._cancel_poor_timer()
+
+    def _on_participant_connected(self, participant: rtc.RemoteParticipant) -> None:
+        if self._is_ours(participant):
+            self._run(lambda: self.app.participant_joined(self.session_id))
+
+    def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
+        if not self._is_ours(participant):
+            return
+        self._cancel_poor_timer()
+        reason = participant.disconnect_reason
+        self._run(
+            lambda: self.app.participant_left(
+                self.session_id, sdk.disconnect_reason(reason), reason == sdk.USER_LEFT
+            )
+        )
+
+    def _on_reconnecting(self) -> None:
+        self._agent(AgentConnection.RECONNECTING, "room reconnecting")
+
+    def _on_reconnected(self) -> None:
+        self._agent(AgentConnection.CONNECTED, "room reconnected")
+
+    def _on_disconnected(self, reason: int | None = None) -> None:
+        self._cancel_poor_timer()
+        self._agent(AgentConnection.DISCONNECTED, sdk.disconnect_reason(reason))
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    async def _confirm_poor(self, due: datetime) -> None:
+        await self.clock.sleep_until(due)
+        self._poor_timer = None
+        self._run(lambda: self.app.quality_poor_confirmed(self.session_id, self.participant))
+
+    def _cancel_poor_timer(self) -> None:
+        if self._poor_timer is not None:
+            self._poor_timer.cancel()
+            self._poor_timer = None
+
+    def _agent(self, connection: AgentConnection, reason: str) -> None:
+        self._run(lambda: self.app.agent_connection_changed(self.session_id, connection, reason))
+
+    def _is_ours(self, participant: Any) -> bool:
+        return getattr(participant, "identity", None) == self.participant
+
+    def _run(self, command: Callable[[], UIState]) -> None:
+        try:
+            state = command()
+        except DomainError as exc:
+            log.warning("session %s refused a room event: %s", self.session_id, exc)
+            return
+        if self.on_change is not None:
+            self.on_change(state)

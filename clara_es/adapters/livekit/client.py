@@ -1,0 +1,207 @@
+"""The client's side: a `livekit.rtc.Room` that reconnects on the session's schedule.
+
+Was ClaraWebRTCService. Two layers, both recorded:
+
+1. The SDK resumes on its own: room `reconnecting` records ResumeStarted (the status shows
+   "Reconnecting..."), then `reconnected` records Reconnected, or `disconnected` when it gives up.
+2. On `disconnected` for any reason but the user leaving (CLIENT_INITIATED ends the session),
+   the client does not clean up: it follows the session's ReconnectScheduled facts, calls
+   `connect(url, token)` once per attempt when the attempt is due, and reports the attempt, its
+   failure or the success. It stops when the session is connected again, failed or ended.
+
+Only one connect runs at a time, and `connect()` while connecting or reconnecting starts
+nothing (the session records the refusal). `connect` is injectable; by default it is the
+room's own `room.connect`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from uuid import UUID
+
+from livekit import rtc
+
+from clara_es.adapters.livekit import sdk
+from clara_es.adapters.livekit.clock import AsyncClock
+from clara_es.application import VoiceSessions
+from clara_es.domain import ConnectionState, UIState
+from clara_es.domain.session import FINAL_STATES
+
+log = logging.getLogger(__name__)
+
+Connector = Callable[[str, str], Awaitable[Any]]
+
+
+class ReconnectingClient:
+    def __init__(
+        self,
+        app: VoiceSessions,
+        session_id: UUID,
+        room: rtc.Room,
+        url: str,
+        token: str,
+        *,
+        clock: AsyncClock,
+        connector: Connector | None = None,
+    ) -> None:
+        self.app = app
+        self.session_id = session_id
+        self.room = room
+        self.url = url
+        self.token = token
+        self.clock = clock
+        self._connector: Connector = connector or room.connect
+        self._state = app.status(session_id)
+        self._subscribers: set[asyncio.Queue[UIState]] = set()
+        self._reconnect_task: asyncio.Task[None] | None = None
+        self._connecting = False
+        self._handlers: dict[str, Callable[..., None]] = {
+            "reconnecting": self._on_reconnecting,
+            "reconnected": self._on_reconnected,
+            "disconnected": self._on_disconnected,
+        }
+        for name, handler in self._handlers.items():
+            room.on(name, handler)  # type: ignore[arg-type]
+
+    @property
+    def state(self) -> UIState:
+        """The session's UI state as of the last step this client took."""
+        return self._state
+
+    @property
+    def busy(self) -> bool:
+        """A connect is in flight or the reconnect schedule is being followed."""
+        return self._connecting or (
+            self._reconnect_task is not None and not self._reconnect_task.done()
+        )
+
+    def changes(self) -> AsyncIterator[UIState]:
+        """Every new UI state from this call on; ends after a final one (failed or ended)."""
+        queue: asyncio.Queue[UIState] = asyncio.Queue()
+        self._subscribers.add(queue)
+
+        async def follow() -> AsyncIterator[UIState]:
+            try:
+                while True:
+                    state = await queue.get()
+                    yield state
+                    if state.connection_state in FINAL_STATES:
+                        return
+            finally:
+                self._subscribers.discard(queue)
+
+        return follow()
+
+    # ---- what the user does ----------------------------------------------------------------
+
+    async def connect(self) -> UIState:
+        """Start Session. While connecting or reconnecting it starts nothing new."""
+        state = self._publish(self.app.connect(self.session_id))
+        if self.busy or not self._decided(state, "Connecting"):
+            return state  # the session was not idle: it recorded the refusal
+        self._connecting = True
+        try:
+            await self._connector(self.url, self.token)
+        except Exception as exc:
+            # A first connect that fails is an outage like any other: follow the schedule.
+            self._publish(self.app.disconnected(self.session_id, f"connect failed: {_text(exc)}"))
+            self._follow_schedule()
+        else:
+            self._publish(self.app.connected(self.session_id))
+        finally:
+            self._connecting = False
+        return self._state
+
+    async def leave(self) -> UIState:
+        """The user stops the session: leave the room and end the session for good."""
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+        if self.room.isconnected():
+            await self.room.disconnect()  # the room reports CLIENT_INITIATED: the session ends
+        if self.app.status(self.session_id).connection_state not in FINAL_STATES:
+            self._publish(self.app.end(self.session_id, "user left"))
+        return self._state
+
+    def close(self) -> None:
+        """Stop listening to the room and stop following the schedule."""
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+        for name, handler in self._handlers.items():
+            self.room.off(name, handler)  # type: ignore[arg-type]
+
+    # ---- what the room reports -------------------------------------------------------------------
+
+    def _on_reconnecting(self) -> None:
+        self._publish(self.app.resume_started(self.session_id))
+
+    def _on_reconnected(self) -> None:
+        self._publish(self.app.reconnected(self.session_id))
+
+    def _on_disconnected(self, reason: int | None = None) -> None:
+        if reason == sdk.USER_LEFT:
+            if self._reconnect_task is not None:
+                self._reconnect_task.cancel()
+            self._publish(self.app.end(self.session_id, "user left the room"))
+            return
+        self._publish(self.app.disconnected(self.session_id, sdk.disconnect_reason(reason)))
+        self._follow_schedule()
+
+    # ---- the session's schedule ----------------------------------------------------------------
+
+    def _follow_schedule(self) -> None:
+        if self._reconnect_task is None or self._reconnect_task.done():
+            self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
+            self._reconnect_task.add_done_callback(_log_failure)
+
+    async def _reconnect(self) -> None:
+        while True:
+            session = self.app.session(self.session_id)
+            due = session.next_retry_at
+            if session.state != ConnectionState.RECONNECTING or due is None:
+                return  # connected, failed, ended, or the SDK is resuming by itself
+            attempt = session.attempt
+            await self.clock.sleep_until(due)
+            started = self._publish(self.app.attempt_started(self.session_id, attempt))
+            if not self._decided(started, "ReconnectAttempted"):
+                continue  # the session moved on while we waited (recorded as SignalIgnored)
+            self._connecting = True
+            try:
+                await self._connector(self.url, self.token)
+            except Exception as exc:
+                log.info("reconnect attempt %s failed: %s", attempt, exc)
+                self._publish(self.app.attempt_failed(self.session_id, attempt, _text(exc)))
+            else:
+                self._publish(self.app.reconnected(self.session_id))
+            finally:
+                self._connecting = False
+
+    def _decided(self, state: UIState, event_type: str) -> bool:
+        """Whether our command (which produced `state`) recorded `event_type`.
+
+        The event at the version our own command saved is ours, so this is exact even when
+        another process works on the same session: of two clients only one connects.
+        """
+        events = self.app.repository.event_store.get(
+            self.session_id, gt=state.version - 1, lte=state.version
+        )
+        return [type(e).__name__ for e in events] == [event_type]
+
+    def _publish(self, state: UIState) -> UIState:
+        if state.version != self._state.version:
+            self._state = state
+            for queue in self._subscribers:
+                queue.put_nowait(state)
+        return self._state
+
+
+def _text(exc: BaseException) -> str:
+    """ConnectError keeps its text in `.message`; other errors in str()."""
+    return str(getattr(exc, "message", "") or exc) or type(exc).__name__
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("following the reconnect schedule stopped", exc_info=task.exception())

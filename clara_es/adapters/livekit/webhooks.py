@@ -1,0 +1,199 @@
+"""LiveKit webhooks: verified, mapped to commands, and recorded at most once per webhook id.
+
+LiveKit signs each webhook with a JWT in the Authorization header (the bare token, no
+"Bearer"; both are accepted) whose `sha256` claim is the base64 SHA-256 of the body. It
+retries deliveries, so a webhook id that a session has already recorded appends nothing.
+
+  participant_joined              -> the participant is in the room (connected / reconnected)
+  participant_left                -> an outage, or the end of the session if the user left
+                                     on purpose (disconnect reason CLIENT_INITIATED)
+  participant_connection_aborted  -> an outage
+  room_finished                   -> every session in the room ends
+Other events are accepted and change nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+from uuid import UUID
+
+import jwt
+from eventsourcing.utils import get_topic
+from google.protobuf.json_format import ParseError
+from livekit import api
+from livekit.protocol import models
+from livekit.protocol.webhook import WebhookEvent
+
+from clara_es.application import VoiceSessions
+from clara_es.application.sessions import Decision
+from clara_es.domain import DomainError, UIState, VoiceSession
+from clara_es.domain.signal import Signal
+
+HANDLED = ("participant_joined", "participant_left", "participant_connection_aborted",
+           "room_finished")
+
+
+class WebhookRejected(DomainError):
+    """The webhook is not authentic or cannot be applied; nothing was appended."""
+
+
+class UnknownRoom(WebhookRejected):
+    """No session was ever started in the webhook's room."""
+
+
+class SessionResolver(Protocol):
+    def sessions(self, room: str, participant: str | None) -> list[UUID]:
+        """The sessions a webhook about `room` (and `participant`, if given) concerns.
+
+        Raises UnknownRoom when no session was ever started in `room`.
+        """
+        ...
+
+
+class RoomIndex:
+    """The latest session of each (room, participant), read from the application's events.
+
+    Until a projection of rooms exists, this follows the application's notification log
+    (every session's events, in order), keeping only SessionStarted in memory, and reads only
+    what was appended since its last lookup. A process holding many rooms should pass a
+    resolver backed by a projection instead.
+    """
+
+    BATCH = 500
+
+    def __init__(self, app: VoiceSessions) -> None:
+        self.app = app
+        self._position = 0
+        self._rooms: dict[str, dict[str, UUID]] = {}
+        self._topic = get_topic(VoiceSession.SessionStarted)
+
+    def sessions(self, room: str, participant: str | None) -> list[UUID]:
+        self._catch_up()
+        if room not in self._rooms:
+            raise UnknownRoom(f"unknown room {room!r}: no session was started in it")
+        by_participant = self._rooms[room]
+        if participant is None:
+            return list(by_participant.values())
+        return [by_participant[participant]] if participant in by_participant else []
+
+    def _catch_up(self) -> None:
+        while batch := self.app.recorder.select_notifications(
+            self._position, self.BATCH, topics=[self._topic], inclusive_of_start=False
+        ):
+            for notification in batch:
+                started = self.app.mapper.to_domain_event(notification)
+                rooms = self._rooms.setdefault(started.room, {})
+                rooms[started.participant] = started.originator_id
+            self._position = batch[-1].id
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    webhook_id: str
+    event: str
+    room: str
+    participant: str | None
+    applied: list[UIState] = field(default_factory=list)
+    duplicates: list[UUID] = field(default_factory=list)
+    note: str = ""
+
+
+class LiveKitWebhooks:
+    def __init__(
+        self,
+        app: VoiceSessions,
+        api_key: str,
+        api_secret: str,
+        resolver: SessionResolver | None = None,
+    ) -> None:
+        if not api_key or not api_secret:
+            raise ValueError("LiveKit webhooks need the API key and secret that sign them")
+        self.app = app
+        self.api_key = api_key
+        self._receiver = api.WebhookReceiver(api.TokenVerifier(api_key, api_secret))
+        self.resolver: SessionResolver = resolver or RoomIndex(app)
+
+    def receive(self, body: bytes | str, authorization: str | None) -> WebhookResult:
+        """Verify one delivery and apply it. Raises WebhookRejected, appending nothing."""
+        event = self.verify(body, authorization)
+        room, identity = event.room.name, event.participant.identity or None
+        result = WebhookResult(webhook_id=event.id, event=event.event, room=room,
+                               participant=identity)
+        if event.event not in HANDLED:
+            return replace(result, note=f"{event.event or 'an unnamed event'} changes no session")
+        if not event.id:
+            raise WebhookRejected(f"{event.event} webhook without an id: cannot record it once")
+        if not room:
+            raise WebhookRejected(f"{event.event} webhook without a room name")
+        about = None if event.event == "room_finished" else identity
+        if event.event != "room_finished" and not identity:
+            raise WebhookRejected(f"{event.event} webhook without a participant identity")
+        session_ids = self.resolver.sessions(room, about)
+        if not session_ids:
+            return replace(result, note=f"no session for participant {identity!r} in room {room!r}")
+        decide = _decision(event)
+        args = {"room": room, "participant": identity}
+        for session_id in session_ids:
+            state = self.app.deliver_webhook(session_id, event.id, event.event, args, decide)
+            if state is None:
+                result.duplicates.append(session_id)
+            else:
+                result.applied.append(state)
+        return result
+
+    def verify(self, body: bytes | str, authorization: str | None) -> WebhookEvent:
+        token = (authorization or "").strip()
+        if token[:7].lower() == "bearer ":
+            token = token[7:].strip()
+        if not token:
+            raise WebhookRejected("no Authorization header: LiveKit signs every webhook")
+        try:
+            text = body.decode() if isinstance(body, bytes) else body
+        except UnicodeDecodeError:
+            raise WebhookRejected("webhook body is not UTF-8 text") from None
+        try:
+            return self._receiver.receive(text, token)
+        except jwt.ExpiredSignatureError:
+            raise WebhookRejected("webhook token expired") from None
+        except jwt.InvalidIssuerError:
+            raise WebhookRejected(
+                f"webhook signed for another API key (expected {self.api_key!r})"
+            ) from None
+        except jwt.InvalidSignatureError:
+            raise WebhookRejected(
+                "bad webhook signature: not signed with this API secret"
+            ) from None
+        except jwt.PyJWTError as exc:
+            raise WebhookRejected(f"invalid webhook token: {exc}") from None
+        except ParseError as exc:
+            raise WebhookRejected(f"webhook body is not a LiveKit event: {exc}") from None
+        except Exception as exc:
+            # WebhookReceiver raises bare Exceptions for a missing or mismatching body hash.
+            if str(exc) == "hash mismatch":
+                raise WebhookRejected(
+                    "webhook body does not match its signed sha256 (tampered or re-encoded)"
+                ) from None
+            if "sha256" in str(exc):
+                raise WebhookRejected("webhook token carries no body sha256") from None
+            raise
+
+
+def _decision(event: WebhookEvent) -> Decision:
+    if event.event == "participant_joined":
+        return lambda s, sig: s.report_participant_joined(sig)
+    if event.event == "room_finished":
+        return lambda s, sig: s.finish_room(sig)
+    if event.event == "participant_connection_aborted":
+        return _left("connection aborted", user_initiated=False)
+    reason = event.participant.disconnect_reason
+    return _left(
+        models.DisconnectReason.Name(reason), reason == models.DisconnectReason.CLIENT_INITIATED
+    )
+
+
+def _left(reason: str, user_initiated: bool) -> Decision:
+    def decide(session: VoiceSession, signal: Signal) -> None:
+        session.report_participant_left(reason, user_initiated, signal)
+
+    return decide

@@ -1,0 +1,103 @@
+"""The session commands the LiveKit edges use, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from uuid import UUID
+
+import pytest
+
+from clara_es.application import VoiceSessions, session_history
+from clara_es.cli.agent import session_for
+from clara_es.domain import ConnectionState, InvalidTransition, VirtualClock
+
+from .conftest import AppFactory
+from .livekit_helpers import recorded
+
+
+def connected(app: VoiceSessions, room: str = "room-1", participant: str = "alice") -> UUID:
+    session_id = app.start(room, participant).session_id
+    app.connect(session_id)
+    app.connected(session_id)
+    return session_id
+
+
+def test_the_room_resuming_is_only_recorded_from_connected(app: VoiceSessions) -> None:
+    session_id = connected(app)
+    app.disconnected(session_id, "network")
+    state = app.resume_started(session_id)  # our schedule runs: the room is not resuming
+    assert state.status_text == "Reconnecting... (attempt 1 of 5)"
+    assert recorded(app, session_id)[-1] == (
+        "SignalIgnored", "the room started resuming while reconnecting"
+    )
+
+
+def test_a_resume_that_gives_up_counts_the_outage_from_its_start(
+    app: VoiceSessions, clock: VirtualClock
+) -> None:
+    session_id = connected(app)
+    app.resume_started(session_id)
+    clock.advance(4)
+    state = app.disconnected(session_id, "SIGNAL_CLOSE")
+    assert state.status_text == "Reconnecting... (attempt 1 of 5)"
+    assert state.next_retry_at == clock.now() + timedelta(seconds=1)
+    clock.advance(1)
+    app.attempt_started(session_id, 1)
+    app.reconnected(session_id)
+    assert recorded(app, session_id)[-1] == ("Reconnected", 1)
+    assert session_history(app, session_id)[-1].details["outage_ms"] == 5000
+
+
+def test_the_agents_connection_records_changes_only(app: VoiceSessions) -> None:
+    session_id = connected(app)
+    for connection in ("connected", "reconnecting", "reconnecting", "connected", "connected"):
+        app.agent_connection_changed(session_id, connection, "room event")
+    assert recorded(app, session_id, since=3) == [
+        ("AgentConnectionChanged", "reconnecting"),
+        ("AgentConnectionChanged", "connected"),
+    ]
+
+
+def test_a_webhook_without_an_id_is_refused_and_appends_nothing(app: VoiceSessions) -> None:
+    session_id = connected(app)
+    with pytest.raises(InvalidTransition, match="needs an id"):
+        app.deliver_webhook(
+            session_id, "", "participant_left", {}, lambda s, sig: s.finish_room(sig)
+        )
+    assert len(recorded(app, session_id)) == 3
+
+
+def test_webhook_ids_survive_snapshots_and_a_new_process(make_app: AppFactory) -> None:
+    writer = make_app()
+    session_id = connected(writer)
+
+    def joined_or_left(index: int) -> None:
+        def decide(session, signal):  # type: ignore[no-untyped-def]
+            if index % 2:
+                session.report_participant_joined(signal)
+            else:
+                session.report_participant_left("SIGNAL_CLOSE", False, signal)
+
+        return decide  # type: ignore[return-value]
+
+    for i in range(60):  # 60 webhooks, about 200 events: past the snapshot interval
+        writer.deliver_webhook(session_id, f"WH_{i}", "participant_left", {}, joined_or_left(i))
+    reader = make_app()
+    version = reader.status(session_id).version
+    assert reader.snapshots is not None
+    assert list(reader.snapshots.get(session_id)), "the stream should have a snapshot by now"
+    for i in (0, 1, 30, 59):
+        again = reader.deliver_webhook(
+            session_id, f"WH_{i}", "participant_left", {}, joined_or_left(i)
+        )
+        assert again is None
+    assert reader.status(session_id).version == version
+
+
+def test_the_agent_watches_the_users_open_session_or_starts_one(app: VoiceSessions) -> None:
+    first = session_for(app, "room-1", "alice")
+    assert session_for(app, "room-1", "alice") == first
+    assert app.status(first).connection_state == ConnectionState.IDLE
+    assert session_for(app, "room-1", "bob") != first
+    app.end(first)
+    assert session_for(app, "room-1", "alice") != first
