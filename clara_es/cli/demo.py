@@ -8,9 +8,20 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from clara_es.cli.common import console, db_option, json_option, open_app, print_json, short
+from clara_es.adapters.store import Store
+from clara_es.cli.common import (
+    console,
+    db_option,
+    json_option,
+    open_app,
+    print_json,
+    resolve_store,
+    short,
+)
 from clara_es.demo import DemoRun, run_demo
 from clara_es.domain import SystemClock, VirtualClock
+from projections.catch_up import catch_up
+from projections.db import upgrade
 
 
 @click.command()
@@ -24,10 +35,18 @@ def demo(db: Path | None, as_json: bool, realtime: bool) -> None:
         path = db if db is not None else Path(scratch) / "demo.db"
         with open_app(path, create=True, clock=clock) as app:
             run = run_demo(app)
+        if db is not None:
+            _update_views(resolve_store(db))
     if as_json:
         print_json(_as_document(run, db))
     else:
         _print_table(run, db)
+
+
+def _update_views(store: Store) -> None:
+    """Leave the views up to date, so `clara-es status|sessions|stats` answer at once."""
+    upgrade(store)
+    catch_up(store)
 
 
 def _as_document(run: DemoRun, db: Path | None) -> dict[str, object]:
