@@ -37,6 +37,7 @@ class Supervisor:
         self.restart_delay = restart_delay
         self.max_restart_delay = max_restart_delay
         self.restarts = 0
+        self.nudges = 0
         self.runners: dict[str, ViewRunner] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -87,6 +88,7 @@ class Supervisor:
                     continue
                 if position < head and seen.get(name) == position:
                     log.info("view %s stuck at %s of %s: catching up", name, position, head)
+                    self.nudges += 1
                     runner.interrupt()
                 seen[name] = position
 
