@@ -88,11 +88,11 @@ def test_sessions_and_history_filters(demo_db: tuple[str, dict[str, str]]) -> No
                         "2026-01-01T00:00:40Z", "--until", "2026-01-01T00:01:00Z", "--db", db)
     assert window and {e["session_id"] for e in window} == {ids["B"]}
     assert window[-1]["type"] == "Failed"
-    assert all("2026-01-01T00:00:40" <= e["occurred_at"] for e in window)
+    assert all(e["occurred_at"] >= "2026-01-01T00:00:40" for e in window)
 
 
 def test_rebuild_gives_the_same_answers(demo_db: tuple[str, dict[str, str]]) -> None:
-    db, ids = demo_db
+    db, _ = demo_db
     before = clara_json("sessions", "--db", db)
     rebuilt = clara_json("projections", "rebuild", "--db", db)
     assert set(rebuilt["positions"]) == {"ui_state", "attempt_counts", "history", "stats"}
