@@ -8,6 +8,7 @@ a crash after leaves both. The tables are created by the Alembic migrations, nev
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any, ClassVar
 
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
@@ -55,7 +56,7 @@ class ViewRecorder(TrackingRecorder):
         self, changes: Sequence[Change], tracking: Tracking, expected: int | None
     ) -> None:
         """Apply `changes` and move the position from `expected` to `tracking`."""
-        with self.datastore.transaction(commit=True) as cursor:
+        with self.datastore.transaction(commit=True) as cursor, self._pipelined(cursor):
             db = Sql(cursor, self.dialect)
             statement = self._statements["first" if expected is None else "advance"]
             moved = db.one(
@@ -71,6 +72,9 @@ class ViewRecorder(TrackingRecorder):
                 )
             for change in changes:
                 self.view.apply(db, change)
+
+    def _pipelined(self, cursor: Any) -> AbstractContextManager[Any]:
+        return nullcontext()
 
     def reset(self, application_name: str) -> None:
         """Delete every row of the view and its position, in one transaction."""
@@ -98,6 +102,10 @@ class PostgresViewRecorder(ViewRecorder, PostgresTrackingRecorder):
         kwargs["tracking_table_name"] = self.view_class.tracking.name
         super().__init__(datastore, **kwargs)
         self.dialect = Dialect("postgres", self.datastore.schema)
+
+    def _pipelined(self, cursor: Any) -> AbstractContextManager[Any]:
+        """Send a batch's statements without waiting for each reply (psycopg pipeline mode)."""
+        return cursor.connection.pipeline()
 
 
 def recorder_class(view_class: type[View], backend: str) -> type[ViewRecorder]:
