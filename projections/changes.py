@@ -69,8 +69,12 @@ def to_change(app: Application[UUID], fold: SessionFold, notification: Notificat
         event = app.mapper.to_domain_event(notification)
     except TopicError:
         return _unknown(app, notification)
+    return change_of(event, notification.id, fold)
+
+
+def change_of(event: Any, notification_id: int, fold: SessionFold) -> Change:
     return Change(
-        notification_id=notification.id,
+        notification_id=notification_id,
         session_id=event.originator_id,
         version=event.originator_version,
         type=event_type(event),

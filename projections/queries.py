@@ -11,8 +11,10 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from psycopg.errors import UndefinedTable
 from pydantic import BaseModel
 
+from clara_es.application import VoiceSessions
 from clara_es.domain import UIState
 from projections.attempt_counts import COUNTERS, attempt_counts_table
 from projections.db import ViewsMissing
@@ -21,7 +23,7 @@ from projections.stats import stats_failures, stats_recoveries, stats_sessions
 from projections.ui_state import ui_state_table
 from projections.views import VIEWS
 
-APPLICATION = "VoiceSessions"
+APPLICATION = VoiceSessions.name
 DEFAULT_GRACE = timedelta(minutes=5)
 
 
@@ -44,7 +46,7 @@ def reading(engine: sa.Engine) -> Iterator[sa.Connection]:
         with engine.connect() as conn:
             yield conn
     except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
-        if "ui_state" in str(exc) or "no such table" in str(exc) or "does not exist" in str(exc):
+        if isinstance(exc.orig, UndefinedTable) or "no such table" in str(exc.orig):
             raise ViewsMissing(
                 "the views are not on this database yet: run `clara-es db upgrade`, "
                 "then `clara-es projections run` (or `rebuild`)"

@@ -89,6 +89,12 @@ class SQLiteViewRecorder(ViewRecorder, SQLiteTrackingRecorder):
         super().__init__(datastore, **kwargs)
         self.dialect = Dialect("sqlite")
         table = self.view.tracking.name
+        # eventsourcing's own statements name one shared table; each view has its own.
+        self.insert_tracking_statement = (
+            f'INSERT INTO "{table}" VALUES (:application_name, :notification_id) '
+            "ON CONFLICT (application_name) DO UPDATE SET notification_id = :notification_id "
+            f'WHERE "{table}".notification_id < :notification_id RETURNING notification_id'
+        )
         self.select_max_tracking_id_statement = (
             f'SELECT MAX(notification_id) FROM "{table}" WHERE application_name=?'
         )

@@ -20,7 +20,7 @@ from eventsourcing.utils import Environment
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
-from projections.changes import SessionFold, to_changes
+from projections.changes import SessionFold, change_of, to_changes
 from projections.recorders import ViewRecorder, recorder_class
 from projections.view import View
 
@@ -40,7 +40,10 @@ class ViewProjection(Projection[ViewRecorder]):
         self.fold = SessionFold(app)
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        raise NotImplementedError("runners call process_batch with the expected position")
+        """One event, as eventsourcing's ProjectionRunner delivers them."""
+        change = change_of(domain_event, tracking.notification_id, self.fold)
+        expected = self.view.max_tracking_id(tracking.application_name)
+        self.view.apply_changes([change], tracking, expected)
 
     def process_batch(self, notifications: list[Any], expected: int | None) -> int:
         """Apply notifications (in log order) and move the position; returns the new one."""

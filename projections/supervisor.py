@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import TracebackType
 
 from clara_es.adapters.store import Store
@@ -51,9 +51,9 @@ class Supervisor:
             self._spawn(self._watchdog, None, "projection-watchdog")
         return self
 
-    def _spawn(self, target: object, runner: ViewRunner | None, name: str) -> None:
+    def _spawn(self, target: Callable[..., None], runner: ViewRunner | None, name: str) -> None:
         args = (runner,) if runner is not None else ()
-        thread = threading.Thread(target=target, args=args, name=name, daemon=True)  # type: ignore[arg-type]
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
         thread.start()
         self._threads.append(thread)
 
@@ -91,9 +91,6 @@ class Supervisor:
                     self.nudges += 1
                     runner.interrupt()
                 seen[name] = position
-
-    def positions(self) -> dict[str, int]:
-        return {name: runner.position() for name, runner in self.runners.items()}
 
     def wait_for(self, notification_id: int, timeout: float = 30.0) -> None:
         """Block until every view has applied `notification_id` (TimeoutError otherwise)."""

@@ -6,7 +6,7 @@ from datetime import timedelta
 from uuid import UUID, uuid4
 
 import pytest
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import StoredEvent, Tracking
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
@@ -249,3 +249,20 @@ def test_make_app_sessions_from_several_writers_reach_the_views(
     view_engine = engine(views)
     assert {s["session_id"] for s in queries.sessions(view_engine, state="connecting")} == set(ids)
     view_engine.dispose()
+
+
+def test_the_projection_takes_events_one_by_one_as_eventsourcing_delivers_them(
+    views: Store, app: VoiceSessions, clock: VirtualClock
+) -> None:
+    build_streams(app, clock, 12)
+    runner = ViewRunner(views, VIEWS["ui_state"])
+    try:
+        for n in app.recorder.select_notifications(start=1, limit=10_000):
+            event = app.mapper.to_domain_event(n)
+            runner.projection.process_event(event, Tracking(app.name, n.id))
+    finally:
+        runner.close()
+    one_by_one = snapshot(views)["ui_state"]
+    rebuild(views, [VIEWS["ui_state"]])
+    assert snapshot(views)["ui_state"] == one_by_one
+    assert len(one_by_one) == 12
