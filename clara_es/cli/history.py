@@ -84,8 +84,9 @@ def _print_stream(session_id: UUID, db: Path | None, as_json: bool) -> None:
         print_json([e.model_dump(mode="json") for e in entries])
         return
     table = Table(title=f"session {session_id}")
-    for column in ("time", "v", "event", "actor", "details", "status"):
+    for column in ("time", "v", "event", "actor", "details"):
         table.add_column(column)
+    table.add_column("status", no_wrap=True)
     for e in entries:
         table.add_row(
             e.occurred_at.isoformat(timespec="milliseconds"), str(e.version), e.type, e.actor,
