@@ -14,7 +14,9 @@ from clara_es.cli.common import CommandError, console, db_option, json_option, p
 from clara_es.cli.queries import existing_store, views_engine
 from projections import queries
 from projections.catch_up import rebuild as rebuild_views
+from projections.recorders import PositionMoved
 from projections.supervisor import Supervisor
+from projections.view import View
 from projections.views import VIEWS, select
 
 
@@ -23,7 +25,7 @@ def projections() -> None:
     """The materialised views: ui_state, attempt_counts, history, stats."""
 
 
-def _views(names: tuple[str, ...]) -> list:
+def _views(names: tuple[str, ...]) -> list[type[View]]:
     try:
         return select(names)
     except ValueError as exc:
@@ -89,7 +91,12 @@ def rebuild(names: tuple[str, ...], db: Path | None, as_json: bool) -> None:
             def report(name: str, position: int, head: int) -> None:
                 progress.update(tasks[name], completed=position, total=max(head, position))
 
-            result = rebuild_views(store, views, progress=report)
+            try:
+                result = rebuild_views(store, views, progress=report)
+            except PositionMoved as exc:
+                raise CommandError(
+                    f"{exc}: stop `clara-es projections run` and rebuild again"
+                ) from None
     if as_json:
         print_json({"positions": result})
     else:
