@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
+from functools import cache
 from typing import Any, ClassVar
 
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
@@ -114,6 +115,7 @@ class PostgresViewRecorder(ViewRecorder, PostgresTrackingRecorder):
         return cursor.connection.pipeline()
 
 
+@cache
 def recorder_class(view_class: type[View], backend: str) -> type[ViewRecorder]:
     base = SQLiteViewRecorder if backend == "sqlite" else PostgresViewRecorder
     return type(f"{view_class.__name__}{base.__name__}", (base,), {"view_class": view_class})

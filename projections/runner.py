@@ -40,7 +40,7 @@ class ViewProjection(Projection[ViewRecorder]):
         self.fold = SessionFold(app)
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
-        """One event, as eventsourcing's ProjectionRunner delivers them."""
+        """One event and its tracking, the shape eventsourcing's runners deliver."""
         change = change_of(domain_event, tracking.notification_id, self.fold)
         expected = self.view.max_tracking_id(tracking.application_name)
         self.view.apply_changes([change], tracking, expected)
