@@ -7,8 +7,11 @@ import sys
 import click
 
 from clara_es.cli.agent import agent
+from clara_es.cli.db import db
 from clara_es.cli.demo import demo
 from clara_es.cli.history import history
+from clara_es.cli.projections import projections
+from clara_es.cli.queries import sessions, stats, status
 from clara_es.domain import DomainError
 
 
@@ -21,6 +24,11 @@ def cli() -> None:
 cli.add_command(agent)
 cli.add_command(demo)
 cli.add_command(history)
+cli.add_command(db)
+cli.add_command(projections)
+cli.add_command(sessions)
+cli.add_command(status)
+cli.add_command(stats)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from clara_es.adapters.store import Store
 from clara_es.cli.common import (
     console,
     db_option,
@@ -15,10 +16,13 @@ from clara_es.cli.common import (
     open_app,
     policy_options,
     print_json,
+    resolve_store,
     short,
 )
 from clara_es.demo import DemoRun, run_demo
 from clara_es.domain import BackoffPolicy, SystemClock, VirtualClock
+from projections.catch_up import catch_up
+from projections.db import upgrade
 
 
 @click.command()
@@ -33,10 +37,18 @@ def demo(db: Path | None, as_json: bool, realtime: bool, policy: BackoffPolicy) 
         path = db if db is not None else Path(scratch) / "demo.db"
         with open_app(path, create=True, clock=clock, policy=policy) as app:
             run = run_demo(app)
+        if db is not None:
+            _update_views(resolve_store(db))
     if as_json:
         print_json(_as_document(run, db))
     else:
         _print_table(run, db)
+
+
+def _update_views(store: Store) -> None:
+    """Leave the views up to date, so `clara-es status|sessions|stats` answer at once."""
+    upgrade(store)
+    catch_up(store)
 
 
 def _as_document(run: DemoRun, db: Path | None) -> dict[str, object]:

@@ -1,7 +1,8 @@
-"""`clara-es history SESSION_ID`: one session's stored events."""
+"""`clara-es history`: one session's stream, or events filtered from the history view."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -10,14 +11,73 @@ from rich.table import Table
 
 from clara_es.application import session_history
 from clara_es.cli.common import console, db_option, json_option, open_app, print_json, short
+from clara_es.cli.queries import views_engine
+from projections import queries
+
+
+class Instant(click.ParamType):
+    name = "TIME"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not an ISO 8601 time (e.g. 2026-01-01T14:03:07Z)", param, ctx)
 
 
 @click.command()
-@click.argument("session_id", type=click.UUID)
+@click.argument("session_id", type=click.UUID, required=False)
+@click.option("--room", help="Only events of sessions in this room.")
+@click.option("--participant", help="Only events of sessions of this participant.")
+@click.option("--since", type=Instant(), help="Events at or after this time (UTC if no zone).")
+@click.option("--until", type=Instant(), help="Events before this time (UTC if no zone).")
+@click.option("--type", "types", multiple=True, help="Only this event type (repeatable).")
+@click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
 @db_option
 @json_option
-def history(session_id: UUID, db: Path | None, as_json: bool) -> None:
-    """Print one session's stored events, oldest first."""
+def history(
+    session_id: UUID | None,
+    room: str | None,
+    participant: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    types: tuple[str, ...],
+    limit: int,
+    db: Path | None,
+    as_json: bool,
+) -> None:
+    """Print stored events, oldest first.
+
+    With only SESSION_ID: that session's stream, with the status after each event. With any
+    filter (or no SESSION_ID): matching events of all sessions, from the history view.
+    """
+    if session_id is not None and not (room or participant or since or until or types):
+        _print_stream(session_id, db, as_json)
+        return
+    with views_engine(db) as view_engine:
+        rows = queries.history(
+            view_engine, session_id=session_id, room=room, participant=participant,
+            since=since, until=until, types=types, limit=limit,
+        )
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in rows])
+        return
+    table = Table(title=f"{len(rows)} events")
+    for column in ("time", "session", "room", "participant", "v", "event", "actor", "details"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r.occurred_at.isoformat(timespec="milliseconds"), str(r.session_id)[:8], r.room,
+            r.participant, str(r.version), r.type, r.actor, short(r.details),
+        )
+    console.print(table)
+
+
+def _print_stream(session_id: UUID, db: Path | None, as_json: bool) -> None:
     with open_app(db) as app:
         entries = session_history(app, session_id)
     if as_json:

@@ -1,0 +1,139 @@
+"""`clara-es sessions`, `clara-es status SESSION_ID`, `clara-es stats`: answers from the views."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import click
+import sqlalchemy as sa
+from rich.table import Table
+
+from clara_es.adapters.store import Store
+from clara_es.cli.common import (
+    CommandError,
+    console,
+    db_option,
+    json_option,
+    print_json,
+    resolve_store,
+)
+from clara_es.domain import ConnectionState
+from projections import queries
+from projections.db import ViewsMissing, engine
+
+
+def existing_store(db: Path | None) -> Store:
+    store = resolve_store(db)
+    if not store.exists:
+        raise CommandError(f"no database at {store.sqlite_path} (run `clara-es demo --db` first)")
+    return store
+
+
+@contextmanager
+def views_engine(db: Path | None) -> Iterator[sa.Engine]:
+    """An engine on the views of the chosen store; missing views are a one-line error."""
+    view_engine = engine(existing_store(db))
+    try:
+        yield view_engine
+    except ViewsMissing as exc:
+        raise CommandError(str(exc)) from None
+    except sa.exc.OperationalError as exc:
+        raise CommandError(f"cannot read the views: {exc.orig}") from None
+    finally:
+        view_engine.dispose()
+
+
+def _when(value: Any) -> str:
+    return value.isoformat(timespec="seconds") if value is not None else "-"
+
+
+@click.command()
+@click.option(
+    "--state", type=click.Choice([s.value for s in ConnectionState]), help="Only this state."
+)
+@click.option("--room", help="Only sessions in this room.")
+@click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
+@db_option
+@json_option
+def sessions(
+    state: str | None, room: str | None, limit: int, db: Path | None, as_json: bool
+) -> None:
+    """List sessions with their UI state and attempt counts, most recent first."""
+    with views_engine(db) as view_engine:
+        rows = queries.sessions(view_engine, state=state, room=room, limit=limit)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title=f"{len(rows)} sessions")
+    for column in ("session", "room", "participant", "state", "status", "outages",
+                   "attempts", "reconnects", "updated"):
+        table.add_column(column)
+    for r in rows:
+        c = r["counts"]
+        table.add_row(
+            str(r["session_id"]), r["room"], r["participant"], r["connection_state"],
+            r["status_text"], str(c["outages"]), str(c["reconnect_attempts"]),
+            str(c["reconnects"]), _when(r["updated_at"]),
+        )
+    console.print(table)
+
+
+@click.command()
+@click.argument("session_id", type=click.UUID)
+@db_option
+@json_option
+def status(session_id: UUID, db: Path | None, as_json: bool) -> None:
+    """What the status light and the Start Session button show for one session."""
+    with views_engine(db) as view_engine:
+        state = queries.status(view_engine, session_id)
+    if state is None:
+        raise CommandError(f"no session {session_id} in the UI-state view")
+    if as_json:
+        print_json(state.model_dump(mode="json"))
+        return
+    table = Table(title=f"session {session_id}", show_header=False)
+    for key, value in state.model_dump().items():
+        table.add_row(key, _when(value) if key.endswith("_at") else str(value))
+    console.print(table)
+
+
+@click.command()
+@click.option(
+    "--grace", type=click.FloatRange(min=0), default=300, show_default=True,
+    help="Seconds a failed or ended session may wait for its cleanup before it is an orphan.",
+)
+@db_option
+@json_option
+def stats(grace: float, db: Path | None, as_json: bool) -> None:
+    """Dashboard stats: states, recovery rate, time to recover, failures, orphans."""
+    with views_engine(db) as view_engine:
+        result = queries.stats(view_engine, grace=timedelta(seconds=grace))
+    if as_json:
+        print_json(result)
+        return
+    ttr = result["time_to_recover_ms"]
+    rate = result["recovery_rate"]
+    summary = Table(title="clara-es stats", show_header=False)
+    summary.add_row("sessions", str(result["sessions"]))
+    for state, n in sorted(result["sessions_by_state"].items()):
+        summary.add_row(f"  {state}", str(n))
+    summary.add_row("recovered sessions", str(result["recovered_sessions"]))
+    summary.add_row("failed sessions", str(result["failed_sessions"]))
+    summary.add_row("recovery rate", "-" if rate is None else f"{rate:.1%}")
+    summary.add_row("time to recover p50/p95/max",
+                    " / ".join("-" if v is None else f"{v} ms" for v in ttr.values()))
+    for item in result["failures_per_hour"]:
+        summary.add_row(f"failures {_when(item['hour'])}", str(item["failures"]))
+    for item in result["failures_per_room"]:
+        summary.add_row(f"failures in {item['room']}", str(item["failures"]))
+    orphans = result["orphans"]["sessions"]
+    summary.add_row(f"orphans (not cleaned up after {grace:g} s)", str(len(orphans)))
+    for o in orphans:
+        summary.add_row(f"  {o['session_id']}", f"{o['state']} in {o['room']} since "
+                        f"{_when(o['final_at'])}")
+    console.print(summary)

@@ -1,0 +1,49 @@
+"""One-shot work on the views: bring them up to date, or drop and rebuild them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from clara_es.adapters.store import Store
+from projections.runner import ViewRunner
+from projections.view import View
+from projections.views import select
+
+Progress = Callable[[str, int, int], None]
+
+
+def catch_up(
+    store: Store, views: Iterable[type[View]] | None = None, progress: Progress | None = None
+) -> dict[str, int]:
+    """Apply every stored event the views have not applied yet; returns their positions."""
+    return _each(store, views, progress, rebuild=False)
+
+
+def rebuild(
+    store: Store, views: Iterable[type[View]] | None = None, progress: Progress | None = None
+) -> dict[str, int]:
+    """Drop each view's rows and position, then apply the whole log again."""
+    return _each(store, views, progress, rebuild=True)
+
+
+def _each(
+    store: Store, views: Iterable[type[View]] | None, progress: Progress | None, *, rebuild: bool
+) -> dict[str, int]:
+    positions = {}
+    for view in views if views is not None else select():
+        runner = ViewRunner(store, view)
+        try:
+            if rebuild:
+                runner.view.reset(runner.app.name)
+            head = runner.head()
+            report = None if progress is None else _reporter(progress, view.name, head)
+            if report is not None:
+                report(runner.position())
+            positions[view.name] = runner.catch_up(progress=report)
+        finally:
+            runner.close()
+    return positions
+
+
+def _reporter(progress: Progress, name: str, head: int) -> Callable[[int], None]:
+    return lambda position: progress(name, position, head)

@@ -1,0 +1,216 @@
+"""Reading the views (SQLAlchemy Core, the same code on SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import sqlalchemy as sa
+from psycopg.errors import UndefinedTable
+from pydantic import BaseModel
+
+from clara_es.application import VoiceSessions
+from clara_es.domain import UIState
+from projections.attempt_counts import COUNTERS, attempt_counts_table
+from projections.db import ViewsMissing
+from projections.history import history_table
+from projections.stats import stats_failures, stats_recoveries, stats_sessions
+from projections.ui_state import ui_state_table
+from projections.views import VIEWS
+
+APPLICATION = VoiceSessions.name
+DEFAULT_GRACE = timedelta(minutes=5)
+
+
+class HistoryRow(BaseModel):
+    session_id: UUID
+    version: int
+    notification_id: int
+    room: str
+    participant: str
+    occurred_at: datetime
+    type: str
+    actor: str
+    cause: dict[str, Any]
+    details: dict[str, Any]
+
+
+@contextmanager
+def reading(engine: sa.Engine) -> Iterator[sa.Connection]:
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except (sa.exc.OperationalError, sa.exc.ProgrammingError) as exc:
+        if isinstance(exc.orig, UndefinedTable) or "no such table" in str(exc.orig):
+            raise ViewsMissing(
+                "the views are not on this database yet: run `clara-es db upgrade`, "
+                "then `clara-es projections run` (or `rebuild`)"
+            ) from None
+        raise
+
+
+def utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def positions(engine: sa.Engine) -> dict[str, int]:
+    """Each view's position in the notification log (0: nothing applied yet)."""
+    result = {}
+    with reading(engine) as conn:
+        for name, view in VIEWS.items():
+            t = view.tracking
+            stmt = sa.select(t.c.notification_id).where(t.c.application_name == APPLICATION)
+            result[name] = conn.execute(stmt).scalar() or 0
+    return result
+
+
+def _ui_state(row: sa.Row[Any]) -> UIState:
+    data = dict(row._mapping)
+    data["next_retry_at"] = utc(data["next_retry_at"])
+    data["updated_at"] = utc(data["updated_at"])
+    return UIState.model_validate(data)
+
+
+def status(engine: sa.Engine, session_id: UUID) -> UIState | None:
+    stmt = sa.select(ui_state_table).where(ui_state_table.c.session_id == str(session_id))
+    with reading(engine) as conn:
+        row = conn.execute(stmt).first()
+    return None if row is None else _ui_state(row)
+
+
+def sessions(
+    engine: sa.Engine, state: str | None = None, room: str | None = None, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """Sessions (UI state and attempt counts), the most recently updated first."""
+    u, c = ui_state_table, attempt_counts_table
+    counts = [c.c[name] for name in COUNTERS.values()]
+    stmt = (
+        sa.select(u, *counts)
+        .select_from(u.outerjoin(c, c.c.session_id == u.c.session_id))
+        .order_by(u.c.updated_at.desc(), u.c.session_id)
+        .limit(limit)
+    )
+    if state:
+        stmt = stmt.where(u.c.connection_state == state)
+    if room:
+        stmt = stmt.where(u.c.room == room)
+    with reading(engine) as conn:
+        rows = conn.execute(stmt).all()
+    result = []
+    for row in rows:
+        data = _ui_state(row).model_dump()
+        data["counts"] = {name: getattr(row, name) or 0 for name in COUNTERS.values()}
+        result.append(data)
+    return result
+
+
+def history(
+    engine: sa.Engine,
+    *,
+    session_id: UUID | None = None,
+    room: str | None = None,
+    participant: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    types: Sequence[str] = (),
+    limit: int = 1000,
+) -> list[HistoryRow]:
+    """Stored events in log order, filtered; `since` is inclusive, `until` exclusive."""
+    h = history_table
+    stmt = sa.select(h).order_by(h.c.notification_id).limit(limit)
+    if session_id is not None:
+        stmt = stmt.where(h.c.session_id == str(session_id))
+    if room:
+        stmt = stmt.where(h.c.room == room)
+    if participant:
+        stmt = stmt.where(h.c.participant == participant)
+    if since is not None:
+        stmt = stmt.where(h.c.occurred_at >= _bind_time(since))
+    if until is not None:
+        stmt = stmt.where(h.c.occurred_at < _bind_time(until))
+    if types:
+        stmt = stmt.where(h.c.type.in_(list(types)))
+    with reading(engine) as conn:
+        rows = conn.execute(stmt).all()
+    return [
+        HistoryRow(
+            **{
+                **row._mapping,
+                "occurred_at": utc(row.occurred_at),
+                "cause": json.loads(row.cause),
+                "details": json.loads(row.details),
+            }
+        )
+        for row in rows
+    ]
+
+
+def _bind_time(value: datetime) -> datetime:
+    """Times are stored in UTC; a time without a zone is taken as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def percentile(values: Sequence[int], p: float) -> int | None:
+    """Nearest-rank percentile of sorted values."""
+    if not values:
+        return None
+    rank = max(1, -(-len(values) * p // 100))
+    return values[int(rank) - 1]
+
+
+def stats(
+    engine: sa.Engine, now: datetime | None = None, grace: timedelta = DEFAULT_GRACE
+) -> dict[str, Any]:
+    now = now or datetime.now(UTC)
+    s, r, f = stats_sessions, stats_recoveries, stats_failures
+    with reading(engine) as conn:
+        by_state = dict(
+            conn.execute(sa.select(s.c.state, sa.func.count()).group_by(s.c.state)).all()
+        )
+        recovered = conn.execute(sa.select(sa.func.count()).where(s.c.recovered)).scalar() or 0
+        outage_ms = sorted(conn.execute(sa.select(r.c.outage_ms)).scalars())
+        failed_at = [utc(t) for t in conn.execute(sa.select(f.c.failed_at)).scalars()]
+        per_room = conn.execute(
+            sa.select(f.c.room, sa.func.count()).group_by(f.c.room).order_by(f.c.room)
+        ).all()
+        orphans = conn.execute(
+            sa.select(s.c.session_id, s.c.room, s.c.state, s.c.final_at)
+            .where(s.c.final_at.is_not(None), s.c.cleaned_up_at.is_(None))
+            .where(s.c.final_at < _bind_time(now - grace))
+            .order_by(s.c.final_at)
+        ).all()
+    resolved = len(outage_ms) + len(failed_at)
+    per_hour = Counter(t.replace(minute=0, second=0, microsecond=0) for t in failed_at if t)
+    return {
+        "sessions": sum(by_state.values()),
+        "sessions_by_state": by_state,
+        "recovered_sessions": recovered,
+        "failed_sessions": by_state.get("failed", 0),
+        "recoveries": len(outage_ms),
+        "failures": len(failed_at),
+        "recovery_rate": round(len(outage_ms) / resolved, 4) if resolved else None,
+        "time_to_recover_ms": {
+            "p50": percentile(outage_ms, 50),
+            "p95": percentile(outage_ms, 95),
+            "max": outage_ms[-1] if outage_ms else None,
+        },
+        "failures_per_hour": [
+            {"hour": hour, "failures": n} for hour, n in sorted(per_hour.items())
+        ],
+        "failures_per_room": [{"room": room, "failures": n} for room, n in per_room],
+        "orphans": {
+            "grace_seconds": grace.total_seconds(),
+            "sessions": [
+                {"session_id": o.session_id, "room": o.room, "state": o.state,
+                 "final_at": utc(o.final_at)}
+                for o in orphans
+            ],
+        },
+    }

@@ -1,0 +1,147 @@
+"""A runner keeps one view up to date: it catches up from the view's tracking position in
+batches, then follows new events live, and resumes from the tracking position after any
+restart.
+
+Live following differs by backend. PostgreSQL: eventsourcing's own subscription
+(LISTEN/NOTIFY), one transaction per event as eventsourcing's ProjectionRunner does.
+SQLite: its recorder has no subscribe(), so the runner polls the notification log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from eventsourcing.persistence import InfrastructureFactory, Subscription, Tracking
+from eventsourcing.projection import Projection
+from eventsourcing.utils import Environment
+
+from clara_es.adapters.store import Store
+from clara_es.application import VoiceSessions
+from projections.changes import SessionFold, change_of, to_changes
+from projections.recorders import ViewRecorder, recorder_class
+from projections.view import View
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+# Each runner holds a few connections of its own: the app's (LISTEN, reads), the view's.
+POOL = {"POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "4"}
+
+
+class ViewProjection(Projection[ViewRecorder]):
+    """An eventsourcing Projection whose view is a ViewRecorder (rows + tracking, one commit)."""
+
+    def __init__(self, view: ViewRecorder, app: VoiceSessions) -> None:
+        super().__init__(view)
+        self.app = app
+        self.fold = SessionFold(app)
+
+    def process_event(self, domain_event: Any, tracking: Tracking) -> None:
+        """One event and its tracking, the shape eventsourcing's runners deliver."""
+        change = change_of(domain_event, tracking.notification_id, self.fold)
+        expected = self.view.max_tracking_id(tracking.application_name)
+        self.view.apply_changes([change], tracking, expected)
+
+    def process_batch(self, notifications: list[Any], expected: int | None) -> int:
+        """Apply notifications (in log order) and move the position; returns the new one."""
+        changes = to_changes(self.app, self.fold, notifications)
+        last = notifications[-1].id
+        try:
+            self.view.apply_changes(changes, Tracking(self.app.name, last), expected)
+        except Exception:
+            self.fold.forget()
+            raise
+        return last
+
+
+class ViewRunner:
+    def __init__(
+        self,
+        store: Store,
+        view_class: type[View],
+        *,
+        poll_interval: float = 0.1,
+        batch: int = BATCH,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        self.store = store
+        self.name = view_class.name
+        self.poll_interval = poll_interval
+        self.batch = batch
+        base_env = {**store.eventsourcing_env(), **POOL, **(env or {})}
+        self.app = VoiceSessions(base_env)
+        self._factory = InfrastructureFactory[ViewRecorder].construct(
+            env=Environment(view_class.name, base_env)
+        )
+        recorder = self._factory.tracking_recorder(recorder_class(view_class, store.backend))
+        self.projection = ViewProjection(recorder, self.app)
+        self._subscription: Subscription[Any] | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def view(self) -> ViewRecorder:
+        return self.projection.view
+
+    def position(self) -> int:
+        return self.view.max_tracking_id(self.app.name) or 0
+
+    def head(self) -> int:
+        return self.app.recorder.max_notification_id() or 0
+
+    def catch_up(
+        self,
+        stop: threading.Event | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Apply every stored event after the tracking position, in batches; returns it."""
+        stored = self.view.max_tracking_id(self.app.name)
+        position = stored or 0
+        while stop is None or not stop.is_set():
+            notifications = self.app.recorder.select_notifications(
+                start=position, limit=self.batch, inclusive_of_start=False
+            )
+            if not notifications:
+                break
+            position = self.projection.process_batch(list(notifications), stored)
+            stored = position
+            if progress is not None:
+                progress(position)
+        return position
+
+    def follow(self, stop: threading.Event) -> None:
+        """Catch up, then follow live until `stop` is set. Errors propagate (supervisor)."""
+        while not stop.is_set():
+            self.catch_up(stop)
+            if self.store.backend == "postgres":
+                self._listen(stop)
+            else:
+                stop.wait(self.poll_interval)
+
+    def _listen(self, stop: threading.Event) -> None:
+        position = self.view.max_tracking_id(self.app.name)
+        subscription = self.app.recorder.subscribe(gt=position)
+        with self._lock:
+            self._subscription = subscription
+        if stop.is_set():
+            subscription.stop()
+        try:
+            with subscription:
+                for notification in subscription:
+                    position = self.projection.process_batch([notification], position)
+        finally:
+            with self._lock:
+                self._subscription = None
+
+    def interrupt(self) -> None:
+        """Leave the live subscription (if any); `follow` then catches up and listens again."""
+        with self._lock:
+            if self._subscription is not None:
+                self._subscription.stop()
+
+    def close(self) -> None:
+        self.interrupt()
+        self.app.close()
+        self._factory.close()

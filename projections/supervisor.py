@@ -1,0 +1,118 @@
+"""Keeps every view live: one runner thread per view, restarted from its tracking position
+whenever it stops with an error (a PostgreSQL LISTEN connection that died, a lost
+database), and nudged on a slow timer in case a NOTIFY was missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+
+from clara_es.adapters.store import Store
+from projections.runner import ViewRunner
+from projections.view import View
+from projections.views import select
+
+log = logging.getLogger(__name__)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        store: Store,
+        views: Iterable[type[View]] | None = None,
+        *,
+        poll_interval: float = 0.1,
+        watchdog_interval: float = 5.0,
+        restart_delay: float = 0.2,
+        max_restart_delay: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.views = list(views) if views is not None else select()
+        self.poll_interval = poll_interval
+        self.watchdog_interval = watchdog_interval
+        self.restart_delay = restart_delay
+        self.max_restart_delay = max_restart_delay
+        self.restarts = 0
+        self.nudges = 0
+        self.runners: dict[str, ViewRunner] = {}
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> Supervisor:
+        for view in self.views:
+            runner = ViewRunner(self.store, view, poll_interval=self.poll_interval)
+            self.runners[view.name] = runner
+            self._spawn(self._supervise, runner, f"projection-{view.name}")
+        if self.store.backend == "postgres":
+            self._spawn(self._watchdog, None, "projection-watchdog")
+        return self
+
+    def _spawn(self, target: Callable[..., None], runner: ViewRunner | None, name: str) -> None:
+        args = (runner,) if runner is not None else ()
+        thread = threading.Thread(target=target, args=args, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _supervise(self, runner: ViewRunner) -> None:
+        delay = self.restart_delay
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                runner.follow(self._stop)
+            except Exception as exc:
+                if self._stop.is_set():
+                    return
+                self.restarts += 1
+                log.warning(
+                    "view %s stopped (%s: %s); restarting from its tracking position",
+                    runner.name, type(exc).__name__, exc,
+                )
+                if time.monotonic() - started > self.max_restart_delay:
+                    delay = self.restart_delay
+                self._stop.wait(delay)
+                delay = min(delay * 2, self.max_restart_delay)
+
+    def _watchdog(self) -> None:
+        """A view behind the log that did not move for a whole interval missed a NOTIFY."""
+        seen: dict[str, int] = {}
+        while not self._stop.wait(self.watchdog_interval):
+            for name, runner in self.runners.items():
+                try:
+                    position, head = runner.position(), runner.head()
+                except Exception as exc:  # the runner's own restart deals with the database
+                    log.info("watchdog could not read %s: %s", name, exc)
+                    continue
+                if position < head and seen.get(name) == position:
+                    log.info("view %s stuck at %s of %s: catching up", name, position, head)
+                    self.nudges += 1
+                    runner.interrupt()
+                seen[name] = position
+
+    def wait_for(self, notification_id: int, timeout: float = 30.0) -> None:
+        """Block until every view has applied `notification_id` (TimeoutError otherwise)."""
+        for runner in self.runners.values():
+            runner.view.wait(runner.app.name, notification_id, timeout=timeout)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for runner in self.runners.values():
+            runner.interrupt()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        for runner in self.runners.values():
+            runner.close()
+
+    def __enter__(self) -> Supervisor:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,51 @@
+"""UI state per session: what the status light and the Start Session button show."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from clara_es.domain import ui_state
+from projections.schema import metadata, session_id_column, timestamp, tracking_table
+from projections.sql import Sql
+from projections.view import Change, View
+
+ui_state_table = sa.Table(
+    "ui_state",
+    metadata,
+    session_id_column(),
+    sa.Column("room", sa.String(200), nullable=False, index=True),
+    sa.Column("participant", sa.String(200), nullable=False, index=True),
+    sa.Column("connection_state", sa.String(16), nullable=False, index=True),
+    sa.Column("status_text", sa.Text, nullable=False),
+    sa.Column("start_enabled", sa.Boolean, nullable=False),
+    sa.Column("attempt", sa.Integer, nullable=False),
+    sa.Column("max_attempts", sa.Integer, nullable=False),
+    timestamp("next_retry_at", nullable=True),
+    timestamp("updated_at"),
+    sa.Column("version", sa.Integer, nullable=False),
+)
+
+UPSERT = """
+INSERT INTO {ui_state} (session_id, room, participant, connection_state, status_text,
+    start_enabled, attempt, max_attempts, next_retry_at, updated_at, version)
+VALUES (:session_id, :room, :participant, :connection_state, :status_text,
+    :start_enabled, :attempt, :max_attempts, :next_retry_at, :updated_at, :version)
+ON CONFLICT (session_id) DO UPDATE SET
+    room = excluded.room, participant = excluded.participant,
+    connection_state = excluded.connection_state, status_text = excluded.status_text,
+    start_enabled = excluded.start_enabled, attempt = excluded.attempt,
+    max_attempts = excluded.max_attempts, next_retry_at = excluded.next_retry_at,
+    updated_at = excluded.updated_at, version = excluded.version
+"""
+
+
+class UIStateView(View):
+    name = "ui_state"
+    tables = (ui_state_table,)
+    tracking = tracking_table(name)
+
+    def apply(self, db: Sql, change: Change) -> None:
+        if change.session is None:
+            return
+        state = ui_state(change.session)
+        db.run(UPSERT, **state.model_dump())

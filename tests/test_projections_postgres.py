@@ -1,0 +1,92 @@
+"""PostgreSQL only: the live subscription (LISTEN/NOTIFY) dies or misses a NOTIFY, and the
+views still end up complete and exactly once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from clara_es.adapters.store import Store
+from clara_es.application import VoiceSessions
+from clara_es.domain import Actor, BackoffPolicy, Signal, VirtualClock, VoiceSession
+from projections.catch_up import rebuild
+from projections.db import schema_of, upgrade
+from projections.supervisor import Supervisor
+from projections.views import VIEWS
+
+from .conftest import POSTGRES_URL
+from .projections_helpers import build_streams, positions, snapshot, wait_until
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def pg_app(postgres_store: Store, clock: VirtualClock) -> Iterator[VoiceSessions]:
+    app = VoiceSessions(postgres_store.eventsourcing_env(), clock=clock)
+    upgrade(postgres_store)
+    yield app
+    app.close()
+
+
+def listen_backends(application_name: str) -> list[int]:
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+            "AND query LIKE 'LISTEN %%'",
+            (application_name,),
+        ).fetchall()
+    return [pid for (pid,) in rows]
+
+
+def test_terminated_listen_connections_are_restarted_from_the_tracking_position(
+    postgres_store: Store, pg_app: VoiceSessions, clock: VirtualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # libpq names every connection this process opens from now on, so only ours are killed.
+    application_name = f"clara-es-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("PGAPPNAME", application_name)
+    build_streams(pg_app, clock, 20)
+    with Supervisor(postgres_store, watchdog_interval=3600, restart_delay=0.05) as supervisor:
+        supervisor.wait_for(pg_app.recorder.max_notification_id())
+        wait_until(lambda: len(listen_backends(application_name)) == len(VIEWS), what="LISTEN")
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            for pid in listen_backends(application_name):
+                conn.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        build_streams(pg_app, clock, 20)
+        supervisor.wait_for(pg_app.recorder.max_notification_id())
+        assert supervisor.restarts >= len(VIEWS)
+        live = snapshot(postgres_store)
+    rebuild(postgres_store)
+    assert snapshot(postgres_store) == live
+
+
+def insert_without_notify(store: Store, app: VoiceSessions, clock: VirtualClock) -> None:
+    """Append a session's first event the way a lost NOTIFY looks: stored, never announced."""
+    signal = Signal(name="start", actor=Actor.CLIENT, at=clock.now())
+    session = VoiceSession.start("room-quiet", "nobody-told", BackoffPolicy(), signal)
+    (event,) = session.collect_events()
+    stored = app.mapper.to_stored_event(event)
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(
+            f'INSERT INTO "{schema_of(store)}".voicesessions_events '
+            "(originator_id, originator_version, topic, state) VALUES (%s, %s, %s, %s)",
+            (stored.originator_id, stored.originator_version, stored.topic, stored.state),
+        )
+
+
+def test_a_missed_notify_is_caught_by_the_slow_poll(
+    postgres_store: Store, pg_app: VoiceSessions, clock: VirtualClock
+) -> None:
+    build_streams(pg_app, clock, 5)
+    with Supervisor(postgres_store, watchdog_interval=0.2) as supervisor:
+        supervisor.wait_for(pg_app.recorder.max_notification_id())
+        insert_without_notify(postgres_store, pg_app, clock)
+        head = pg_app.recorder.max_notification_id()
+        wait_until(
+            lambda: positions(postgres_store) == dict.fromkeys(VIEWS, head), what="the quiet event"
+        )
+        assert supervisor.nudges >= 1
+        assert supervisor.restarts == 0
