@@ -1,0 +1,51 @@
+"""`clara-es serve`: the HTTP API, the live feeds, the pages and the projection runners in
+one process, on the store of CLARA_ES_DATABASE_URL (or --db)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import uvicorn
+
+from clara_es.cli.common import CommandError, console, db_option, resolve_store
+from clara_es.config import Settings
+from clara_es.http import Options, Service, create_app
+
+# Open live feeds never end by themselves: on SIGTERM they get this long, then close.
+# Commands in flight finish first; each append is one transaction, so nothing half-written.
+GRACE_SECONDS = 5
+
+
+def api_credentials(settings: Settings) -> tuple[str, str]:
+    if not settings.livekit_api_key or not settings.livekit_api_secret:
+        raise CommandError(
+            "set CLARA_ES_LIVEKIT_API_KEY and CLARA_ES_LIVEKIT_API_SECRET: the API's tokens "
+            "are signed with them"
+        )
+    return settings.livekit_api_key, settings.livekit_api_secret
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
+@click.option("--max-lag", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="/readyz fails while a view is more events than this behind.")
+@db_option
+def serve(host: str, port: int, max_lag: int, db: Path | None) -> None:
+    """Serve the HTTP API, the status page (/) and the dashboard (/dashboard)."""
+    api_key, api_secret = api_credentials(Settings())
+    store = resolve_store(db)
+    try:
+        service = Service(
+            store, api_key=api_key, api_secret=api_secret, options=Options(max_lag=max_lag)
+        )
+    except Exception as exc:
+        raise CommandError(f"cannot open the store {store.url}: {exc}") from None
+    console.print(f"clara-es on http://{host}:{port}/ (dashboard: /dashboard, API: /docs), "
+                  f"store {store.url}")
+    config = uvicorn.Config(
+        create_app(service), host=host, port=port, log_level="info",
+        timeout_graceful_shutdown=GRACE_SECONDS,
+    )
+    uvicorn.Server(config).run()
