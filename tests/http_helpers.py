@@ -52,7 +52,7 @@ def service(store: Store, clock: VirtualClock) -> Service:
 
 @pytest.fixture
 def base_url(service: Service) -> Iterator[str]:
-    with live_server(create_app(service)) as url:
+    with live_server(create_app(service), service) as url:
         yield url
 
 
@@ -75,7 +75,7 @@ def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = 
 
 
 @contextmanager
-def live_server(app: FastAPI) -> Iterator[str]:
+def live_server(app: FastAPI, service: Service) -> Iterator[str]:
     """The app under a real uvicorn on a free loopback port; yields its base URL."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -89,6 +89,7 @@ def live_server(app: FastAPI) -> Iterator[str]:
         wait_until(lambda: server.started, what="uvicorn to start")
         yield f"http://127.0.0.1:{port}"
     finally:
+        service.changes.close()  # as `clara-es serve` does on SIGTERM
         server.should_exit = True
         thread.join(timeout=15)
 

@@ -265,7 +265,7 @@ def test_health_readiness_and_metrics(client: httpx.Client, service: Service) ->
 
 def test_readiness_fails_while_the_views_are_behind(store: Store, clock: VirtualClock) -> None:
     lagging = open_service(store, clock, follow_views=False, max_lag=2)
-    with live_server(create_app(lagging)) as url, httpx.Client(base_url=url) as http:
+    with live_server(create_app(lagging), lagging) as url, httpx.Client(base_url=url) as http:
         session_id = connected_session(http)
         command(http, session_id, "disconnected", {})  # Disconnected, ReconnectScheduled
         response = http.get("/readyz")

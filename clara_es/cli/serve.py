@@ -4,6 +4,7 @@ one process, on the store of CLARA_ES_DATABASE_URL (or --db)."""
 from __future__ import annotations
 
 from pathlib import Path
+from types import FrameType
 
 import click
 import uvicorn
@@ -12,8 +13,8 @@ from clara_es.cli.common import CommandError, console, db_option, resolve_store
 from clara_es.config import Settings
 from clara_es.http import Options, Service, create_app
 
-# Open live feeds never end by themselves: on SIGTERM they get this long, then close.
-# Commands in flight finish first; each append is one transaction, so nothing half-written.
+# On SIGTERM the live feeds end at once; commands in flight get this long to finish (each
+# append is one transaction, so a cut-off command appended all of its events or none).
 GRACE_SECONDS = 5
 
 
@@ -48,4 +49,16 @@ def serve(host: str, port: int, max_lag: int, db: Path | None) -> None:
         create_app(service), host=host, port=port, log_level="info",
         timeout_graceful_shutdown=GRACE_SECONDS,
     )
-    uvicorn.Server(config).run()
+    ClosingServer(config, service).run()
+
+
+class ClosingServer(uvicorn.Server):
+    """Ends the live feeds as soon as shutdown begins, so they do not hold it up."""
+
+    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+        super().__init__(config)
+        self.service = service
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.service.changes.close()
+        super().handle_exit(sig, frame)

@@ -30,6 +30,7 @@ class Changes:
     def __init__(self) -> None:
         self._waiters: dict[UUID, set[asyncio.Event]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.closed = False
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -37,6 +38,16 @@ class Changes:
     def notify(self, session_id: UUID) -> None:
         if self._loop is not None and session_id in self._waiters:
             self._loop.call_soon_threadsafe(self._wake, session_id)
+
+    def close(self) -> None:
+        """End every feed (the server is shutting down: open feeds must not hold it up)."""
+        self.closed = True
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake_all)
+
+    def _wake_all(self) -> None:
+        for session_id in list(self._waiters):
+            self._wake(session_id)
 
     def _wake(self, session_id: UUID) -> None:
         for waiter in self._waiters.get(session_id, ()):
@@ -98,7 +109,7 @@ async def feed(
             yield message(ui_state(current))
         else:
             follower = await run_in_threadpool(Follower.after, app, session_id, after)
-        while True:
+        while not changes.closed:
             woken.clear()
             for state in await run_in_threadpool(follower.newer):
                 yield message(state)
