@@ -13,10 +13,12 @@ import httpx
 import pytest
 
 from clara_es.domain import FAILURE_TEXT, VirtualClock
+from clara_es.http import Service
 
 from .conftest import IN_CI
 from .http_helpers import (  # noqa: F401
     CLIENT,
+    READER,
     base_url,
     client,
     command,
@@ -115,3 +117,33 @@ def parse(instant: str) -> Any:
     from datetime import datetime
 
     return datetime.fromisoformat(instant)
+
+
+def test_the_dashboard_shows_states_recoveries_and_a_timeline(
+    base_url: str, client: httpx.Client, service: Service, page: Any, clock: VirtualClock,
+    tmp_path: Path,
+) -> None:
+    from playwright.sync_api import expect
+
+    recovered = start_session(client)
+    for name in ("connect", "connected", "disconnected"):
+        command(client, recovered, name)
+    clock.advance(1)
+    command(client, recovered, "attempt-started", {"attempt": 1})
+    clock.advance(1)
+    command(client, recovered, "reconnected")
+    idle = start_session(client, room="room-2", participant="bob")
+    service.settle()
+
+    page.goto(f"{base_url}/dashboard#token={token_of(READER)}")
+    expect(page.locator("#total")).to_have_text("2")
+    expect(page.locator("#by-state")).to_contain_text("connected")
+    expect(page.locator("#by-state")).to_contain_text("idle")
+    expect(page.locator("#rate")).to_have_text("100.0 %")
+    expect(page.locator("#ttr")).to_contain_text("2000")  # p50 time to recover, in ms
+    expect(page.locator("#sessions")).to_contain_text(idle[:8])
+    page.locator("#sessions tr", has_text=recovered[:8]).click()
+    timeline = page.locator("#timeline")
+    expect(timeline).to_contain_text("Reconnected")
+    expect(timeline.locator("tr")).to_have_count(1 + 7)  # header + every stored event
+    page.screenshot(path=tmp_path / "dashboard.png", full_page=True)

@@ -22,9 +22,10 @@ function chart(svg, ttr) {
     const height = Math.round(90 * (value || 0) / top);
     const x = 20 + i * 75;
     svg.insertAdjacentHTML("beforeend",
-      `<rect x="${x}" y="${100 - height}" width="50" height="${height}" fill="#4a7bd0"></rect>` +
-      `<text x="${x + 25}" y="115" text-anchor="middle" font-size="12">${label}</text>` +
-      `<text x="${x + 25}" y="${95 - height}" text-anchor="middle" font-size="11">${value ?? "-"}</text>`);
+      `<rect x="${x}" y="${115 - height}" width="50" height="${height}" fill="#4a7bd0"></rect>` +
+      `<text x="${x + 25}" y="130" text-anchor="middle" font-size="12">${label}</text>` +
+      `<text x="${x + 25}" y="${110 - height}" text-anchor="middle" font-size="11">` +
+      `${value ?? "-"}</text>`);
   });
 }
 
