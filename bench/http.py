@@ -89,8 +89,23 @@ def setup_sessions(app: VoiceSessions, n: int) -> list[UUID]:
     return ids
 
 
-async def timed(seconds: float, workers: int, job: Any) -> float:
-    """Run `job(worker, i)` in `workers` loops for `seconds`; requests per second."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+CPU: dict[str, float] = {}
+
+
+async def timed(seconds: float, workers: int, job: Any, label: str = "") -> float:
+    """Run `job(worker, i)` in `workers` loops for `seconds`; requests per second.
+
+    With a label, records the CPU ms per request of the server and of this client process.
+    """
+    server_before = cpu_seconds(SERVER_PID[0]) if SERVER_PID else 0.0
+    client_before = time.process_time()
     done = 0
     stop = time.perf_counter() + seconds
 
@@ -104,7 +119,14 @@ async def timed(seconds: float, workers: int, job: Any) -> float:
 
     start = time.perf_counter()
     await asyncio.gather(*(loop(w) for w in range(workers)))
-    return done / (time.perf_counter() - start)
+    rate = done / (time.perf_counter() - start)
+    if label and SERVER_PID:
+        CPU[f"{label}_server_cpu_ms"] = 1000 * (cpu_seconds(SERVER_PID[0]) - server_before) / done
+        CPU[f"{label}_client_cpu_ms"] = 1000 * (time.process_time() - client_before) / done
+    return rate
+
+
+SERVER_PID: list[int] = []
 
 
 def in_process_rate(seconds: float, call: Any) -> float:
@@ -128,8 +150,8 @@ async def http_rates(url: str, ids: list[UUID], seconds: float, workers: int) ->
         async def health(worker: int, i: int) -> None:
             assert (await http.get("/healthz")).status_code == 200
 
-        floor = await timed(seconds, workers, health)
-        reads = await timed(seconds, workers, read)
+        floor = await timed(seconds, workers, health, "healthz")
+        reads = await timed(seconds, workers, read, "read")
         per_worker = len(ids) // workers
 
         async def command(worker: int, i: int) -> None:
@@ -138,7 +160,7 @@ async def http_rates(url: str, ids: list[UUID], seconds: float, workers: int) ->
             r = await http.post(f"/api/sessions/{session_id}/{name}", json=body, headers=AGENT)
             assert r.status_code == 200, r.text
 
-        commands = await timed(seconds, workers, command)
+        commands = await timed(seconds, workers, command, "command")
     return {"healthz_rps": floor, "read_rps": reads, "command_rps": commands}
 
 
@@ -202,6 +224,7 @@ def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         app = VoiceSessions(store.eventsourcing_env(), clock=SystemClock())
         ids = setup_sessions(app, 200 + args.feeds)
         server = Server(store)
+        SERVER_PID[:] = [server.process.pid]
         try:
             rates = asyncio.run(http_rates(server.url, ids[:200], args.seconds, args.workers))
             live = asyncio.run(feeds(server.url, ids[200:], args.rounds))
@@ -225,6 +248,7 @@ def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         "command_rps": round(rates["command_rps"]), "direct_command_per_s": round(direct_command),
         "command_ratio": round(rates["command_rps"] / direct_command, 3),
         **{k: round(v, 1) if isinstance(v, float) else v for k, v in live.items()},
+        **{k: round(v, 2) for k, v in CPU.items()},
     }
 
 

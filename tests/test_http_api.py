@@ -309,3 +309,17 @@ def test_livekit_webhooks_are_verified_and_recorded_once(
     elsewhere, elsewhere_signature = signed_webhook("participant_left", "WH_2", "nowhere")
     response = client.post(url, content=elsewhere, headers={"Authorization": elsewhere_signature})
     assert response.status_code == 404
+
+
+def test_missing_views_are_503_not_a_crash(store: Store, clock: VirtualClock) -> None:
+    from projections import db as views_db
+
+    service = open_service(store, clock, follow_views=False)
+    views_db.downgrade(store)  # the views' tables are gone
+    with live_server(create_app(service), service) as url, httpx.Client(base_url=url) as http:
+        response = http.get("/api/sessions", headers=READER)
+        assert response.status_code == 503
+        assert response.headers["content-type"] == PROBLEM
+        assert response.headers["retry-after"] == "1"
+        assert http.get("/readyz").status_code == 503
+        assert http.get("/healthz").status_code == 200

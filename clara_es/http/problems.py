@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy as sa
+from eventsourcing.persistence import PersistenceError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -13,7 +16,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from clara_es.application import InvalidCommand
 from clara_es.domain import ConcurrencyConflict, InvalidTransition, SessionNotFound
+from projections.db import ViewsMissing
 
+log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -97,6 +102,13 @@ def install(app: FastAPI) -> None:
         errors = [FieldError(field=field_name(e["loc"]), message=e["msg"]) for e in exc.errors()]
         detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
         return problem(422, f"invalid request: {detail}", errors)
+
+    @app.exception_handler(PersistenceError)
+    @app.exception_handler(sa.exc.OperationalError)
+    @app.exception_handler(ViewsMissing)
+    async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("store unavailable: %s", exc)
+        return problem(503, "the store is unavailable; try again", headers={"Retry-After": "1"})
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
