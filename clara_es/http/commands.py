@@ -79,12 +79,13 @@ def run(
     command: Callable[[VoiceSessions, Actor], UIState],
 ) -> UIState:
     service = service_of(request)
-    status = 200
+    status = 500  # until the command is known to have succeeded or been refused
     try:
         room, participant = service.reads.owner(session_id)
         if not caller.may_write(room, participant):
             raise forbidden(caller, f"{name} session {session_id}")
         state = command(service.app, caller.actor)
+        status = 200
     except ApiProblem as exc:
         status = exc.status
         raise

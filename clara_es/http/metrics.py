@@ -33,7 +33,7 @@ class Metrics:
 
 
 OUTCOMES = {200: "ok", 201: "ok", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
-            409: "refused", 422: "invalid"}
+            409: "refused", 422: "invalid", 500: "error"}
 
 
 class _Scraped(Collector):
