@@ -248,6 +248,7 @@ def test_health_readiness_and_metrics(client: httpx.Client, service: Service) ->
     command(client, session_id, "connected", headers=bearer(Role.CLIENT, "mallory"))
     command(client, session_id, "disconnected", {})
     command(client, session_id, "connected")  # while reconnecting: refused
+    command(client, session_id, "attempt-started", {"attempt": -1})  # invalid body
     service.settle()
     ready = client.get("/readyz")
     assert ready.status_code == 200
@@ -257,6 +258,7 @@ def test_health_readiness_and_metrics(client: httpx.Client, service: Service) ->
     assert 'clara_es_commands_total{command="connected",outcome="ok"} 1.0' in text
     assert 'clara_es_commands_total{command="connected",outcome="forbidden"} 1.0' in text
     assert 'clara_es_commands_total{command="connected",outcome="refused"} 1.0' in text
+    assert 'clara_es_commands_total{command="attempt_started",outcome="invalid"} 1.0' in text
     assert 'clara_es_sessions{state="reconnecting"} 1.0' in text
     assert 'clara_es_projection_lag{view="history"} 0.0' in text
     assert "clara_es_concurrency_retries_total 0.0" in text

@@ -10,7 +10,9 @@ from contextlib import asynccontextmanager
 from importlib.resources import files
 
 from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
@@ -137,6 +139,7 @@ def create_app(service: Service) -> FastAPI:
     )
     app.state.service = service
     problems.install(app)
+    _count_invalid_commands(app, service)
     app.include_router(commands.router)
     app.include_router(reads.router)
     app.include_router(ops)
@@ -144,6 +147,21 @@ def create_app(service: Service) -> FastAPI:
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     _document_problem(app)
     return app
+
+
+def _count_invalid_commands(app: FastAPI, service: Service) -> None:
+    """A command refused for its body (422 before the handler runs) counts as `invalid`."""
+    respond = app.exception_handlers[RequestValidationError]
+
+    async def counted(request: Request, exc: Exception) -> Response:
+        route = request.scope.get("route")
+        if request.method == "POST" and isinstance(route, APIRoute) and route.path.startswith(
+            commands.router.prefix
+        ):
+            service.metrics.count(route.name, 422)
+        return await respond(request, exc)
+
+    app.add_exception_handler(RequestValidationError, counted)
 
 
 def _document_problem(app: FastAPI) -> None:

@@ -176,7 +176,7 @@ def reconnected(request: Request, caller: Caller, session_id: UUID) -> UIState:
 def quality(request: Request, caller: Caller, session_id: UUID, body: QualityBody) -> UIState:
     """LiveKit's connection quality of a participant, as the agent sees it."""
     return run(
-        request, caller, session_id, "quality_changed",
+        request, caller, session_id, "quality",
         lambda a, who: a.quality_changed(session_id, body.participant, body.quality, who),
     )
 
