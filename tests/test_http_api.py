@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import threading
 from datetime import timedelta
 from uuid import UUID
 
@@ -325,3 +326,30 @@ def test_missing_views_are_503_not_a_crash(store: Store, clock: VirtualClock) ->
         assert response.headers["retry-after"] == "1"
         assert http.get("/readyz").status_code == 503
         assert http.get("/healthz").status_code == 200
+
+
+def test_client_and_agent_reporting_one_outage_at_once_schedule_once(
+    client: httpx.Client, service: Service
+) -> None:
+    session_id = connected_session(client)
+    barrier = threading.Barrier(8)
+    answers: list[int] = []
+
+    def report(headers: dict[str, str]) -> None:
+        with httpx.Client(base_url=str(client.base_url), timeout=30) as own:
+            barrier.wait()
+            answers.append(command(own, session_id, "disconnected", {"reason": "network"},
+                                   headers=headers).status_code)
+
+    reporters = [threading.Thread(target=report, args=(CLIENT if n % 2 else AGENT,))
+                 for n in range(8)]
+    for thread in reporters:
+        thread.start()
+    for thread in reporters:
+        thread.join(timeout=60)
+    assert answers == [200] * 8
+    types = [type(e).__name__ for e in
+             service.app.repository.event_store.get(UUID(session_id), gt=3)]
+    assert types.count("Disconnected") == 1
+    assert types.count("ReconnectScheduled") == 1
+    assert types.count("SignalIgnored") == 7
