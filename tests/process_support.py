@@ -6,17 +6,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.config import Settings
 from clara_es.process import (
     AudioPipeline,
     InMemoryAudioPipeline,
-    ProcessManager,
     RoomCleaner,
     SkippedRoomCleaner,
     Worker,
-    reactions_env,
+    start_worker,
 )
 
 
@@ -27,17 +25,14 @@ def settings(**overrides: Any) -> Settings:
 
 @contextmanager
 def worker_on(
-    store: Store,
     app: VoiceSessions,
     pipeline: AudioPipeline | None = None,
     cleaner: RoomCleaner | None = None,
     config: Settings | None = None,
 ) -> Iterator[Worker]:
-    config = config or settings()
-    manager = ProcessManager(reactions_env(store.eventsourcing_env()), settings=config)
-    manager.follow("VoiceSessions", app.notification_log)
+    worker = start_worker(app, pipeline or InMemoryAudioPipeline(),
+                          cleaner or SkippedRoomCleaner(), config or settings())
     try:
-        yield Worker(app, manager, pipeline or InMemoryAudioPipeline(),
-                     cleaner or SkippedRoomCleaner(), config)
+        yield worker
     finally:
-        manager.close()
+        worker.close()

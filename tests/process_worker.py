@@ -50,7 +50,7 @@ def main(url: str, mode: str, ready_file: str, start: str, livekit_url: str = ""
         LiveKitRoomCleaner(livekit_url, API_KEY, API_SECRET, clock) if livekit_url
         else SkippedRoomCleaner()
     )
-    with worker_on(store, app, cleaner=PausingCleaner(inner, ready),
+    with worker_on(app, cleaner=PausingCleaner(inner, ready),
                    config=settings(cleanup_grace_s=0.0)) as worker:
         if mode == "timers":
             worker.manager.catch_up()

@@ -114,7 +114,7 @@ def test_failed_session_is_cleaned_up_after_the_grace_time(
     livekit.rooms = {"room-1": {"alice"}}
     livekit.fail("DeleteRoom", 503, times=2)
     config = settings(cleanup_grace_s=30.0)
-    with worker_on(store, app, cleaner=cleaner(livekit, clock), config=config) as worker:
+    with worker_on(app, cleaner=cleaner(livekit, clock), config=config) as worker:
         session_id = failed_session(app, clock)
         failed_at = clock.now()
         worker.run_until(failed_at + timedelta(seconds=29))
@@ -135,7 +135,7 @@ def test_without_livekit_the_skip_is_recorded(
     store: Store, make_app: AppFactory, clock: VirtualClock
 ) -> None:
     app = make_app()
-    with worker_on(store, app) as worker:
+    with worker_on(app) as worker:
         session_id = failed_session(app, clock)
         worker.run_until(clock.now() + timedelta(seconds=31))
     last = session_history(app, session_id)[-1]

@@ -68,7 +68,7 @@ def test_killed_between_cleanup_request_and_outcome_cleans_up_once(
         assert livekit.rooms == {}  # the effect ran, its outcome was never recorded
         cleaner = LiveKitRoomCleaner(livekit.url, API_KEY, API_SECRET, clock)
         for _ in range(2):  # started again, and once more for good measure
-            with worker_on(store, app, cleaner=cleaner,
+            with worker_on(app, cleaner=cleaner,
                            config=settings(cleanup_grace_s=0.0)) as worker:
                 worker.run_until(clock.now() + timedelta(minutes=5))
         calls = [c.method for c in livekit.calls]
@@ -101,7 +101,7 @@ def test_killed_with_100_pending_timers_fires_all_and_no_superseded_one(
         app.attempt_failed(session_id, 1, "network unreachable")
     restarted_at = t0 + timedelta(seconds=25)  # deadlines run to t0 + 30.8 s
     clock.advance_to(restarted_at)
-    with worker_on(store, app) as worker:
+    with worker_on(app) as worker:
         worker.run_pending()
         worker.run_until(t0 + timedelta(minutes=10))
 

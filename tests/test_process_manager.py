@@ -29,7 +29,7 @@ def test_watchdog_fails_an_attempt_whose_client_died(
     store: Store, make_app: AppFactory, clock: VirtualClock
 ) -> None:
     app = make_app()
-    with worker_on(store, app) as worker:
+    with worker_on(app) as worker:
         session_id = connected(app)
         app.disconnected(session_id, "network")  # attempt 1 due after 1 s
         clock.advance(1)
@@ -53,7 +53,7 @@ def test_a_client_that_reports_in_time_is_never_timed_out(
     store: Store, make_app: AppFactory, clock: VirtualClock
 ) -> None:
     app = make_app()
-    with worker_on(store, app) as worker:
+    with worker_on(app) as worker:
         session_id = connected(app)
         state = app.disconnected(session_id, "network")
         worker.run_until(state.next_retry_at)
@@ -71,7 +71,7 @@ def test_poor_quality_restarts_the_pipeline_with_backoff_up_to_the_cap(
 ) -> None:
     app = make_app()
     pipeline = InMemoryAudioPipeline(failures=10)
-    with worker_on(store, app, pipeline=pipeline, config=settings(pipeline_restart_cap=3)) as w:
+    with worker_on(app, pipeline=pipeline, config=settings(pipeline_restart_cap=3)) as w:
         session_id = connected(app)
         t0 = clock.now()
         app.quality_changed(session_id, "alice", "poor")
@@ -92,7 +92,7 @@ def test_good_quality_ends_the_episode_and_resets_the_count(
 ) -> None:
     app = make_app()
     pipeline = InMemoryAudioPipeline(failures=1)
-    with worker_on(store, app, pipeline=pipeline) as worker:
+    with worker_on(app, pipeline=pipeline) as worker:
         session_id = connected(app)
         app.quality_changed(session_id, "alice", "poor")
         worker.run_until(clock.now() + timedelta(seconds=5))  # failed once, then restarted
@@ -130,12 +130,12 @@ def test_timers_survive_a_restart_of_the_process_manager(
     store: Store, make_app: AppFactory, clock: VirtualClock
 ) -> None:
     app = make_app()
-    with worker_on(store, app) as worker:
+    with worker_on(app) as worker:
         session_id = connected(app)
         app.disconnected(session_id, "network")
         worker.run_pending()  # the deadline (due + 10 s) is now recorded, then the worker stops
     clock.advance(60)  # long past the deadline while nothing ran
-    with worker_on(store, app) as worker:
+    with worker_on(app) as worker:
         assert worker.next_due() == clock.now() - timedelta(seconds=49)
         worker.run_pending()
     timed_out = [e for e in session_history(app, session_id) if e.type == "ReconnectAttemptFailed"]

@@ -8,6 +8,7 @@ import click
 
 from clara_es.cli.demo import demo
 from clara_es.cli.history import history
+from clara_es.cli.run import run
 from clara_es.domain import DomainError
 
 
@@ -19,6 +20,7 @@ def cli() -> None:
 
 cli.add_command(demo)
 cli.add_command(history)
+cli.add_command(run)
 
 
 def main(argv: list[str] | None = None) -> None:

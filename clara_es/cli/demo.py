@@ -8,9 +8,12 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from clara_es.adapters.rooms import room_cleaner
 from clara_es.cli.common import console, db_option, json_option, open_app, print_json, short
+from clara_es.config import Settings
 from clara_es.demo import DemoRun, run_demo
 from clara_es.domain import SystemClock, VirtualClock
+from clara_es.process import InMemoryAudioPipeline, start_worker
 
 
 @click.command()
@@ -18,12 +21,20 @@ from clara_es.domain import SystemClock, VirtualClock
 @json_option
 @click.option("--realtime", is_flag=True, help="Run on the wall clock (takes about a minute).")
 def demo(db: Path | None, as_json: bool, realtime: bool) -> None:
-    """Run the reconnection checklist: a 5 s drop that recovers, a 40 s outage that fails."""
+    """Run the reconnection checklist: a 5 s drop that recovers, a 40 s outage that fails
+    and is cleaned up by the server."""
     clock = SystemClock() if realtime else VirtualClock()
     with tempfile.TemporaryDirectory(prefix="clara-es-demo-") as scratch:
         path = db if db is not None else Path(scratch) / "demo.db"
         with open_app(path, create=True, clock=clock) as app:
-            run = run_demo(app)
+            settings = Settings()
+            # The agent's first pipeline restart fails, to show the backoff and the retry.
+            server = start_worker(app, InMemoryAudioPipeline(failures=1),
+                                  room_cleaner(settings, clock), settings)
+            try:
+                run = run_demo(app, server)
+            finally:
+                server.close()
     if as_json:
         print_json(_as_document(run, db))
     else:

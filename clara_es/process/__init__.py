@@ -10,7 +10,7 @@ from clara_es.process.ports import (
     SkippedRoomCleaner,
 )
 from clara_es.process.reactions import ProcessManager, Reaction, reactions_env
-from clara_es.process.worker import Worker
+from clara_es.process.worker import Worker, start_worker
 
 __all__ = [
     "CLEANUP_SKIPPED",
@@ -24,4 +24,5 @@ __all__ = [
     "SkippedRoomCleaner",
     "Worker",
     "reactions_env",
+    "start_worker",
 ]

@@ -18,9 +18,9 @@ from uuid import UUID
 
 from clara_es.application import VoiceSessions
 from clara_es.config import Settings
-from clara_es.domain import Clock, VirtualClock
+from clara_es.domain import Clock
 from clara_es.process.ports import AudioPipeline, RoomCleaner, SessionRef
-from clara_es.process.reactions import ProcessManager, Reaction
+from clara_es.process.reactions import LEADER, ProcessManager, Reaction, reactions_env
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,15 @@ class Job:
     id: str
     args: dict[str, Any]
     due_at: datetime | None  # None: an effect, due now
+
+
+def start_worker(
+    sessions: VoiceSessions, pipeline: AudioPipeline, cleaner: RoomCleaner, settings: Settings
+) -> Worker:
+    """The process manager on the sessions' store, following them, and its worker."""
+    manager = ProcessManager(reactions_env(sessions.env), settings=settings)
+    manager.follow(LEADER, sessions.notification_log)
+    return Worker(sessions, manager, pipeline, cleaner, settings)
 
 
 class Worker:
@@ -49,6 +58,9 @@ class Worker:
         self.cleaner = cleaner
         self.settings = settings
         self.clock: Clock = sessions.clock
+
+    def close(self) -> None:
+        self.manager.close()
 
     # ---- what is due -------------------------------------------------------------------------
 
@@ -92,15 +104,19 @@ class Worker:
                 failed.add(job.id)
 
     def run_until(self, instant: datetime) -> None:
-        """Virtual time: fire everything due up to `instant`, in order, moving the clock."""
-        assert isinstance(self.clock, VirtualClock), "run_until needs a virtual clock"
+        """Fire everything due up to `instant`, in order, waiting on the clock in between.
+
+        On a VirtualClock the waits are instant: this is how tests and the demo run a
+        minute of reactions in milliseconds. Facts appended by another thread are only
+        seen at the due times; `run_forever` polls for them.
+        """
         while True:
             self.run_pending()
             due = self.next_due()
             if due is None or due > instant:
                 break
-            self.clock.advance_to(due)
-        self.clock.advance_to(instant)
+            self.clock.sleep_until(due)
+        self.clock.sleep_until(instant)
         self.run_pending()
 
     def run_forever(self, stop: threading.Event) -> None:
