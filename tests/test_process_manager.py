@@ -140,3 +140,31 @@ def test_timers_survive_a_restart_of_the_process_manager(
         worker.run_pending()
     timed_out = [e for e in session_history(app, session_id) if e.type == "ReconnectAttemptFailed"]
     assert [(e.details["attempt"], e.occurred_at) for e in timed_out] == [(1, clock.now())]
+
+
+def test_a_timer_for_a_superseded_attempt_only_records_signal_ignored(
+    app: VoiceSessions, clock: VirtualClock
+) -> None:
+    session_id = connected(app)
+    app.disconnected(session_id, "network")
+    app.attempt_failed(session_id, 1, "network unreachable")  # attempt 2 is scheduled
+    before = app.status(session_id)
+    app.timed_out(session_id, 1, command_id="late-timer")
+    last = session_history(app, session_id)[-1]
+    assert (last.type, last.cause["id"]) == ("SignalIgnored", "late-timer")
+    assert "stale failure: attempt 1, current is 2" in last.details["reason"]
+    assert app.status(session_id).model_dump(exclude={"updated_at", "version"}) == \
+        before.model_dump(exclude={"updated_at", "version"})
+
+
+def test_an_ended_session_is_cleaned_up_at_once(
+    store: Store, make_app: AppFactory, clock: VirtualClock
+) -> None:
+    app = make_app()
+    with worker_on(app) as worker:
+        session_id = connected(app)
+        app.end(session_id, "user")
+        worker.run_pending()
+    kinds = types(app, session_id)
+    assert kinds[-3:] == ["SessionEnded", "CleanupRequested", "CleanupSkipped"]
+    assert app.status(session_id).connection_state == "ended"

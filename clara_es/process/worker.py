@@ -122,7 +122,10 @@ class Worker:
     def run_forever(self, stop: threading.Event) -> None:
         """Wall time: poll for new facts and due timers until `stop` is set."""
         while not stop.is_set():
-            self.run_pending()
+            try:
+                self.run_pending()
+            except Exception:  # the store may be away for a moment: try again next poll
+                log.exception("event=catch_up_failed")
             due = self.next_due()
             wait = self.settings.poll_interval_s
             if due is not None:
