@@ -141,6 +141,7 @@ def react(reaction: Reaction, fact: Any, settings: Settings, owns_room: bool) ->
 
 class ProcessManager(ProcessApplication[UUID]):
     name = "Reactions"
+    pull_section_size = 500
 
     def __init__(self, env: Mapping[str, str] | None = None, *, settings: Settings) -> None:
         super().__init__(env)

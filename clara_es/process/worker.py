@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.application import LocalNotificationLog
+
 from clara_es.application import VoiceSessions
 from clara_es.config import Settings
 from clara_es.domain import Clock
@@ -39,7 +41,9 @@ def start_worker(
 ) -> Worker:
     """The process manager on the sessions' store, following them, and its worker."""
     manager = ProcessManager(reactions_env(sessions.env), settings=settings)
-    manager.follow(LEADER, sessions.notification_log)
+    # Read the sessions' log in sections as large as the manager pulls (the app's own is 10).
+    log_ = LocalNotificationLog(sessions.recorder, section_size=manager.pull_section_size)
+    manager.follow(LEADER, log_)
     return Worker(sessions, manager, pipeline, cleaner, settings)
 
 
