@@ -6,6 +6,7 @@
     reconnecting --attempt failed, none left--> failed      (final)
     reconnecting --reconnected--> connected (attempt counter reset)
     any but ended --end--> ended                           (final)
+    not final --cleanup requested (agent gave up)--> failed (final), CleanupRequested
 
 Reports about the network (disconnected, attempts, reconnected, quality) are facts that can
 arrive late or twice; when one no longer applies, the session records SignalIgnored with the
