@@ -24,9 +24,8 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
         time.sleep(0.05)
 
 
-def test_run_cleans_up_a_failed_session_and_stops_on_sigterm(tmp_path: Path) -> None:
-    db = tmp_path / "service.db"
-    app = VoiceSessions(Store.sqlite(db).eventsourcing_env(), clock=SystemClock())
+def test_run_cleans_up_a_failed_session_and_stops_on_sigterm(store: Store) -> None:
+    app = VoiceSessions(store.eventsourcing_env(), clock=SystemClock())
     session_id = app.start("room-1", "alice").session_id
     app.connect(session_id)
     app.connected(session_id)
@@ -34,9 +33,10 @@ def test_run_cleans_up_a_failed_session_and_stops_on_sigterm(tmp_path: Path) -> 
     while state.connection_state == "reconnecting":
         state = app.attempt_failed(session_id, state.attempt, "network unreachable")
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLARA_ES_")}
-    env |= {"CLARA_ES_CLEANUP_GRACE_S": "0", "PYTHONPATH": str(ROOT)}
+    env |= {"CLARA_ES_DATABASE_URL": store.url, "CLARA_ES_CLEANUP_GRACE_S": "0",
+            "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clara_es", "run", "--db", str(db)],
+        [sys.executable, "-m", "clara_es", "run"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     try:
