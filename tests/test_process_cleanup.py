@@ -141,3 +141,24 @@ def test_without_livekit_the_skip_is_recorded(
     last = session_history(app, session_id)[-1]
     assert last.type == "CleanupSkipped"
     assert last.details["reason"] == CLEANUP_SKIPPED
+
+
+def test_a_room_shared_with_a_live_session_is_kept_until_the_last_one_goes(
+    store: Store, make_app: AppFactory, clock: VirtualClock, livekit: FakeRoomService
+) -> None:
+    app = make_app()
+    livekit.rooms = {"room-1": {"alice", "bob"}}
+    with worker_on(app, cleaner=cleaner(livekit, clock)) as worker:
+        bob = app.start("room-1", "bob").session_id
+        app.connect(bob)
+        app.connected(bob)
+        failed_session(app, clock)  # alice, in the same room
+        worker.run_until(clock.now() + timedelta(seconds=31))
+        assert livekit.rooms == {"room-1": {"bob"}}
+        app.end(bob, "user")
+        worker.run_pending()
+    assert livekit.rooms == {}
+    assert [c.method for c in livekit.calls] == [
+        "RemoveParticipant", "RemoveParticipant", "DeleteRoom",
+    ]
+    assert types(app, bob)[-1] == "SessionCleanedUp"

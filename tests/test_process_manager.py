@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from uuid import UUID
+
+import pytest
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions, session_history
@@ -67,8 +70,9 @@ def test_a_client_that_reports_in_time_is_never_timed_out(
 
 
 def test_poor_quality_restarts_the_pipeline_with_backoff_up_to_the_cap(
-    store: Store, make_app: AppFactory, clock: VirtualClock
+    store: Store, make_app: AppFactory, clock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="clara_es.process")
     app = make_app()
     pipeline = InMemoryAudioPipeline(failures=10)
     with worker_on(app, pipeline=pipeline, config=settings(pipeline_restart_cap=3)) as w:
@@ -85,6 +89,12 @@ def test_poor_quality_restarts_the_pipeline_with_backoff_up_to_the_cap(
     assert history[-2].occurred_at - t0 == timedelta(seconds=7)  # after the third's 4 s
     assert "3 pipeline restarts" in history[-2].details["reason"]
     assert session_id in pipeline.stopped
+    logged = [r.getMessage() for r in caplog.records]
+    assert f"event=quality_poor_detected session={session_id} participant=alice quality=poor" \
+        in logged
+    restarts = [m for m in logged if m.startswith(f"event=pipeline_restart session={session_id}")]
+    assert [m.split(" restart=")[1].split()[0] for m in restarts] == ["1", "2", "3"]
+    assert any(m.startswith(f"event=cleanup session={session_id}") for m in logged)
 
 
 def test_good_quality_ends_the_episode_and_resets_the_count(
