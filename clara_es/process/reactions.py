@@ -110,7 +110,7 @@ def react(reaction: Reaction, fact: Any, settings: Settings, owns_room: bool) ->
                 reaction.clear("restart", f"quality {fact.quality}")
         case "QualityPoor":
             log.info("event=quality_poor_detected session=%s participant=%s quality=%s",
-                        fact.originator_id, fact.participant, fact.quality)
+                     fact.originator_id, fact.participant, fact.quality)
             reaction.set_timer("restart", timer_id, at, {})
         case "PipelineRestartRequested":
             reaction.clear("restart", name)
