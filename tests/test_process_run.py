@@ -1,4 +1,5 @@
-"""`clara-es run` end to end: a real process that cleans up a failed session, then stops."""
+"""`clara-es run` end to end: a real process that cleans up a failed session, keeps the views
+up to date, then stops."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions, session_history
 from clara_es.domain import SystemClock
+from projections import queries
+from projections.db import engine
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,6 +48,23 @@ def test_run_cleans_up_a_failed_session_and_stops_on_sigterm(store: Store) -> No
             return session_history(app, session_id)[-1].type == "CleanupSkipped"
 
         wait_for(cleaned, "CleanupSkipped")
+        views = engine(store)
+
+        def view_caught_up() -> bool:
+            try:
+                status = queries.status(views, session_id)
+            except Exception:  # the views' tables are created by `run` itself
+                return False
+            return status is not None and status.version == app.status(session_id).version
+
+        try:
+            wait_for(view_caught_up, "the UI-state view to show the last event")
+            view_status = queries.status(views, session_id)
+        finally:
+            views.dispose()
+        assert view_status is not None
+        assert view_status.connection_state == "failed"
+        assert view_status.start_enabled
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=60)
     finally:

@@ -12,15 +12,17 @@ from types import FrameType
 import click
 
 from clara_es.adapters.rooms import room_cleaner
+from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
-from clara_es.cli.common import console, db_option, open_app
+from clara_es.cli.common import console, db_option, open_app, resolve_store
 from clara_es.config import Settings
 from clara_es.process import InMemoryAudioPipeline, start_worker
+from projections.db import upgrade
+from projections.supervisor import Supervisor
 
 log = logging.getLogger("clara_es.run")
 
 # Each runner gets the application and the stop event and returns when the event is set.
-# The projection runners join this list once they exist.
 Runner = Callable[[VoiceSessions, threading.Event], None]
 
 
@@ -40,13 +42,24 @@ def reactions(app: VoiceSessions, stop: threading.Event) -> None:
         worker.close()
 
 
-RUNNERS: dict[str, Runner] = {"reactions": reactions}
+def views(store: Store) -> Runner:
+    """The projections' supervisor: every view live, restarted from its position if it dies."""
+
+    def run_views(_app: VoiceSessions, stop: threading.Event) -> None:
+        upgrade(store)
+        supervisor = Supervisor(store).start()
+        try:
+            stop.wait()
+        finally:
+            supervisor.stop()
+
+    return run_views
 
 
 @click.command()
 @db_option
 def run(db: Path | None) -> None:
-    """Run the process manager, its timers and the effect runner until interrupted."""
+    """Run the process manager, its timers, the effect runner and the views until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     stop = threading.Event()
 
@@ -56,14 +69,15 @@ def run(db: Path | None) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, on_signal)
+    runners: dict[str, Runner] = {"reactions": reactions, "views": views(resolve_store(db))}
     with open_app(db, create=True) as app:
         threads = [
             threading.Thread(target=_guarded, args=(name, runner, app, stop), name=name)
-            for name, runner in RUNNERS.items()
+            for name, runner in runners.items()
         ]
         for thread in threads:
             thread.start()
-        console.print(f"clara-es run: {', '.join(RUNNERS)} running; Ctrl-C or SIGTERM stops")
+        console.print(f"clara-es run: {', '.join(runners)} running; Ctrl-C or SIGTERM stops")
         while any(t.is_alive() for t in threads):
             for thread in threads:
                 thread.join(timeout=0.5)
