@@ -98,6 +98,39 @@ def test_serve_answers_and_stops_on_sigterm_with_nothing_lost(store: Store, tmp_
         app.close()
 
 
+def test_serve_runs_the_process_manager(store: Store) -> None:
+    """An ended session is cleaned up by the process manager inside `serve` (no LiveKit here,
+    so the cleanup is recorded as skipped), and the metrics count the effect."""
+    port = free_port()
+    env = {**os.environ, **KEYS, "CLARA_ES_DATABASE_URL": store.url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "clara_es", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _up(url), timeout=30, what="clara-es serve to answer /healthz")
+        headers = {"Authorization": "Bearer " + clara_es(
+            "token", "--role", "agent", "--identity", "agent", "--room", "r1", env=KEYS
+        ).stdout.strip()}
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+            session_id = http.post("/api/sessions", json={"room": "r1", "participant": "bob"}
+                                   ).json()["session_id"]
+            for name in ("connect", "connected", "end"):
+                assert http.post(f"/api/sessions/{session_id}/{name}", json={}).status_code == 200
+
+            def cleaned_up() -> bool:
+                history = http.get(f"/api/sessions/{session_id}/history").json()
+                return "CleanupSkipped" in [e["type"] for e in history]
+
+            wait_until(cleaned_up, timeout=30, what="the process manager's cleanup")
+            metrics = http.get("/metrics").text
+            assert 'clara_es_effects_total{outcome="CleanupSkipped"} 1.0' in metrics
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def _up(url: str) -> bool:
     try:
         return httpx.get(f"{url}/healthz", timeout=1).status_code == 200

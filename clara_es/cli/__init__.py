@@ -12,6 +12,7 @@ from clara_es.cli.demo import demo
 from clara_es.cli.history import history
 from clara_es.cli.projections import projections
 from clara_es.cli.queries import sessions, stats, status
+from clara_es.cli.run import run
 from clara_es.cli.serve import serve
 from clara_es.cli.token import token
 from clara_es.domain import DomainError
@@ -33,6 +34,7 @@ cli.add_command(status)
 cli.add_command(serve)
 cli.add_command(token)
 cli.add_command(stats)
+cli.add_command(run)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,6 @@
-"""`clara-es serve`: the HTTP API, the live feeds, the pages and the projection runners in
-one process, on the store of CLARA_ES_DATABASE_URL (or --db)."""
+"""`clara-es serve`: the HTTP API, the live feeds and the pages, with what `clara-es run`
+runs (the views, the process manager, its timers and the effect runner) in the same process,
+on the store of CLARA_ES_DATABASE_URL (or --db)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import click
 import uvicorn
 
 from clara_es.cli.common import CommandError, console, db_option, resolve_store
+from clara_es.cli.run import reactions
 from clara_es.config import Settings
 from clara_es.http import Options, Service, create_app
 
@@ -39,7 +41,8 @@ def serve(host: str, port: int, max_lag: int, db: Path | None) -> None:
     store = resolve_store(db)
     try:
         service = Service(
-            store, api_key=api_key, api_secret=api_secret, options=Options(max_lag=max_lag)
+            store, api_key=api_key, api_secret=api_secret, options=Options(max_lag=max_lag),
+            background={"reactions": reactions},
         )
     except Exception as exc:
         raise CommandError(f"cannot open the store {store.url}: {exc}") from None

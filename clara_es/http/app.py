@@ -66,8 +66,10 @@ def readyz(request: Request) -> Readiness | JSONResponse:
         body = Readiness(status=f"store unreachable: {exc}", store=service.store.backend,
                          projection_lag={}, max_lag=service.options.max_lag)
         return JSONResponse(body.model_dump(), status_code=503)
-    ready = max(lag.values(), default=0) <= service.options.max_lag
-    body = Readiness(status="ready" if ready else "projections behind",
+    ready = max(lag.values(), default=0) <= service.options.max_lag and not service.crashed
+    status = ("ready" if ready else f"stopped: {', '.join(service.crashed)}" if service.crashed
+              else "projections behind")
+    body = Readiness(status=status,
                      store=service.store.backend, projection_lag=lag,
                      max_lag=service.options.max_lag)
     return body if ready else JSONResponse(body.model_dump(), status_code=503)
@@ -98,8 +100,6 @@ async def livekit_webhook(request: Request) -> WebhookOutcome:
         raise ApiProblem(404, str(exc)) from None
     except WebhookRejected as exc:
         raise ApiProblem(422, str(exc)) from None
-    for state in result.applied:
-        service.changes.notify(state.session_id)
     return WebhookOutcome(
         webhook_id=result.webhook_id, event=result.event, room=result.room,
         applied=len(result.applied), duplicates=len(result.duplicates), note=result.note,

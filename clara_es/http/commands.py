@@ -94,7 +94,6 @@ def run(
         raise
     finally:
         service.metrics.count(name, status)
-    service.changes.notify(session_id)
     return state
 
 

@@ -23,7 +23,8 @@ from projections.ui_state import ui_state_table
 __all__ = ["HistoryRow", "Reads", "SessionSummary", "Stats"]
 
 EFFECT_OUTCOMES = (
-    "PipelineRestarted", "PipelineRestartFailed", "SessionCleanedUp",
+    "PipelineRestarted", "PipelineRestartFailed", "SessionCleanedUp", "CleanupFailed",
+    "CleanupSkipped",
 )
 
 

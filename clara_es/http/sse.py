@@ -2,9 +2,10 @@
 state right after that version. The event id is the version, so a client that reconnects
 with `Last-Event-ID: k` gets exactly the versions after k, then follows new ones.
 
-New versions are noticed two ways: this process's own commands wake the feeds of their
-session at once (`Changes.notify`), and every feed re-reads its stream on a slow timer,
-which catches what other processes appended.
+New versions are noticed two ways: every append through this process's application (the
+API's commands, webhooks, the process manager running inside `serve`) wakes the feeds of its
+session at once (`Changes.notify`, from `LiveSessions`), and every feed re-reads its stream on
+a slow timer, which catches what other processes appended.
 """
 
 from __future__ import annotations
