@@ -13,6 +13,8 @@ from clara_es.cli.history import history
 from clara_es.cli.projections import projections
 from clara_es.cli.queries import sessions, stats, status
 from clara_es.cli.run import run
+from clara_es.cli.serve import serve
+from clara_es.cli.token import token
 from clara_es.domain import DomainError
 
 
@@ -29,6 +31,8 @@ cli.add_command(db)
 cli.add_command(projections)
 cli.add_command(sessions)
 cli.add_command(status)
+cli.add_command(serve)
+cli.add_command(token)
 cli.add_command(stats)
 cli.add_command(run)
 

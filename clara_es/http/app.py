@@ -1,0 +1,182 @@
+"""The HTTP application: commands, reads, the live feed, LiveKit webhooks, health, metrics,
+and the two pages (the status light at `/`, the dashboard at `/dashboard`)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.resources import files
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from clara_es.adapters.livekit.webhooks import UnknownRoom, WebhookRejected
+from clara_es.http import commands, problems, reads
+from clara_es.http.problems import ApiProblem, responses
+from clara_es.http.service import Service
+
+log = logging.getLogger(__name__)
+STATIC = files("clara_es.http") / "static"
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: str
+    store: str
+    projection_lag: dict[str, int]
+    max_lag: int
+
+
+class WebhookOutcome(BaseModel):
+    webhook_id: str
+    event: str
+    room: str
+    applied: int
+    duplicates: int
+    note: str
+
+
+ops = APIRouter(tags=["operations"])
+
+
+@ops.get("/healthz")
+def healthz() -> Health:
+    """The process is up."""
+    return Health(status="ok")
+
+
+@ops.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
+def readyz(request: Request) -> Readiness | JSONResponse:
+    """The store answers and no view is more than `max_lag` events behind the log."""
+    service: Service = request.app.state.service
+    try:
+        lag = service.reads.lag()
+    except Exception as exc:
+        log.warning("not ready: %s", exc)
+        body = Readiness(status=f"store unreachable: {exc}", store=service.store.backend,
+                         projection_lag={}, max_lag=service.options.max_lag)
+        return JSONResponse(body.model_dump(), status_code=503)
+    ready = max(lag.values(), default=0) <= service.options.max_lag and not service.crashed
+    status = ("ready" if ready else f"stopped: {', '.join(service.crashed)}" if service.crashed
+              else "projections behind")
+    body = Readiness(status=status,
+                     store=service.store.backend, projection_lag=lag,
+                     max_lag=service.options.max_lag)
+    return body if ready else JSONResponse(body.model_dump(), status_code=503)
+
+
+@ops.get("/metrics", response_class=Response,
+         responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
+def metrics(request: Request) -> Response:
+    """Prometheus exposition format."""
+    service: Service = request.app.state.service
+    return Response(service.metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+
+@ops.post("/api/webhooks/livekit", tags=["webhooks"], responses=responses(401, 404, 422))
+async def livekit_webhook(request: Request) -> WebhookOutcome:
+    """LiveKit's webhooks, verified by their signed Authorization JWT; a redelivery appends
+    nothing."""
+    service: Service = request.app.state.service
+    body = await request.body()
+    authorization = request.headers.get("Authorization")
+    try:
+        await run_in_threadpool(service.webhooks.verify, body, authorization)
+    except WebhookRejected as exc:
+        raise ApiProblem(401, str(exc)) from None
+    try:
+        result = await run_in_threadpool(service.webhooks.receive, body, authorization)
+    except UnknownRoom as exc:
+        raise ApiProblem(404, str(exc)) from None
+    except WebhookRejected as exc:
+        raise ApiProblem(422, str(exc)) from None
+    return WebhookOutcome(
+        webhook_id=result.webhook_id, event=result.event, room=result.room,
+        applied=len(result.applied), duplicates=len(result.duplicates), note=result.note,
+    )
+
+
+pages = APIRouter(include_in_schema=False)
+
+
+@pages.get("/", response_class=HTMLResponse)
+def status_page() -> str:
+    return (STATIC / "index.html").read_text()
+
+
+@pages.get("/dashboard", response_class=HTMLResponse)
+def dashboard() -> str:
+    return (STATIC / "dashboard.html").read_text()
+
+
+def create_app(service: Service) -> FastAPI:
+    """The app over an opened Service; the app's lifespan starts and closes the service."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        service.changes.bind(asyncio.get_running_loop())
+        await run_in_threadpool(service.start)
+        try:
+            yield
+        finally:
+            await run_in_threadpool(service.close)
+
+    app = FastAPI(
+        title="clara-es",
+        summary="Event-sourced LiveKit voice sessions that recover from network blinks.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    problems.install(app)
+    _count_invalid_commands(app, service)
+    app.include_router(commands.router)
+    app.include_router(reads.router)
+    app.include_router(ops)
+    app.include_router(pages)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    _document_problem(app)
+    return app
+
+
+def _count_invalid_commands(app: FastAPI, service: Service) -> None:
+    """A command refused for its body (422 before the handler runs) counts as `invalid`."""
+    respond = app.exception_handlers[RequestValidationError]
+
+    async def counted(request: Request, exc: Exception) -> Response:
+        route = request.scope.get("route")
+        if request.method == "POST" and isinstance(route, APIRoute) and route.path.startswith(
+            commands.router.prefix
+        ):
+            service.metrics.count(route.name, 422)
+        return await respond(request, exc)
+
+    app.add_exception_handler(RequestValidationError, counted)
+
+
+def _document_problem(app: FastAPI) -> None:
+    """Put the Problem schema into the OpenAPI components, where `responses()` refers to it."""
+    original = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = original()
+            components = schema.setdefault("components", {}).setdefault("schemas", {})
+            components["Problem"] = problems.Problem.model_json_schema(
+                ref_template="#/components/schemas/{model}"
+            )
+            components.update(components["Problem"].pop("$defs", {}))
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,116 @@
+"""Everything one HTTP process holds: the application, the views, the live feeds, the
+webhook receiver, the token check, the metrics; opened and closed as one."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from clara_es.adapters.livekit.webhooks import LiveKitWebhooks
+from clara_es.adapters.store import Store
+from clara_es.application import VoiceSessions
+from clara_es.domain import BackoffPolicy, Clock, SystemClock
+from clara_es.http.auth import Authenticator
+from clara_es.http.metrics import Metrics
+from clara_es.http.queries import Reads
+from clara_es.http.sse import Changes
+from projections import db as views_db
+from projections.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+# Background work sharing the process (the process manager of `clara-es run`): it gets the
+# application and a stop event, and returns when the event is set.
+Runner = Callable[[VoiceSessions, threading.Event], None]
+
+
+class LiveSessions(VoiceSessions):
+    """VoiceSessions that wake the live feeds of every session it appends to: the API's
+    commands, the webhooks, and the process manager when it runs in this process."""
+
+    name = VoiceSessions.name  # the same application (tables, tracking) as every other process
+    changes: Changes
+
+    def _notify(self, recordings: list[Any]) -> None:
+        for session_id in {r.domain_event.originator_id for r in recordings}:
+            self.changes.notify(session_id)
+
+
+@dataclass
+class Options:
+    # Seconds between re-reads of a live feed's stream (catches other processes' appends).
+    feed_poll: float = 1.0
+    # Seconds between polls of the event log by the view runners (SQLite; PostgreSQL listens).
+    view_poll: float = 0.1
+    # /readyz fails while a view is more than this many events behind the log.
+    max_lag: int = 1000
+    # Keep the views live in this process (off when another process runs the projections).
+    follow_views: bool = True
+
+
+class Service:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        api_key: str,
+        api_secret: str,
+        clock: Clock | None = None,
+        policy: BackoffPolicy | None = None,
+        options: Options | None = None,
+        background: dict[str, Runner] | None = None,
+    ) -> None:
+        self.store = store
+        self.options = options or Options()
+        self.clock: Clock = clock or SystemClock()
+        self.authenticator = Authenticator(api_key, api_secret)
+        if store.sqlite_path is not None:
+            store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
+        self.changes = Changes()
+        self.app = LiveSessions(store.eventsourcing_env(), clock=self.clock, policy=policy)
+        self.app.changes = self.changes
+        views_db.upgrade(store)
+        self.views = views_db.engine(store, pool_pre_ping=True)
+        self.reads = Reads(self.app, self.views, self.clock)
+        self.webhooks = LiveKitWebhooks(self.app, api_key, api_secret)
+        self.metrics = Metrics(self)
+        self.supervisor: Supervisor | None = None
+        self.background = background or {}
+        self.crashed: list[str] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> Service:
+        if self.options.follow_views and self.supervisor is None:
+            self.supervisor = Supervisor(self.store, poll_interval=self.options.view_poll).start()
+        for name, runner in self.background.items():
+            thread = threading.Thread(target=self._guarded, args=(name, runner), name=name)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def _guarded(self, name: str, runner: Runner) -> None:
+        try:
+            runner(self.app, self._stop)
+        except Exception:
+            # The API keeps answering; /readyz and the log say what stopped.
+            log.exception("background runner %s crashed", name)
+            self.crashed.append(name)
+
+    def settle(self, timeout: float = 30.0) -> None:
+        """Wait until the views have applied everything appended so far."""
+        if self.supervisor is not None:
+            self.supervisor.wait_for(self.app.recorder.max_notification_id() or 0, timeout)
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30)
+        if self.supervisor is not None:
+            self.supervisor.stop()
+            self.supervisor = None
+        self.app.close()
+        self.views.dispose()

@@ -1,0 +1,162 @@
+"""`clara-es token` and `clara-es serve` as a user runs them: the entry point, in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from livekit import api
+
+from clara_es.adapters.store import Store
+from clara_es.application import VoiceSessions
+
+from .http_helpers import API_KEY, API_SECRET, wait_until
+
+KEYS = {"CLARA_ES_LIVEKIT_API_KEY": API_KEY, "CLARA_ES_LIVEKIT_API_SECRET": API_SECRET}
+
+
+def clara_es(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "clara_es", *args], capture_output=True,
+                          text=True, timeout=60, env={**os.environ, **env})
+
+
+def test_token_mints_a_verifiable_token_for_each_role() -> None:
+    client = clara_es("token", "--role", "client", "--identity", "alice", "--room", "r1", env=KEYS)
+    assert client.returncode == 0, client.stderr
+    claims = api.TokenVerifier(API_KEY, API_SECRET).verify(client.stdout.strip())
+    assert (claims.identity, claims.video.room, claims.video.room_join) == ("alice", "r1", True)
+    agent = clara_es("token", "--role", "agent", "--identity", "a", "--room", "r1", env=KEYS)
+    assert api.TokenVerifier(API_KEY, API_SECRET).verify(agent.stdout.strip()).kind == "agent"
+    reader = clara_es("token", "--role", "read", "--identity", "dash", "--json", env=KEYS)
+    assert '"role": "read"' in reader.stdout
+
+
+def test_token_errors_are_one_line() -> None:
+    no_room = clara_es("token", "--role", "client", "--identity", "alice", env=KEYS)
+    assert no_room.returncode == 2
+    assert no_room.stderr.strip() == "clara-es: error: a client token needs a room (--room)"
+    no_keys = clara_es("token", "--role", "read", "--identity", "d",
+                       env={"CLARA_ES_LIVEKIT_API_KEY": "", "CLARA_ES_LIVEKIT_API_SECRET": ""})
+    assert no_keys.returncode == 2
+    assert "CLARA_ES_LIVEKIT_API_KEY" in no_keys.stderr
+    assert len(no_keys.stderr.strip().splitlines()) == 1
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_answers_and_stops_on_sigterm_with_nothing_lost(store: Store, tmp_path: Path) -> None:
+    port = free_port()
+    env = {**os.environ, **KEYS, "CLARA_ES_DATABASE_URL": store.url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "clara_es", "serve", "--port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _up(url), timeout=30, what="clara-es serve to answer /healthz")
+        token = clara_es("token", "--role", "client", "--identity", "alice", "--room", "r1",
+                         env={**KEYS}).stdout.strip()
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+            state = http.post("/api/sessions", json={"room": "r1", "participant": "alice"}).json()
+            session_id = state["session_id"]
+            for name in ("connect", "connected", "disconnected"):
+                assert http.post(f"/api/sessions/{session_id}/{name}", json={}).status_code == 200
+            assert http.get("/").text.count("Start Session") == 1
+            # A live feed stays open while the server is told to stop: it must not hold it up.
+            feed: dict[str, Any] = {}
+            reader = threading.Thread(target=_follow, args=(url, session_id, headers, feed))
+            reader.start()
+            wait_until(lambda: feed.get("first"), what="the live feed's first event")
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=30)
+        reader.join(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why.
+    assert server.returncode in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete" in output
+    assert "error" not in output.lower()
+    app = VoiceSessions(store.eventsourcing_env())
+    try:
+        assert app.session(UUID(session_id)).version == 5  # started ... ReconnectScheduled
+    finally:
+        app.close()
+
+
+def test_serve_runs_the_process_manager(store: Store) -> None:
+    """An ended session is cleaned up by the process manager inside `serve` (no LiveKit here,
+    so the cleanup is recorded as skipped), and the metrics count the effect."""
+    port = free_port()
+    env = {**os.environ, **KEYS, "CLARA_ES_DATABASE_URL": store.url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "clara_es", "serve", "--port", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: _up(url), timeout=30, what="clara-es serve to answer /healthz")
+        headers = {"Authorization": "Bearer " + clara_es(
+            "token", "--role", "agent", "--identity", "agent", "--room", "r1", env=KEYS
+        ).stdout.strip()}
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+            session_id = http.post("/api/sessions", json={"room": "r1", "participant": "bob"}
+                                   ).json()["session_id"]
+            for name in ("connect", "connected", "end"):
+                assert http.post(f"/api/sessions/{session_id}/{name}", json={}).status_code == 200
+
+            def cleaned_up() -> bool:
+                history = http.get(f"/api/sessions/{session_id}/history").json()
+                return "CleanupSkipped" in [e["type"] for e in history]
+
+            wait_until(cleaned_up, timeout=30, what="the process manager's cleanup")
+            metrics = http.get("/metrics").text
+            assert 'clara_es_effects_total{outcome="CleanupSkipped"} 1.0' in metrics
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def _up(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _follow(url: str, session_id: str, headers: dict[str, str], feed: dict[str, Any]) -> None:
+    try:
+        with httpx.stream("GET", f"{url}/api/sessions/{session_id}/live", headers=headers,
+                          timeout=30) as response:
+            for line in response.iter_lines():
+                if line.startswith("data:"):
+                    feed["first"] = line
+    except httpx.HTTPError as exc:
+        feed["error"] = exc
+
+
+def test_serve_refuses_to_start_without_keys(tmp_path: Path) -> None:
+    result = clara_es("serve", "--db", str(tmp_path / "x.db"),
+                      env={"CLARA_ES_LIVEKIT_API_KEY": "", "CLARA_ES_LIVEKIT_API_SECRET": ""})
+    assert result.returncode == 2
+    assert "CLARA_ES_LIVEKIT_API_SECRET" in result.stderr
+
+
+@pytest.fixture(autouse=True)
+def _no_inherited_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in KEYS:
+        monkeypatch.delenv(name, raising=False)
