@@ -12,6 +12,9 @@ from clara_es.cli.demo import demo
 from clara_es.cli.history import history
 from clara_es.cli.projections import projections
 from clara_es.cli.queries import sessions, stats, status
+from clara_es.cli.races import races
+from clara_es.cli.replay import replay
+from clara_es.cli.transfer import export, import_
 from clara_es.domain import DomainError
 
 
@@ -29,6 +32,10 @@ cli.add_command(projections)
 cli.add_command(sessions)
 cli.add_command(status)
 cli.add_command(stats)
+cli.add_command(replay)
+cli.add_command(races)
+cli.add_command(export)
+cli.add_command(import_)
 
 
 def main(argv: list[str] | None = None) -> None:

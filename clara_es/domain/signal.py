@@ -8,6 +8,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+TIMER_PREFIX = "timer:"
+
 
 class Actor(StrEnum):
     CLIENT = "client"
@@ -20,7 +22,9 @@ class Signal:
     """A command or a timer, as the session received it.
 
     `id` stays the same when a command is retried after a concurrency conflict, while
-    `read_version` changes: the history then shows that the command decided twice.
+    `read_version` changes; `lost_reads` keeps the versions it read and lost the race on, so
+    the history shows that the command decided more than once. A timer that fired is a
+    signal too: its name starts with "timer:" and its actor is the system (see `timer`).
     """
 
     name: str
@@ -29,16 +33,30 @@ class Signal:
     args: dict[str, Any] = field(default_factory=dict)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     read_version: int | None = None
+    lost_reads: tuple[int, ...] = ()
+
+    @classmethod
+    def timer(
+        cls, name: str, at: datetime, args: dict[str, Any], read_version: int | None = None
+    ) -> Signal:
+        """A timer that fired, e.g. `Signal.timer("attempt_due", now, {"attempt": 2})`."""
+        return cls(
+            name=f"{TIMER_PREFIX}{name}", actor=Actor.SYSTEM, at=at, args=args,
+            read_version=read_version,
+        )
+
+    @property
+    def is_timer(self) -> bool:
+        return self.name.startswith(TIMER_PREFIX)
 
     def facts(self) -> dict[str, Any]:
         """The attributes every event records: when, who, and the cause."""
-        return {
-            "timestamp": self.at,
-            "actor": str(self.actor),
-            "cause": {
-                "id": self.id,
-                "name": self.name,
-                "args": self.args,
-                "read_version": self.read_version,
-            },
+        cause: dict[str, Any] = {
+            "id": self.id,
+            "name": self.name,
+            "args": self.args,
+            "read_version": self.read_version,
         }
+        if self.lost_reads:
+            cause["lost_reads"] = list(self.lost_reads)
+        return {"timestamp": self.at, "actor": str(self.actor), "cause": cause}
