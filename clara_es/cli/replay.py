@@ -124,9 +124,11 @@ def _cause_text(e: HistoryEntry) -> str:
 
 def _print_steps(session_id: UUID, steps: list[ReplayStep]) -> None:
     table = Table(title=f"replay of session {session_id}")
-    for column in ("time", "v", "event", "actor", "caused by", "state after"):
-        table.add_column(column)
-    table.add_column("UI", no_wrap=True)
+    for column in ("time", "v", "event", "actor"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("caused by", ratio=3)
+    table.add_column("state after", ratio=2)
+    table.add_column("UI", ratio=2)
     for step in steps:
         e = step.entry
         style = "bold yellow" if step.races else None
