@@ -163,15 +163,13 @@ def _print_differences(checked: int, differences: list[Difference]) -> None:
     if not differences:
         console.print(f"{checked} sessions verified: today's code decides every one the same")
         return
-    table = Table(title=f"{len(differences)} of {checked} sessions decide differently today")
-    for column in ("session", "v", "signal", "stored", "today", "why"):
-        table.add_column(column)
+    console.print(f"{len(differences)} of {checked} sessions decide differently today:")
     for d in differences:
-        table.add_row(
-            str(d.session_id), str(d.version), d.signal, _event_text(d.stored),
-            _event_text(d.today), d.note,
+        console.print(
+            f"  {d.session_id} v{d.version} on {d.signal}: {d.note}\n"
+            f"      stored: {_event_text(d.stored)}\n      today:  {_event_text(d.today)}",
+            soft_wrap=True,
         )
-    console.print(table)
 
 
 def _event_text(view: Any) -> str:

@@ -62,6 +62,8 @@ def _decisions(events: Iterable[Any]) -> Iterator[tuple[Any, list[Any]]]:
 
 def _signal(event: Any, clock: VirtualClock) -> Signal:
     cause = event.cause
+    if cause.get("id") is None:
+        raise dispatch.UnknownSignal("stored before signals were recorded: nothing to re-run")
     return Signal(
         name=cause["name"], actor=Actor(event.actor), at=clock.advance_to(event.timestamp),
         args=cause.get("args", {}), id=cause["id"], read_version=cause.get("read_version"),
