@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from clara_es.application import VoiceSessions
 from clara_es.application.history import event_type
+from clara_es.domain import VoiceSession
 
 FINAL_EVENTS = frozenset({"Failed", "SessionEnded"})
 # What may still be appended to a final session: records of signals that no longer apply, and
@@ -50,11 +51,12 @@ class Invariants:
         self.facts: dict[UUID, SessionFacts] = {}
 
     def check(
-        self, session_id: UUID, connects: list[int], timer_armed: bool | None
+        self, session: VoiceSession, connects: list[int], timer_armed: bool | None
     ) -> list[Violation]:
-        """Check the new events of one session; `connects` are the attempts the client really
-        connected for, `timer_armed` whether the timer worker holds a timer for the session
-        (None while the worker is down)."""
+        """Check the new events of one session (as just read); `connects` are the attempts the
+        client really connected for, `timer_armed` whether the timer worker holds a timer for
+        the session (None while the worker is down)."""
+        session_id = session.id
         facts = self.facts.setdefault(session_id, SessionFacts())
         found: list[Violation] = []
         last: Any = None
@@ -74,7 +76,6 @@ class Invariants:
                 f"the client connected for attempts {connects}, the session started "
                 f"{facts.started_attempts}",
             ))
-        session = self.app.session(session_id)
         if session.state == "reconnecting" and session.attempt:
             if (session.next_retry_at is not None) == session.attempt_in_flight:
                 found.append(violation(

@@ -55,9 +55,10 @@ class Outcome(BaseModel):
 
 
 @contextmanager
-def _store(db: Path | None) -> Iterator[Store]:
-    if db is not None:
-        yield Store.sqlite(db)
+def _store(store: Store | None) -> Iterator[Store]:
+    """The given store, or a temporary SQLite file."""
+    if store is not None:
+        yield store
         return
     with tempfile.TemporaryDirectory(prefix="clara-es-simulate-") as scratch:
         yield Store.sqlite(Path(scratch) / "simulate.db")
@@ -138,7 +139,7 @@ def reproduce_command(sessions: int, seed: int, steps: int, index: int) -> str:
 
 def _trace_until(world: World, index: int, violation: Violation) -> list[TraceStep]:
     t = (violation.at - world.started_at).total_seconds()
-    return [step for step in world.trace.get(index, []) if step.t <= t + 1e-9]
+    return [step for step in world.trace.get(index, []) if step.t <= t + 0.001]  # rounded
 
 
 def _view_rows(store: Store) -> dict[str, list[tuple[Any, ...]]]:
@@ -169,7 +170,7 @@ def simulate(
     steps: int = 3,
     *,
     only: int | None = None,
-    db: Path | None = None,
+    store: Store | None = None,
     worker: type[TimerWorker] = TimerWorker,
     check_projections: bool = True,
     shrink_at_most: int = 5,
@@ -180,11 +181,11 @@ def simulate(
         raise ValueError(f"--only {only}: sessions are numbered 0 to {sessions - 1}")
     indices = [only] if only is not None else list(range(sessions))
     plans = {i: plan_for(seed, i, steps) for i in indices}
-    with _store(db) as store:
-        world = _run(plans, store, worker)
+    with _store(store) as chosen:
+        world = _run(plans, chosen, worker)
         if progress:
             progress(f"{world.commands} commands; checking the projections")
-        views_ok = projections_match_rebuild(store) if check_projections else None
+        views_ok = projections_match_rebuild(chosen) if check_projections else None
     found = []
     for index, violation in sorted(world.violations.items()):
         trace = _trace_until(world, index, violation)

@@ -21,7 +21,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from clara_es.application import VoiceSessions
-from clara_es.domain import Actor, DomainError, VirtualClock
+from clara_es.domain import Actor, DomainError, VirtualClock, VoiceSession
 from clara_es.replay.faults import Fault, Plan
 from clara_es.replay.invariants import Invariants, Violation
 
@@ -51,12 +51,12 @@ class TimerWorker:
         self.armed: dict[UUID, tuple[str, int, datetime]] = {}
         self.up = True
 
-    def observe(self, index: int) -> None:
+    def observe(self, index: int, session: VoiceSession | None = None) -> None:
         """Arm the timer the session's stored state calls for (its next due attempt or deadline)."""
         if not self.up:
             return
         session_id = self.world.ids[index]
-        session = self.world.app.session(session_id)
+        session = session or self.world.app.session(session_id)
         if session.state != "reconnecting" or not session.attempt:
             self.armed.pop(session_id, None)
             return
@@ -79,12 +79,14 @@ class TimerWorker:
         session_id = self.world.ids[index]
         if not self.up or self.armed.get(session_id, ("", 0))[1] != armed:
             return  # this worker disarmed it (a newer schedule replaced it) or is down
-        self.world.client_attempt(index, self.attempt_for(index, armed))
+        self.world.client_attempt(index, self.attempt_for(index, armed), f"timer {armed} fires")
         if armed in self.world.plans[index].duplicate_timer:
             self.world.faults[Fault.DUPLICATE] += 1
             self.world.after(
                 0.3, index, f"duplicate timer attempt {armed}",
-                lambda: self.world.client_attempt(index, self.attempt_for(index, armed)),
+                lambda: self.world.client_attempt(
+                    index, self.attempt_for(index, armed), f"timer {armed} fires again"
+                ),
             )
 
     def fire_deadline(self, index: int, attempt: int) -> None:
@@ -156,9 +158,10 @@ class World:
             send()
         if then is not None:
             then()
-        self.worker.observe(index)
+        session = self.app.session(self.ids[index])
+        self.worker.observe(index, session)
         armed = None if not self.worker.up else self.ids[index] in self.worker.armed
-        for violation in self.invariants.check(self.ids[index], self.connects[index], armed):
+        for violation in self.invariants.check(session, self.connects[index], armed):
             self.violations.setdefault(index, violation)
 
     # ---- the client ----------------------------------------------------------------------
@@ -233,10 +236,10 @@ class World:
         finally:
             agent.save = original  # type: ignore[method-assign]
 
-    def client_attempt(self, index: int, attempt: int) -> None:
+    def client_attempt(self, index: int, attempt: int, why: str) -> None:
         """The client starts `attempt` and connects only if its start was recorded."""
         session_id = self.ids[index]
-        before = self.app.session(session_id).version
+        before = self.invariants.facts[session_id].version  # checked after every command
 
         def connect_if_started() -> None:
             started = [e for e in self.app.repository.event_store.get(session_id, gt=before)
@@ -244,7 +247,7 @@ class World:
             if started:
                 self.connect(index, attempt)
 
-        self.command(index, f"attempt {attempt} starts",
+        self.command(index, f"{why}: attempt {attempt} starts",
                      lambda: self.app.attempt_started(session_id, attempt, Actor.SYSTEM),
                      then=connect_if_started)
 
