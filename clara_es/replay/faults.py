@@ -80,6 +80,6 @@ def plan_for(seed: int, index: int, steps: int) -> Plan:
         late_outcome=attempts(0.08, Fault.LATE),
         reorder_outcome=attempts(0.08, Fault.REORDER),
         client_crash=attempts(0.06, Fault.CLIENT_CRASH),
-        worker_crash_at=rng.uniform(0.0, 60.0) if chance(0.1, Fault.WORKER_CRASH) else None,
+        worker_crash_at=rng.uniform(0.0, 60.0) if chance(0.03, Fault.WORKER_CRASH) else None,
         quality_spell=chance(0.3, Fault.QUALITY),
     )

@@ -106,8 +106,10 @@ class TimerWorker:
 
     def restart(self) -> None:
         self.up = True
-        for index in list(self.world.ids):
-            self.observe(index)
+        facts = self.world.invariants.facts
+        for index, session_id in list(self.world.ids.items()):
+            if facts[session_id].final is None:  # a final session needs no timer
+                self.observe(index)
 
 
 class World:
