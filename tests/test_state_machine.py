@@ -171,7 +171,7 @@ test_voice_sessions_under_arbitrary_interleavings = SessionsMachine.TestCase
 
 
 def test_the_machine_catches_a_planted_regression(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The invariants can fail: one attempt too many is found (and shrunk) within the budget."""
+    """The invariants can fail: one attempt too many is found within the example budget."""
     one_attempt_too_many(monkeypatch)
     broken = SessionsMachine.TestCase("runTest")
     broken.settings = settings(
