@@ -67,3 +67,9 @@ def test_races_command_json_and_since(sqlite_store: Store, tmp_path: Any) -> Non
     one = clara_es("races", str(racy.late_timer), "--db", db)
     assert one.returncode == 0, one.stderr
     assert "late timer" in one.stdout and "1 races in 1 sessions" in one.stdout
+    table = clara_es("replay", str(racy.late_timer), "--db", db)
+    assert table.returncode == 0, table.stderr
+    assert (
+        "! v8 late timer: attempt_started: stale timer: attempt 1 fired, current is 2; "
+        "a no-op" in table.stdout
+    )

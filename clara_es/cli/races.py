@@ -33,11 +33,13 @@ def races(session_id: UUID | None, since: str | None, db: Path | None, as_json: 
         return
     sessions = {r.session_id for r in found}
     table = Table(title=f"{len(found)} races in {len(sessions)} sessions")
-    for column in ("time", "session", "v", "race", "what happened", "how it was resolved"):
+    for column in ("time (UTC)", "session", "v", "race"):
+        table.add_column(column, no_wrap=True)
+    for column in ("what happened", "how it was resolved"):
         table.add_column(column)
     for r in found:
         table.add_row(
-            r.occurred_at.isoformat(timespec="milliseconds"), str(r.session_id), str(r.version),
+            r.occurred_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], str(r.session_id), str(r.version),
             str(r.kind), r.explanation, r.resolution,
         )
     console.print(table)

@@ -137,10 +137,14 @@ def _print_steps(session_id: UUID, steps: list[ReplayStep]) -> None:
             ("! " if step.races else "") + e.type, e.actor, _cause_text(e), _state_text(e.state),
             e.state.status_text, style=style,
         )
-        for race in step.races:
-            table.add_row("", "", f"  race: {race.kind}", "", race.explanation, race.resolution,
-                          "", style="yellow")
     console.print(table)
+    for step in steps:
+        for race in step.races:
+            console.print(
+                f"[bold yellow]! v{race.version} {race.kind}[/]: {race.explanation}; "
+                f"{race.resolution}",
+                soft_wrap=True,
+            )
 
 
 def _verify(session_id: UUID | None, db: Path | None, as_json: bool) -> None:

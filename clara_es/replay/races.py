@@ -73,7 +73,7 @@ def _classify(previous: HistoryEntry | None, entry: HistoryEntry) -> Iterator[Ra
         if signal in OUTAGE_SIGNALS and before == ConnectionState.RECONNECTING:
             yield race(
                 RaceKind.DUPLICATE_OUTAGE, f"{entry.actor} reported {signal}: {reason}",
-                "one outage, one schedule: the second report is recorded and ignored",
+                "the second report is recorded as SignalIgnored, nothing is scheduled twice",
             )
         elif signal in ATTEMPT_SIGNALS or signal.startswith(TIMER_PREFIX):
             yield race(
