@@ -21,7 +21,7 @@ FINAL_EVENTS = frozenset({"Failed", "SessionEnded"})
 # What may still be appended to a final session: records of signals that no longer apply, and
 # the process manager's cleanup of it.
 AFTER_FINAL = frozenset({"SignalIgnored", "CleanupRequested", "SessionCleanedUp", "CleanupFailed",
-                         "WebhookReceived"})
+                         "CleanupSkipped", "WebhookReceived"})
 
 
 class Violation(BaseModel):

@@ -19,7 +19,8 @@ from clara_es.domain import ConnectionState, VoiceSession
 from clara_es.domain.signal import TIMER_PREFIX
 
 OUTAGE_SIGNALS = frozenset({"disconnected", "participant_left", "webhook participant_left"})
-ATTEMPT_SIGNALS = frozenset({"attempt_started", "attempt_failed"})
+# attempt_timed_out: the process manager's watchdog timer (issue 5)
+ATTEMPT_SIGNALS = frozenset({"attempt_started", "attempt_failed", "attempt_timed_out"})
 SUCCESS_SIGNALS = frozenset({"reconnected", "participant_joined", "webhook participant_joined"})
 CLEANUP_EVENTS = frozenset({"SessionEnded", "CleanupRequested"})
 
