@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 from clara_es.adapters.store import Store
+from clara_es.application import VoiceSessions
 from clara_es.replay.faults import Fault
+from clara_es.replay.races import RaceKind, find_races
 from clara_es.replay.simulate import simulate
+from clara_es.replay.verify import verify_sessions
 from clara_es.replay.world import TimerWorker
 
 from .test_cli import clara_es
@@ -67,3 +70,16 @@ def test_simulate_command_json_and_bad_only() -> None:
     bad = clara_es("simulate", "--sessions", "20", "--seed", "7", "--only", "20")
     assert bad.returncode == 2
     assert bad.stderr.strip() == "clara-es: error: --only 20: sessions are numbered 0 to 19"
+
+
+def test_simulated_histories_re_run_the_same_and_show_every_race(sqlite_store: Store) -> None:
+    simulate(40, seed=3, steps=2, store=sqlite_store, check_projections=False)
+    app = VoiceSessions(sqlite_store.eventsourcing_env())
+    try:
+        checked, differences = verify_sessions(app)
+        kinds = {race.kind for race in find_races(app)}
+    finally:
+        app.close()
+    assert checked == 40 and differences == []
+    assert kinds >= {RaceKind.LATE_TIMER, RaceKind.DUPLICATE_OUTAGE, RaceKind.CONCURRENT_WRITERS,
+                     RaceKind.CLEANUP_VS_RECONNECT, RaceKind.WATCHDOG}
