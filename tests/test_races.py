@@ -27,13 +27,13 @@ def test_each_race_is_found_where_it_happened(make_app: Any, clock: VirtualClock
         (racy.cleanup_vs_reconnect, RaceKind.CLEANUP_VS_RECONNECT),
         (racy.watchdog, RaceKind.WATCHDOG),
     }
-    late = find_races(app, racy.late_timer)
+    late = find_races(app, [racy.late_timer])
     assert [(r.version, r.explanation) for r in late] == [
         (8, "attempt_started: stale timer: attempt 1 fired, current is 2")
     ]
-    ended = find_races(app, racy.cleanup_vs_reconnect)
+    ended = find_races(app, [racy.cleanup_vs_reconnect])
     assert [r.version for r in ended] == [6, 7]  # SessionEnded while reconnecting, late success
-    assert "stays failed" in find_races(app, racy.success_after_failure)[0].resolution
+    assert "stays failed" in find_races(app, [racy.success_after_failure])[0].resolution
 
 
 def test_sessions_are_listed_from_the_log_in_start_order(
@@ -53,7 +53,7 @@ def test_races_command_json_and_since(sqlite_store: Store, tmp_path: Any) -> Non
     other = VoiceSessions(sqlite_store.eventsourcing_env(), clock=clock)
     try:
         racy = racy_sessions(app, other, clock)
-        watchdog_at = find_races(app, racy.watchdog)[0].occurred_at
+        watchdog_at = find_races(app, [racy.watchdog])[0].occurred_at
     finally:
         app.close()
         other.close()

@@ -6,11 +6,13 @@ from pathlib import Path
 from uuid import UUID
 
 import click
+from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from clara_es.cli.common import console, db_option, json_option, open_app, print_json
 from clara_es.cli.replay import parse_point
-from clara_es.replay.races import find_races
+from clara_es.replay.races import find_races, session_ids
 
 
 @click.command()
@@ -27,7 +29,10 @@ def races(session_id: UUID | None, since: str | None, db: Path | None, as_json: 
             raise click.BadParameter(f"{since!r} is not an ISO 8601 time", param_hint="--since")
         start = point
     with open_app(db) as app:
-        found = find_races(app, session_id, start)
+        ids = [session_id] if session_id is not None else list(session_ids(app))
+        with Progress(console=Console(stderr=True), transient=True, disable=as_json) as bar:
+            task = bar.add_task("reading histories", total=len(ids))
+            found = find_races(app, ids, start, progress=lambda _: bar.advance(task))
     if as_json:
         print_json([r.model_dump(mode="json") for r in found])
         return

@@ -6,7 +6,7 @@ One classifier serves both `clara-es replay` (marks on the race-relevant steps) 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
@@ -132,11 +132,16 @@ def session_ids(app: VoiceSessions) -> Iterator[UUID]:
 
 
 def find_races(
-    app: VoiceSessions, session_id: UUID | None = None, since: datetime | None = None
+    app: VoiceSessions,
+    ids: Iterable[UUID] | None = None,
+    since: datetime | None = None,
+    progress: Callable[[UUID], None] | None = None,
 ) -> list[Race]:
-    ids = [session_id] if session_id is not None else session_ids(app)
+    """The races in the given sessions' histories (all stored sessions by default)."""
     found = []
-    for sid in ids:
+    for sid in ids if ids is not None else session_ids(app):
         races = races_of(session_history(app, sid))
         found.extend(r for r in races if since is None or r.occurred_at >= since)
+        if progress is not None:
+            progress(sid)
     return found
