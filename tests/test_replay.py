@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -48,17 +48,24 @@ def test_a_command_retried_after_a_conflict_shows_the_read_it_lost(
     assert ignored.cause["read_version"] == 5
 
 
-def test_a_timer_is_a_cause_of_its_own() -> None:
-    at = datetime(2026, 1, 1, tzinfo=UTC)
-    signal = Signal.timer("attempt_due", at, {"attempt": 2}, read_version=7)
-    assert signal.is_timer and signal.actor == Actor.SYSTEM
-    assert signal.facts() == {
-        "timestamp": at,
-        "actor": "system",
-        "cause": {"id": signal.id, "name": "timer:attempt_due", "args": {"attempt": 2},
-                  "read_version": 7},
-    }
-    assert "timer:attempt_due" in dispatch.DECISIONS
+def test_a_timer_that_fired_is_recorded_as_the_system_with_the_timer_id(
+    app: VoiceSessions, clock: VirtualClock
+) -> None:
+    """The watchdog's timer fails an attempt: its command names the timer and the system."""
+    session_id = connected(app)
+    app.disconnected(session_id, "network")
+    clock.advance(1)
+    app.attempt_started(session_id, 1)
+    timer = Signal("attempt_timed_out", Actor.SYSTEM, clock.advance(10), {"attempt": 1},
+                   id="timer-1234", read_version=6)
+    session = app.session(session_id)
+    dispatch.decide(session, timer)
+    app.save(session)
+    failed = session_history(app, session_id)[-2]
+    assert failed.type == "ReconnectAttemptFailed" and failed.details["error"] == "timeout"
+    assert failed.actor == "system"
+    assert failed.cause == {"id": "timer-1234", "name": "attempt_timed_out",
+                            "args": {"attempt": 1}, "read_version": 6}
 
 
 def _strip_causality(app: VoiceSessions, event: Any) -> Any:

@@ -59,9 +59,17 @@ DECISIONS: dict[str, Decide] = {
         "participant_connection_aborted",
         lambda s, a, sig: s.report_participant_left("connection aborted", False, sig),
     ),
-    # Timers (the process manager's, issue 5): the system is the actor.
-    "timer:attempt_due": lambda s, a, sig: s.start_attempt(a["attempt"], sig),
-    "timer:attempt_deadline": lambda s, a, sig: s.fail_attempt(a["attempt"], "timeout", sig),
+    # The process manager's timers and effect outcomes (issue 5; the methods arrive with it).
+    # A timer's command has actor `system` and the timer's id as its cause id.
+    "attempt_timed_out": lambda s, a, sig: s.fail_attempt(a["attempt"], "timeout", sig),
+    "request_pipeline_restart": lambda s, a, sig: s.request_pipeline_restart(a["cap"], sig),
+    "pipeline_restart_finished": lambda s, a, sig: s.finish_pipeline_restart(
+        a["request_id"], a["error"], sig
+    ),
+    "request_cleanup": lambda s, a, sig: s.request_cleanup(a["reason"], sig),
+    "cleanup_finished": lambda s, a, sig: s.finish_cleanup(
+        a["request_id"], a["outcome"], a["detail"], sig
+    ),
 }
 
 

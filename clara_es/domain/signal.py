@@ -8,8 +8,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-TIMER_PREFIX = "timer:"
-
 
 class Actor(StrEnum):
     CLIENT = "client"
@@ -23,8 +21,8 @@ class Signal:
 
     `id` stays the same when a command is retried after a concurrency conflict, while
     `read_version` changes; `lost_reads` keeps the versions it read and lost the race on, so
-    the history shows that the command decided more than once. A timer that fired is a
-    signal too: its name starts with "timer:" and its actor is the system (see `timer`).
+    the history shows that the command decided more than once. A timer that fired is
+    recorded as the command it sends, with actor `system` and the timer's id as `id`.
     """
 
     name: str
@@ -34,20 +32,6 @@ class Signal:
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     read_version: int | None = None
     lost_reads: tuple[int, ...] = ()
-
-    @classmethod
-    def timer(
-        cls, name: str, at: datetime, args: dict[str, Any], read_version: int | None = None
-    ) -> Signal:
-        """A timer that fired, e.g. `Signal.timer("attempt_due", now, {"attempt": 2})`."""
-        return cls(
-            name=f"{TIMER_PREFIX}{name}", actor=Actor.SYSTEM, at=at, args=args,
-            read_version=read_version,
-        )
-
-    @property
-    def is_timer(self) -> bool:
-        return self.name.startswith(TIMER_PREFIX)
 
     def facts(self) -> dict[str, Any]:
         """The attributes every event records: when, who, and the cause."""

@@ -16,7 +16,6 @@ from pydantic import BaseModel
 
 from clara_es.application import HistoryEntry, VoiceSessions, session_history
 from clara_es.domain import ConnectionState, VoiceSession
-from clara_es.domain.signal import TIMER_PREFIX
 
 OUTAGE_SIGNALS = frozenset({"disconnected", "participant_left", "webhook participant_left"})
 # attempt_timed_out: the process manager's watchdog timer (issue 5)
@@ -76,7 +75,7 @@ def _classify(previous: HistoryEntry | None, entry: HistoryEntry) -> Iterator[Ra
                 RaceKind.DUPLICATE_OUTAGE, f"{entry.actor} reported {signal}: {reason}",
                 "the second report is recorded as SignalIgnored, nothing is scheduled twice",
             )
-        elif signal in ATTEMPT_SIGNALS or signal.startswith(TIMER_PREFIX):
+        elif signal in ATTEMPT_SIGNALS:
             yield race(
                 RaceKind.LATE_TIMER, f"{signal}: {reason}",
                 "a no-op: no attempt started or failed, recorded as SignalIgnored",
