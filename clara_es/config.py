@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///clara-es.db"
@@ -11,6 +12,20 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CLARA_ES_", extra="ignore")
 
     database_url: str = DEFAULT_DATABASE_URL
+
+    # LiveKit's server API, for cleaning up rooms. With none set, cleanup is recorded as skipped.
     livekit_url: str | None = None
     livekit_api_key: str | None = None
     livekit_api_secret: str | None = None
+
+    # The process manager's timing.
+    attempt_timeout_s: float = Field(10.0, gt=0, description="an attempt with no outcome fails")
+    pipeline_restart_cap: int = Field(3, ge=1, description="restarts per poor-quality episode")
+    cleanup_grace_s: float = Field(30.0, ge=0, description="wait after Failed before cleanup")
+    cleanup_tries: int = Field(5, ge=1, description="RoomService calls before CleanupFailed")
+    cleanup_retry_s: float = Field(0.5, gt=0, description="first wait between cleanup tries")
+    poll_interval_s: float = Field(0.2, gt=0, description="how often `run` looks for new facts")
+
+    @property
+    def livekit_configured(self) -> bool:
+        return bool(self.livekit_url and self.livekit_api_key and self.livekit_api_secret)

@@ -3,6 +3,11 @@
 A scripted client drives two sessions through the real application and store:
   A. connected, then a 5-second network drop: Reconnecting..., then Connected again;
   B. connected, then a 40-second outage: attempts after 1, 2, 4, 8, 16 s all fail: Failed.
+The server's part runs beside it on the same clock (the process manager and its worker):
+  A. the agent sees quality turn poor and restarts the audio pipeline (the first restart
+     fails, the second, after 1 s of backoff, works); quality good again ends the episode;
+  B. quality is lost; after Failed and the grace time the session is cleaned up (or the
+     stream says why not: no LiveKit configured).
 """
 
 from __future__ import annotations
@@ -11,8 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
+from clara_es.adapters.livekit.agent_monitor import DEFAULT_POOR_WINDOW
 from clara_es.application import HistoryEntry, VoiceSessions, session_history
-from clara_es.domain import Clock, ConnectionState
+from clara_es.domain import Actor, Clock, ConnectionState
+from clara_es.process import Worker
 
 SETTLE = timedelta(seconds=3)
 
@@ -32,26 +39,43 @@ class DemoRun:
     timeline: list[tuple[DemoSession, HistoryEntry]]
 
 
-def _drop(app: VoiceSessions, clock: Clock, session_id: UUID, outage: timedelta) -> None:
-    """The network goes away for `outage`; the client follows the session's schedule."""
+def _drop(
+    app: VoiceSessions, server: Worker, session_id: UUID, outage: timedelta, quality: str
+) -> None:
+    """The network degrades, then goes away for `outage`; the client follows the schedule.
+
+    The agent sees the quality turn bad first, and confirms it once it held for its window.
+    """
+    clock = app.clock
+    participant = app.session(session_id).participant
+    app.quality_changed(session_id, participant, quality, actor=Actor.AGENT)
+    server.run_until(clock.now() + DEFAULT_POOR_WINDOW)
+    app.quality_poor_confirmed(session_id, participant, actor=Actor.AGENT)
     back_at = clock.now() + outage
     state = app.disconnected(session_id, "network unreachable")
     while state.connection_state == ConnectionState.RECONNECTING:
         assert state.next_retry_at is not None
-        clock.sleep_until(state.next_retry_at)
+        server.run_until(state.next_retry_at)
         app.attempt_started(session_id, state.attempt)
         if clock.now() >= back_at:
             state = app.reconnected(session_id)
         else:
             state = app.attempt_failed(session_id, state.attempt, "network unreachable")
+    if state.connection_state == ConnectionState.CONNECTED:
+        app.quality_changed(session_id, participant, "good", actor=Actor.AGENT)
+    server.run_until(clock.now())
 
 
-def _session(app: VoiceSessions, clock: Clock, label: str, outage_s: int) -> DemoSession:
+def _session(
+    app: VoiceSessions, server: Worker, label: str, outage_s: int, quality: str
+) -> DemoSession:
+    clock = app.clock
     session_id = app.start(f"demo-room-{label.lower()}", f"demo-user-{label.lower()}").session_id
     app.connect(session_id)
     app.connected(session_id)
-    clock.sleep_until(clock.now() + SETTLE)
-    _drop(app, clock, session_id, timedelta(seconds=outage_s))
+    app.quality_changed(session_id, f"demo-user-{label.lower()}", "excellent", actor=Actor.AGENT)
+    server.run_until(clock.now() + SETTLE)
+    _drop(app, server, session_id, timedelta(seconds=outage_s), quality)
     return DemoSession(
         label=label,
         description=f"{outage_s}-second network drop",
@@ -60,12 +84,14 @@ def _session(app: VoiceSessions, clock: Clock, label: str, outage_s: int) -> Dem
     )
 
 
-def run_demo(app: VoiceSessions) -> DemoRun:
-    clock = app.clock
+def run_demo(app: VoiceSessions, server: Worker) -> DemoRun:
+    """`server` is the process manager's worker on `app`, on the same clock."""
+    clock: Clock = app.clock
     started_at = clock.now()
-    sessions = [_session(app, clock, "A", 5)]
-    clock.sleep_until(clock.now() + SETTLE)
-    sessions.append(_session(app, clock, "B", 40))
+    sessions = [_session(app, server, "A", 5, "poor")]
+    server.run_until(clock.now() + SETTLE)
+    sessions.append(_session(app, server, "B", 40, "lost"))
+    server.run_until(clock.now() + timedelta(seconds=server.settings.cleanup_grace_s) + SETTLE)
     timeline = sorted(
         ((s, e) for s in sessions for e in session_history(app, s.session_id)),
         key=lambda pair: (pair[1].occurred_at, pair[0].label, pair[1].version),

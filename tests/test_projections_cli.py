@@ -65,13 +65,15 @@ def test_status_of_the_failed_demo_session_answers_from_the_view(
 def test_stats_count_one_recovered_and_one_failed_session(
     demo_db: tuple[str, dict[str, str]],
 ) -> None:
-    db, ids = demo_db
+    db, _ = demo_db
     stats = clara_json("stats", "--db", db)
     assert stats["recovered_sessions"] == 1
     assert stats["failed_sessions"] == 1
     assert stats["sessions_by_state"] == {"connected": 1, "failed": 1}
     assert stats["recovery_rate"] == 0.5
-    assert [o["session_id"] for o in stats["orphans"]["sessions"]] == [ids["B"]]
+    # The process manager recorded B's cleanup outcome (skipped: no LiveKit configured), so
+    # nothing is orphaned; orphans themselves are covered in tests/test_projections.py.
+    assert stats["orphans"]["sessions"] == []
     table = clara("stats", "--db", db)
     assert "recovery rate" in table.stdout and "50.0%" in table.stdout
 

@@ -30,6 +30,7 @@ from clara_es.domain.session import AgentConnection
 log = logging.getLogger(__name__)
 
 Decision = Callable[[VoiceSession, Signal], None]
+CLEANUP_OUTCOMES = ("cleaned", "failed", "skipped")
 
 
 class InvalidCommand(DomainError):
@@ -146,6 +147,65 @@ class VoiceSessions(Application[UUID]):
             session_id, "end", actor, {"reason": reason}, lambda s, sig: s.end(reason, sig)
         )
 
+    # ---- commands of the agent's side: the process manager and the effect runner ----------
+    #
+    # `command_id` is the id of the timer or request that caused the command: the process
+    # manager matches the resulting fact back to it through the event's `cause`.
+
+    def request_pipeline_restart(
+        self, session_id: UUID, cap: int, actor: Actor = Actor.SYSTEM,
+        command_id: str | None = None,
+    ) -> UIState:
+        if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+            raise InvalidCommand(f"the restart cap must be a whole number from 1, got {cap!r}")
+        return self._execute(
+            session_id, "request_pipeline_restart", actor, {"cap": cap},
+            lambda s, sig: s.request_pipeline_restart(cap, sig), command_id=command_id,
+        )
+
+    def pipeline_restart_finished(
+        self, session_id: UUID, request_id: str, error: str | None = None,
+        actor: Actor = Actor.AGENT,
+    ) -> UIState:
+        return self._execute(
+            session_id, "pipeline_restart_finished", actor,
+            {"request_id": request_id, "error": error},
+            lambda s, sig: s.finish_pipeline_restart(request_id, error, sig),
+        )
+
+    def request_cleanup(
+        self, session_id: UUID, reason: str, actor: Actor = Actor.SYSTEM,
+        command_id: str | None = None,
+    ) -> UIState:
+        return self._execute(
+            session_id, "request_cleanup", actor, {"reason": reason},
+            lambda s, sig: s.request_cleanup(reason, sig), command_id=command_id,
+        )
+
+    def cleanup_finished(
+        self, session_id: UUID, request_id: str, outcome: str, detail: str,
+        actor: Actor = Actor.SYSTEM,
+    ) -> UIState:
+        if outcome not in CLEANUP_OUTCOMES:
+            raise InvalidCommand(
+                f"unknown cleanup outcome {outcome!r}: one of {', '.join(CLEANUP_OUTCOMES)}"
+            )
+        return self._execute(
+            session_id, "cleanup_finished", actor,
+            {"request_id": request_id, "outcome": outcome, "detail": detail},
+            lambda s, sig: s.finish_cleanup(request_id, outcome, detail, sig),
+        )
+
+    def timed_out(
+        self, session_id: UUID, attempt: int, command_id: str | None = None
+    ) -> UIState:
+        """The watchdog: attempt `attempt` has no outcome by its deadline."""
+        _check_attempt(attempt)
+        return self._execute(
+            session_id, "attempt_timed_out", Actor.SYSTEM, {"attempt": attempt},
+            lambda s, sig: s.fail_attempt(attempt, "timeout", sig), command_id=command_id,
+        )
+
     # ---- queries ----------------------------------------------------------------------------
 
     def session(self, session_id: UUID, version: int | None = None) -> VoiceSession:
@@ -160,9 +220,9 @@ class VoiceSessions(Application[UUID]):
     # ---- the one way a command is executed --------------------------------------------------
 
     def _execute(
-        self, session_id: UUID, name: str, actor: Actor, args: dict[str, Any], decide: Decision
+        self, session_id: UUID, name: str, actor: Actor, args: dict[str, Any], decide: Decision,
+        command_id: str | None = None,
     ) -> UIState:
-        command_id: str | None = None
         lost_reads: tuple[int, ...] = ()
         for _ in range(self.max_tries):
             session = self.session(session_id)

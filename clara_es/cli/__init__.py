@@ -14,6 +14,7 @@ from clara_es.cli.projections import projections
 from clara_es.cli.queries import sessions, stats, status
 from clara_es.cli.races import races
 from clara_es.cli.replay import replay
+from clara_es.cli.run import run
 from clara_es.cli.simulate import simulate_command
 from clara_es.cli.transfer import export, import_
 from clara_es.domain import DomainError
@@ -38,6 +39,7 @@ cli.add_command(races)
 cli.add_command(export)
 cli.add_command(import_)
 cli.add_command(simulate_command)
+cli.add_command(run)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 from rich.table import Table
 
+from clara_es.adapters.rooms import room_cleaner
 from clara_es.adapters.store import Store
 from clara_es.cli.common import (
     console,
@@ -19,8 +20,10 @@ from clara_es.cli.common import (
     resolve_store,
     short,
 )
+from clara_es.config import Settings
 from clara_es.demo import DemoRun, run_demo
 from clara_es.domain import BackoffPolicy, SystemClock, VirtualClock
+from clara_es.process import InMemoryAudioPipeline, start_worker
 from projections.catch_up import catch_up
 from projections.db import upgrade
 
@@ -31,12 +34,21 @@ from projections.db import upgrade
 @click.option("--realtime", is_flag=True, help="Run on the wall clock (takes about a minute).")
 @policy_options
 def demo(db: Path | None, as_json: bool, realtime: bool, policy: BackoffPolicy) -> None:
-    """Run the reconnection checklist: a 5 s drop that recovers, a 40 s outage that fails."""
+    """Run the reconnection checklist: a 5 s drop that recovers, a 40 s outage that fails
+    and is cleaned up by the server."""
     clock = SystemClock() if realtime else VirtualClock()
     with tempfile.TemporaryDirectory(prefix="clara-es-demo-") as scratch:
         path = db if db is not None else Path(scratch) / "demo.db"
         with open_app(path, create=True, clock=clock, policy=policy) as app:
-            run = run_demo(app)
+            settings = Settings()
+            # The agent's first pipeline restart fails, to show the backoff and the retry.
+            server = start_worker(
+                app, InMemoryAudioPipeline(failures=1), room_cleaner(settings, clock), settings
+            )
+            try:
+                run = run_demo(app, server)
+            finally:
+                server.close()
         if db is not None:
             _update_views(resolve_store(db))
     if as_json:

@@ -8,6 +8,7 @@
     connected --resume--> reconnecting, attempt 0 (the SDK resumes on its own; a disconnect
                           after it schedules attempt 1)
     any but ended --end--> ended                           (final)
+    not final --cleanup requested (agent gave up)--> failed (final), CleanupRequested
 
 Reports about the network (disconnected, attempts, reconnected, quality) are facts that can
 arrive late or twice; when one no longer applies, the session records SignalIgnored with the
@@ -251,6 +252,8 @@ class VoiceSession(Aggregate):
         self.quality = Quality(quality)
         if self.quality not in BAD_QUALITY:
             self.poor_confirmed = False
+        if self.quality in (Quality.GOOD, Quality.EXCELLENT):
+            self.reconnection_attempts = 0  # the poor-quality episode is over
 
     @event("QualityPoor")
     def _quality_poor(
@@ -437,6 +440,125 @@ class VoiceSession(Aggregate):
         self, webhook_id: str, kind: str, timestamp: datetime, actor: str, cause: dict[str, Any]
     ) -> None:
         self.webhook_ids = (*self.webhook_ids, webhook_id)[-self.WEBHOOK_IDS_KEPT :]
+
+
+    # ==== the agent's side: pipeline restarts and cleanup ==================================
+    #
+    # The process manager asks (PipelineRestartRequested, CleanupRequested) and the effect
+    # runner reports the outcome with the request's id. Each request has exactly one
+    # outcome: a second report for the same request (an effect run again after a crash)
+    # is recorded as SignalIgnored. Cleanup facts may follow Failed/SessionEnded: the
+    # client's state stays final, the server still has to tidy up behind it.
+
+    reconnection_attempts: int = 0  # pipeline restarts in the current poor-quality episode
+    restart_request: str | None = None  # id of the restart that has no outcome yet
+    cleanup_request: str | None = None
+    cleanup_outcome: str | None = None  # "cleaned", "failed" or "skipped"
+
+    def request_pipeline_restart(self, cap: int, signal: Signal) -> None:
+        """Quality is poor: restart the agent's audio pipeline, or give up at the cap."""
+        if self.cleanup_request is not None or self.is_final:
+            self._ignore(signal, f"pipeline restart while the session is {self.state}")
+        elif self.quality not in BAD_QUALITY:
+            self._ignore(signal, f"quality is {self.quality}: no pipeline restart needed")
+        elif self.restart_request is not None:
+            self._ignore(signal, f"pipeline restart {self.restart_request} has no outcome yet")
+        elif self.reconnection_attempts >= cap:
+            self.request_cleanup(f"{cap} pipeline restarts did not bring the participant back",
+                                 signal)
+        else:
+            self._pipeline_restart_requested(
+                request_id=signal.id, restart=self.reconnection_attempts + 1, cap=cap,
+                **signal.facts(),
+            )
+
+    def finish_pipeline_restart(self, request_id: str, error: str | None, signal: Signal) -> None:
+        """The agent's pipeline restarted (error None) or could not (error says why)."""
+        if request_id != self.restart_request:
+            self._ignore(signal, f"pipeline restart {request_id} has no outcome pending")
+        elif error is None:
+            self._pipeline_restarted(
+                request_id=request_id, restart=self.reconnection_attempts, **signal.facts()
+            )
+        else:
+            self._pipeline_restart_failed(
+                request_id=request_id, restart=self.reconnection_attempts, error=error,
+                **signal.facts(),
+            )
+
+    def request_cleanup(self, reason: str, signal: Signal) -> None:
+        """Remove the participant and the room. A live session fails first, so a late
+        reconnect cannot revive a session whose room is being torn down."""
+        if self.cleanup_request is not None:
+            self._ignore(signal, f"cleanup {self.cleanup_request} was already requested")
+            return
+        if not self.is_final:
+            self._failed(reason=reason, attempts=self.attempt, **signal.facts())
+        self._cleanup_requested(
+            request_id=signal.id, reason=reason, room=self.room, participant=self.participant,
+            **signal.facts(),
+        )
+
+    def finish_cleanup(
+        self, request_id: str, outcome: str, detail: str, signal: Signal
+    ) -> None:
+        """outcome: "cleaned" (nothing left, or nothing was there), "failed", "skipped"."""
+        if request_id != self.cleanup_request or self.cleanup_outcome is not None:
+            self._ignore(signal, f"cleanup {request_id} has no outcome pending")
+        elif outcome == "cleaned":
+            self._session_cleaned_up(request_id=request_id, removed=detail, **signal.facts())
+        elif outcome == "failed":
+            self._cleanup_failed(request_id=request_id, error=detail, **signal.facts())
+        elif outcome == "skipped":
+            self._cleanup_skipped(request_id=request_id, reason=detail, **signal.facts())
+        else:
+            raise InvalidTransition(f"unknown cleanup outcome {outcome!r}")
+
+    @event("PipelineRestartRequested")
+    def _pipeline_restart_requested(
+        self, request_id: str, restart: int, cap: int,
+        timestamp: datetime, actor: str, cause: dict[str, Any],
+    ) -> None:
+        self.restart_request = request_id
+        self.reconnection_attempts = restart
+
+    @event("PipelineRestarted")
+    def _pipeline_restarted(
+        self, request_id: str, restart: int, timestamp: datetime, actor: str, cause: dict[str, Any]
+    ) -> None:
+        self.restart_request = None
+
+    @event("PipelineRestartFailed")
+    def _pipeline_restart_failed(
+        self, request_id: str, restart: int, error: str,
+        timestamp: datetime, actor: str, cause: dict[str, Any],
+    ) -> None:
+        self.restart_request = None
+
+    @event("CleanupRequested")
+    def _cleanup_requested(
+        self, request_id: str, reason: str, room: str, participant: str,
+        timestamp: datetime, actor: str, cause: dict[str, Any],
+    ) -> None:
+        self.cleanup_request = request_id
+
+    @event("SessionCleanedUp")
+    def _session_cleaned_up(
+        self, request_id: str, removed: str, timestamp: datetime, actor: str, cause: dict[str, Any]
+    ) -> None:
+        self.cleanup_outcome = "cleaned"
+
+    @event("CleanupFailed")
+    def _cleanup_failed(
+        self, request_id: str, error: str, timestamp: datetime, actor: str, cause: dict[str, Any]
+    ) -> None:
+        self.cleanup_outcome = "failed"
+
+    @event("CleanupSkipped")
+    def _cleanup_skipped(
+        self, request_id: str, reason: str, timestamp: datetime, actor: str, cause: dict[str, Any]
+    ) -> None:
+        self.cleanup_outcome = "skipped"
 
 
 def _ms(delta: timedelta) -> int:

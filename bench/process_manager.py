@@ -1,0 +1,79 @@
+"""How fast the process manager keeps up with the session streams.
+
+    python bench/process_manager.py [--sessions N] [--postgres URL]
+
+Baseline, in the same process on the same store: appending the facts of N sessions that
+each go through a 40-second outage (start, connect, 5 scheduled and failed attempts,
+Failed) with VoiceSessions commands. Measured: the process manager catching up with all
+of those facts (each decision recorded with its tracking position), then firing the N
+cleanup timers and running the N cleanups (skipped: no LiveKit). Reported as ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from clara_es.adapters.store import Store
+from clara_es.application import VoiceSessions
+from clara_es.config import Settings
+from clara_es.domain import VirtualClock
+from clara_es.process import InMemoryAudioPipeline, SkippedRoomCleaner, start_worker
+
+
+def measure(store: Store, sessions: int) -> dict[str, float]:
+    clock = VirtualClock()
+    app = VoiceSessions(store.eventsourcing_env(), clock=clock)
+    t0 = time.perf_counter()
+    for i in range(sessions):
+        session_id = app.start(f"room-{i}", f"user-{i}").session_id
+        app.connect(session_id)
+        app.connected(session_id)
+        state = app.disconnected(session_id, "network")
+        while state.connection_state == "reconnecting":
+            app.attempt_started(session_id, state.attempt)
+            state = app.attempt_failed(session_id, state.attempt, "network unreachable")
+    append_s = time.perf_counter() - t0
+    facts = app.recorder.max_notification_id() or 0
+
+    settings = Settings.model_construct(**Settings.model_construct().model_dump())
+    worker = start_worker(app, InMemoryAudioPipeline(), SkippedRoomCleaner(), settings)
+    t1 = time.perf_counter()
+    worker.manager.catch_up()
+    catch_up_s = time.perf_counter() - t1
+    clock.advance(timedelta(seconds=settings.cleanup_grace_s))
+    t2 = time.perf_counter()
+    worker.run_pending()
+    cleanup_s = time.perf_counter() - t2
+    worker.close()
+    app.close()
+    return {"facts": facts, "append_s": append_s, "catch_up_s": catch_up_s,
+            "cleanup_s": cleanup_s}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sessions", type=int, default=200)
+    parser.add_argument("--postgres", help="postgresql://... (a fresh schema is best)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        stores = {"sqlite": Store.sqlite(Path(scratch) / "bench.db")}
+        if args.postgres:
+            stores["postgres"] = Store.from_url(args.postgres)
+        for name, store in stores.items():
+            r = measure(store, args.sessions)
+            print(
+                f"{name}: {args.sessions} sessions, {r['facts']} facts; "
+                f"append {r['append_s']:.2f} s ({r['facts'] / r['append_s']:.0f} facts/s); "
+                f"catch-up {r['catch_up_s']:.2f} s ({r['facts'] / r['catch_up_s']:.0f} facts/s, "
+                f"{r['catch_up_s'] / r['append_s']:.2f}x the append time); "
+                f"{args.sessions} cleanups {r['cleanup_s']:.2f} s "
+                f"({r['cleanup_s'] / r['append_s']:.2f}x)"
+            )
+
+
+if __name__ == "__main__":
+    main()

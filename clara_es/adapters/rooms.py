@@ -1,0 +1,100 @@
+"""Room cleanup through LiveKit's RoomService (livekit-api's Twirp client).
+
+remove_participant, then delete_room when the room belongs to the session. "Not found" means
+there is nothing left to clean. Transient failures (5xx, unavailable, the connection dropped)
+are retried with backoff on the injected clock; anything else fails the cleanup at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import aiohttp
+from livekit import api
+from livekit.api.room_service import RoomService
+
+from clara_es.config import Settings
+from clara_es.domain import Clock
+from clara_es.process import CleanupResult, RoomCleaner, SessionRef, SkippedRoomCleaner
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_CODES = frozenset({"unavailable", "internal", "deadline_exceeded", "resource_exhausted"})
+REQUEST_TIMEOUT_S = 10.0
+
+Call = Callable[[RoomService], Awaitable[object]]
+
+
+class CleanupGaveUp(Exception):
+    pass
+
+
+class LiveKitRoomCleaner:
+    def __init__(
+        self, url: str, api_key: str, api_secret: str, clock: Clock,
+        tries: int = 5, retry_s: float = 0.5,
+    ) -> None:
+        self.url = url
+        self.api_key = api_key
+        self.api_secret = api_secret
+        self.clock = clock
+        self.tries = tries
+        self.retry_s = retry_s
+
+    def cleanup(self, session: SessionRef, delete_room: bool) -> CleanupResult:
+        identity = api.RoomParticipantIdentity(room=session.room, identity=session.participant)
+        steps: list[tuple[str, Call]] = [
+            (f"participant {session.participant}", lambda rs: rs.remove_participant(identity)),
+        ]
+        if delete_room:
+            request = api.DeleteRoomRequest(room=session.room)
+            steps.append((f"room {session.room}", lambda rs: rs.delete_room(request)))
+        removed = []
+        for what, call in steps:
+            try:
+                removed.append(f"{what} ({self._call(what, session, call)})")
+            except CleanupGaveUp as exc:
+                return CleanupResult("failed", f"{what}: {exc}")
+        return CleanupResult("cleaned", ", ".join(removed))
+
+    def _call(self, what: str, session: SessionRef, call: Call) -> str:
+        """'removed' or 'already gone'; raises CleanupGaveUp."""
+        for attempt in range(1, self.tries + 1):
+            try:
+                asyncio.run(self._once(call))
+                return "removed"
+            except api.ServerError as exc:
+                if exc.status == 404 or exc.code == "not_found":
+                    return "already gone"
+                error = f"{exc.code} (HTTP {exc.status}) {exc.message}".strip()
+                if exc.status < 500 and exc.code not in TRANSIENT_CODES:
+                    raise CleanupGaveUp(error) from exc
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            if attempt == self.tries:
+                raise CleanupGaveUp(f"{error}, after {self.tries} tries")
+            wait = timedelta(seconds=self.retry_s * 2 ** (attempt - 1))
+            log.warning("event=cleanup_retry session=%s target=%r try=%d error=%r wait_s=%.1f",
+                        session.session_id, what, attempt, error, wait.total_seconds())
+            self.clock.sleep_until(self.clock.now() + wait)
+        raise AssertionError("unreachable")
+
+    async def _once(self, call: Call) -> None:
+        timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            rooms = RoomService(http, self.url, self.api_key, self.api_secret, failover=False)
+            await call(rooms)
+
+
+def room_cleaner(settings: Settings, clock: Clock) -> RoomCleaner:
+    """LiveKit when it is configured, otherwise a cleaner that records 'skipped'."""
+    if not settings.livekit_configured:
+        return SkippedRoomCleaner()
+    assert settings.livekit_url and settings.livekit_api_key and settings.livekit_api_secret
+    return LiveKitRoomCleaner(
+        settings.livekit_url, settings.livekit_api_key, settings.livekit_api_secret, clock,
+        tries=settings.cleanup_tries, retry_s=settings.cleanup_retry_s,
+    )

@@ -1,0 +1,194 @@
+"""The process manager's decisions on both stores: watchdog, restarts, cap, durable timers."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from uuid import UUID
+
+import pytest
+
+from clara_es.adapters.store import Store
+from clara_es.application import VoiceSessions, session_history
+from clara_es.domain import VirtualClock
+from clara_es.process import InMemoryAudioPipeline, reactions_env
+
+from .conftest import AppFactory
+from .process_support import settings, worker_on
+
+
+def connected(app: VoiceSessions, room: str = "room-1") -> UUID:
+    session_id = app.start(room, "alice").session_id
+    app.connect(session_id)
+    app.connected(session_id)
+    return session_id
+
+
+def types(app: VoiceSessions, session_id: UUID) -> list[str]:
+    return [e.type for e in session_history(app, session_id)]
+
+
+def test_watchdog_fails_an_attempt_whose_client_died(
+    store: Store, make_app: AppFactory, clock: VirtualClock
+) -> None:
+    app = make_app()
+    with worker_on(app) as worker:
+        session_id = connected(app)
+        app.disconnected(session_id, "network")  # attempt 1 due after 1 s
+        clock.advance(1)
+        app.attempt_started(session_id, 1)  # ...and then the client process dies
+        started = clock.now()
+        worker.run_until(started + timedelta(seconds=9.9))
+        assert app.status(session_id).connection_state == "reconnecting"
+        worker.run_until(started + timedelta(seconds=10))
+        timed_out = session_history(app, session_id)[-2]
+        assert (timed_out.type, timed_out.actor) == ("ReconnectAttemptFailed", "system")
+        assert timed_out.details == {"attempt": 1, "error": "timeout"}
+        assert timed_out.occurred_at == started + timedelta(seconds=10)
+        # Nobody ever comes back: attempts 2..5 are never started, each fails at due + 10 s.
+        worker.run_until(clock.now() + timedelta(minutes=5))
+    state = app.status(session_id)
+    assert state.connection_state == "failed"
+    assert types(app, session_id).count("ReconnectAttemptFailed") == 5
+
+
+def test_a_client_that_reports_in_time_is_never_timed_out(
+    store: Store, make_app: AppFactory, clock: VirtualClock
+) -> None:
+    app = make_app()
+    with worker_on(app) as worker:
+        session_id = connected(app)
+        state = app.disconnected(session_id, "network")
+        worker.run_until(state.next_retry_at)
+        app.attempt_started(session_id, 1)
+        worker.run_until(clock.now() + timedelta(seconds=9))
+        app.reconnected(session_id)
+        worker.run_until(clock.now() + timedelta(minutes=5))
+    kinds = types(app, session_id)
+    assert kinds[-1] == "Reconnected"
+    assert "SignalIgnored" not in kinds
+
+
+def turn_bad(app: VoiceSessions, session_id: UUID, quality: str) -> None:
+    """The agent sees the quality turn bad and confirms it after its window (issue 6)."""
+    app.quality_changed(session_id, "alice", quality)
+    app.quality_poor_confirmed(session_id, "alice")
+
+
+def test_poor_quality_restarts_the_pipeline_with_backoff_up_to_the_cap(
+    store: Store, make_app: AppFactory, clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="clara_es.process")
+    app = make_app()
+    pipeline = InMemoryAudioPipeline(failures=10)
+    with worker_on(app, pipeline=pipeline, config=settings(pipeline_restart_cap=3)) as w:
+        session_id = connected(app)
+        t0 = clock.now()
+        turn_bad(app, session_id, "poor")
+        w.run_until(t0 + timedelta(seconds=60))
+    history = session_history(app, session_id)
+    requests = [e for e in history if e.type == "PipelineRestartRequested"]
+    assert [e.details["restart"] for e in requests] == [1, 2, 3]
+    assert [(e.occurred_at - t0).total_seconds() for e in requests] == [0, 1, 3]  # 1 s, 2 s
+    assert [e.type for e in history].count("PipelineRestartFailed") == 3
+    assert [e.type for e in history][-3:] == ["Failed", "CleanupRequested", "CleanupSkipped"]
+    assert history[-2].occurred_at - t0 == timedelta(seconds=7)  # after the third's 4 s
+    assert "3 pipeline restarts" in history[-2].details["reason"]
+    assert session_id in pipeline.stopped
+    logged = [r.getMessage() for r in caplog.records]
+    assert f"event=quality_poor_detected session={session_id} participant=alice quality=poor" \
+        in logged
+    restarts = [m for m in logged if m.startswith(f"event=pipeline_restart session={session_id}")]
+    assert [m.split(" restart=")[1].split()[0] for m in restarts] == ["1", "2", "3"]
+    assert any(m.startswith(f"event=cleanup session={session_id}") for m in logged)
+
+
+def test_good_quality_ends_the_episode_and_resets_the_count(
+    store: Store, make_app: AppFactory, clock: VirtualClock
+) -> None:
+    app = make_app()
+    pipeline = InMemoryAudioPipeline(failures=1)
+    with worker_on(app, pipeline=pipeline) as worker:
+        session_id = connected(app)
+        turn_bad(app, session_id, "poor")
+        worker.run_until(clock.now() + timedelta(seconds=5))  # failed once, then restarted
+        assert app.session(session_id).reconnection_attempts == 2
+        app.quality_changed(session_id, "alice", "good")
+        assert app.session(session_id).reconnection_attempts == 0
+        turn_bad(app, session_id, "lost")
+        worker.run_until(clock.now() + timedelta(seconds=5))
+    session = app.session(session_id)
+    assert session.reconnection_attempts == 1
+    assert session.state == "connected"
+    assert pipeline.restarts[session_id] == 2
+    assert "CleanupRequested" not in types(app, session_id)
+
+
+def test_a_second_outcome_for_one_request_is_recorded_as_ignored(app: VoiceSessions) -> None:
+    session_id = connected(app)
+    app.quality_changed(session_id, "alice", "poor")
+    app.request_pipeline_restart(session_id, cap=3, command_id="r1")
+    app.pipeline_restart_finished(session_id, "r1")
+    app.pipeline_restart_finished(session_id, "r1")
+    app.request_cleanup(session_id, "test", command_id="c1")
+    app.cleanup_finished(session_id, "c1", "cleaned", "participant alice")
+    app.cleanup_finished(session_id, "c1", "cleaned", "participant alice")
+    assert types(app, session_id)[-7:] == [
+        "PipelineRestartRequested", "PipelineRestarted", "SignalIgnored",
+        "Failed", "CleanupRequested", "SessionCleanedUp", "SignalIgnored",
+    ]
+    # The session failed for the client too: a late reconnect cannot revive it.
+    app.reconnected(session_id)
+    assert app.status(session_id).connection_state == "failed"
+
+
+def test_timers_survive_a_restart_of_the_process_manager(
+    store: Store, make_app: AppFactory, clock: VirtualClock
+) -> None:
+    app = make_app()
+    with worker_on(app) as worker:
+        session_id = connected(app)
+        app.disconnected(session_id, "network")
+        worker.run_pending()  # the deadline (due + 10 s) is now recorded, then the worker stops
+    clock.advance(60)  # long past the deadline while nothing ran
+    with worker_on(app) as worker:
+        assert worker.next_due() == clock.now() - timedelta(seconds=49)
+        worker.run_pending()
+    timed_out = [e for e in session_history(app, session_id) if e.type == "ReconnectAttemptFailed"]
+    assert [(e.details["attempt"], e.occurred_at) for e in timed_out] == [(1, clock.now())]
+
+
+def test_a_timer_for_a_superseded_attempt_only_records_signal_ignored(
+    app: VoiceSessions, clock: VirtualClock
+) -> None:
+    session_id = connected(app)
+    app.disconnected(session_id, "network")
+    app.attempt_failed(session_id, 1, "network unreachable")  # attempt 2 is scheduled
+    before = app.status(session_id)
+    app.timed_out(session_id, 1, command_id="late-timer")
+    last = session_history(app, session_id)[-1]
+    assert (last.type, last.cause["id"]) == ("SignalIgnored", "late-timer")
+    assert "stale failure: attempt 1, current is 2" in last.details["reason"]
+    assert app.status(session_id).model_dump(exclude={"updated_at", "version"}) == \
+        before.model_dump(exclude={"updated_at", "version"})
+
+
+def test_an_ended_session_is_cleaned_up_at_once(
+    store: Store, make_app: AppFactory, clock: VirtualClock
+) -> None:
+    app = make_app()
+    with worker_on(app) as worker:
+        session_id = connected(app)
+        app.end(session_id, "user")
+        worker.run_pending()
+    kinds = types(app, session_id)
+    assert kinds[-3:] == ["SessionEnded", "CleanupRequested", "CleanupSkipped"]
+    assert app.status(session_id).connection_state == "ended"
+
+
+def test_the_process_manager_has_its_own_tables_or_sqlite_file() -> None:
+    sqlite = reactions_env({"PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                            "SQLITE_DBNAME": "data/clara-es.db"})
+    assert sqlite["SQLITE_DBNAME"] == "data/clara-es.reactions.db"
+    postgres = {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": "clara"}
+    assert reactions_env(postgres) == postgres  # tables reactions_events, reactions_tracking
