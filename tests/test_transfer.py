@@ -42,7 +42,8 @@ def test_round_trip_into_a_fresh_sqlite_file_gives_the_same_history(
     fresh = tmp_path / "laptop.db"
     imported = clara_es("import", str(exported), "--db", str(fresh))
     assert imported.returncode == 0, imported.stderr
-    assert f"imported 20 events as session {session_id}" in imported.stdout
+    events = len(exported.read_text().splitlines()) - 2  # header and footer
+    assert f"imported {events} events as session {session_id}" in imported.stdout
     original = clara_es("history", str(session_id), "--json", "--db", str(db))
     copy = clara_es("history", str(session_id), "--json", "--db", str(fresh))
     assert original.returncode == copy.returncode == 0
@@ -74,8 +75,10 @@ def test_damaged_files_are_refused_with_line_and_reason_and_nothing_changes(
     lines = exported.read_text().splitlines()
     target = tmp_path / "target.db"
     existing, head = _store_with_one_session(target)
+    failure = next(n for n, line in enumerate(lines, 1) if "ReconnectAttemptFailed" in line)
     cases = {
-        "edited": (_edit(lines, 8, '"attempt":1', '"attempt":2'), "line 8: hash mismatch"),
+        "edited": (_edit(lines, failure, '"attempt":1', '"attempt":2'),
+                   f"line {failure}: hash mismatch"),
         "truncated": (lines[:12], "line 12: the file ends before the export's last line"),
         "reordered": ([lines[0], lines[2], lines[1], *lines[3:]], "line 2: hash mismatch"),
         "foreign": (['{"format":"other-tool","hash":"x"}', *lines[1:]],
