@@ -24,6 +24,9 @@ AFTER_FINAL = frozenset({"SignalIgnored", "CleanupRequested", "SessionCleanedUp"
                          "CleanupSkipped", "WebhookReceived"})
 
 
+CLEANUP_OUTCOMES = frozenset({"SessionCleanedUp", "CleanupSkipped", "CleanupFailed"})
+
+
 class Violation(BaseModel):
     invariant: str
     session_id: UUID
@@ -130,3 +133,18 @@ class Invariants:
                 violation("no attempt before its timer",
                           f"attempt {event.attempt} started {early:.3f} s before it was due")
         return found
+
+    def cleaned_up_once(self, session_id: UUID) -> Violation | None:
+        """At the end: a failed or ended session has exactly one cleanup outcome."""
+        outcomes = [e for e in self.app.repository.event_store.get(session_id)
+                    if event_type(e) in CLEANUP_OUTCOMES]
+        final = self.facts[session_id].final
+        if (final is None and not outcomes) or (final is not None and len(outcomes) == 1):
+            return None
+        last = outcomes[-1] if outcomes else None
+        return Violation(
+            invariant="every failed session is cleaned up exactly once",
+            session_id=session_id, version=last.originator_version if last else 0,
+            at=last.timestamp if last else self.app.clock.now(),
+            message=f"{final or 'a live session'} with {len(outcomes)} cleanup outcomes",
+        )

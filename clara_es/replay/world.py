@@ -2,8 +2,9 @@
 one queue ordered by (virtual time, sequence), so a seed replays exactly. After every command
 the invariants are checked on the session's stored stream.
 
-Seams: `TimerWorker` stands in for the process manager's durable timers and watchdog (issue
-5); it keeps its timers in memory and, after a crash, re-arms them from the stored sessions.
+`TimerWorker` is the client's side of the schedule: it starts each due attempt and fails one
+that had no outcome; it keeps its timers in memory and, after a crash, re-arms them from the
+stored sessions. The process manager's worker (issue 5) runs between the steps (`run`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydantic import BaseModel
 
 from clara_es.application import VoiceSessions
 from clara_es.domain import Actor, DomainError, VirtualClock, VoiceSession
+from clara_es.process.worker import Worker as ProcessWorker
 from clara_es.replay.faults import Fault, Plan
 from clara_es.replay.invariants import Invariants, Violation
 
@@ -140,11 +142,17 @@ class World:
     def after(self, seconds: float, index: int, label: str, action: Callable[[], None]) -> None:
         self.at(self.clock.now() + timedelta(seconds=seconds), index, label, action)
 
-    def run(self) -> None:
+    def run(self, process_manager: ProcessWorker | None = None) -> None:
+        """Run the queue; the process manager's worker (issue 5) runs its own timers and
+        effects on the same clock in between, and finishes what is left at the end."""
         while self.queue:
             due = heapq.heappop(self.queue)
+            if process_manager is not None:
+                process_manager.run_until(due.at)
             self.clock.advance_to(due.at)
             due.action()
+        if process_manager is not None:
+            process_manager.run_until(self.clock.now() + timedelta(hours=1))
 
     def command(
         self, index: int, label: str, send: Callable[[], Any],
