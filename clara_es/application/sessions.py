@@ -8,8 +8,9 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Mapper
 
+from clara_es.application.upcasting import CausalMapper
 from clara_es.domain import (
     Actor,
     BackoffPolicy,
@@ -62,6 +63,12 @@ class VoiceSessions(Application[UUID]):
         self.clock: Clock = clock or SystemClock()
         self.default_policy = policy or BackoffPolicy()
         self.conflicts_retried = 0
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        # Issue 7: events stored without actor or cause read back (see upcasting.py).
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=CausalMapper
+        )
 
     # ---- commands -------------------------------------------------------------------------
 
@@ -216,11 +223,13 @@ class VoiceSessions(Application[UUID]):
         self, session_id: UUID, name: str, actor: Actor, args: dict[str, Any], decide: Decision,
         command_id: str | None = None,
     ) -> UIState:
+        lost_reads: tuple[int, ...] = ()
         for _ in range(self.max_tries):
             session = self.session(session_id)
+            read_version = session.version
             signal = Signal(
                 name=name, actor=actor, at=self.clock.now(), args=args,
-                read_version=session.version,
+                read_version=read_version, lost_reads=lost_reads,
                 **({"id": command_id} if command_id else {}),
             )
             command_id = signal.id
@@ -229,6 +238,7 @@ class VoiceSessions(Application[UUID]):
                 self.save(session)
             except IntegrityError:
                 self.conflicts_retried += 1
+                lost_reads = (*lost_reads, read_version)
                 log.info(
                     "concurrency conflict on %s, retrying %s (read version %s)",
                     session_id, name, signal.read_version,

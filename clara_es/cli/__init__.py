@@ -12,9 +12,13 @@ from clara_es.cli.demo import demo
 from clara_es.cli.history import history
 from clara_es.cli.projections import projections
 from clara_es.cli.queries import sessions, stats, status
+from clara_es.cli.races import races
+from clara_es.cli.replay import replay
 from clara_es.cli.run import run
 from clara_es.cli.serve import serve
 from clara_es.cli.token import token
+from clara_es.cli.simulate import simulate_command
+from clara_es.cli.transfer import export, import_
 from clara_es.domain import DomainError
 
 
@@ -34,6 +38,11 @@ cli.add_command(status)
 cli.add_command(serve)
 cli.add_command(token)
 cli.add_command(stats)
+cli.add_command(replay)
+cli.add_command(races)
+cli.add_command(export)
+cli.add_command(import_)
+cli.add_command(simulate_command)
 cli.add_command(run)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
@@ -89,11 +90,18 @@ class VoiceSession(Aggregate):
 
     @classmethod
     def start(
-        cls, room: str, participant: str, policy: BackoffPolicy, signal: Signal
+        cls, room: str, participant: str, policy: BackoffPolicy, signal: Signal,
+        session_id: UUID | None = None,
     ) -> VoiceSession:
+        """A new session; `session_id` is given only when a stored session is re-run."""
         if not room or not participant:
             raise InvalidTransition("a session needs a room name and a participant identity")
-        return cls(room=room, participant=participant, policy=policy.model_dump(), **signal.facts())
+        facts = {"room": room, "participant": participant, "policy": policy.model_dump()}
+        if session_id is None:
+            return cls(**facts, **signal.facts())
+        return cls._create(  # eventsourcing's own path for a created event with a given id
+            event_class=cls.SessionStarted, id=session_id, **facts, **signal.facts()
+        )
 
     @property
     def backoff(self) -> BackoffPolicy:

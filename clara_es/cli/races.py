@@ -1,0 +1,50 @@
+"""`clara-es races`: the sessions whose histories contain the races of DESIGN.md section 3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from uuid import UUID
+
+import click
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from clara_es.cli.common import console, db_option, json_option, open_app, print_json
+from clara_es.cli.replay import parse_point
+from clara_es.replay.races import find_races, session_ids
+
+
+@click.command()
+@click.argument("session_id", type=click.UUID, required=False)
+@click.option("--since", help="Only races at or after this ISO 8601 time (UTC if no zone).")
+@db_option
+@json_option
+def races(session_id: UUID | None, since: str | None, db: Path | None, as_json: bool) -> None:
+    """Find races in one session's history, or in every stored session's."""
+    start = None
+    if since is not None:
+        point = parse_point(since)
+        if isinstance(point, int):
+            raise click.BadParameter(f"{since!r} is not an ISO 8601 time", param_hint="--since")
+        start = point
+    with open_app(db) as app:
+        ids = [session_id] if session_id is not None else list(session_ids(app))
+        with Progress(console=Console(stderr=True), transient=True, disable=as_json) as bar:
+            task = bar.add_task("reading histories", total=len(ids))
+            found = find_races(app, ids, start, progress=lambda _: bar.advance(task))
+    if as_json:
+        print_json([r.model_dump(mode="json") for r in found])
+        return
+    sessions = {r.session_id for r in found}
+    table = Table(title=f"{len(found)} races in {len(sessions)} sessions")
+    for column in ("time (UTC)", "session", "v", "race"):
+        table.add_column(column, no_wrap=True)
+    for column in ("what happened", "how it was resolved"):
+        table.add_column(column)
+    for r in found:
+        table.add_row(
+            r.occurred_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], str(r.session_id), str(r.version),
+            str(r.kind), r.explanation, r.resolution,
+        )
+    console.print(table)

@@ -1,0 +1,150 @@
+"""What must hold of every session after every simulated step, checked on the stored stream.
+
+The checker reads only the events appended since it last looked at a session, so checking
+after every step costs what the step appended.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from clara_es.application import VoiceSessions
+from clara_es.application.history import event_type
+from clara_es.domain import VoiceSession
+
+FINAL_EVENTS = frozenset({"Failed", "SessionEnded"})
+# What may still be appended to a final session: records of signals that no longer apply, and
+# the process manager's cleanup of it.
+AFTER_FINAL = frozenset({"SignalIgnored", "CleanupRequested", "SessionCleanedUp", "CleanupFailed",
+                         "CleanupSkipped", "WebhookReceived"})
+
+
+CLEANUP_OUTCOMES = frozenset({"SessionCleanedUp", "CleanupSkipped", "CleanupFailed"})
+
+
+class Violation(BaseModel):
+    invariant: str
+    session_id: UUID
+    version: int
+    at: datetime
+    message: str
+
+
+@dataclass
+class SessionFacts:
+    """What the checker has learnt of one session so far."""
+
+    max_attempts: int = 0
+    version: int = 0
+    final: str | None = None
+    scheduled: int = 0
+    due_at: datetime | None = None
+    failures_this_outage: int = 0
+    started_attempts: list[int] = field(default_factory=list)
+
+
+class Invariants:
+    def __init__(self, app: VoiceSessions) -> None:
+        self.app = app
+        self.facts: dict[UUID, SessionFacts] = {}
+
+    def check(
+        self, session: VoiceSession, connects: list[int], timer_armed: bool | None
+    ) -> list[Violation]:
+        """Check the new events of one session (as just read); `connects` are the attempts the
+        client really connected for, `timer_armed` whether the timer worker holds a timer for
+        the session (None while the worker is down)."""
+        session_id = session.id
+        facts = self.facts.setdefault(session_id, SessionFacts())
+        found: list[Violation] = []
+        last: Any = None
+        for event in self.app.repository.event_store.get(session_id, gt=facts.version):
+            last = event
+            found.extend(self._event(session_id, facts, event))
+            facts.version = event.originator_version
+
+        def violation(invariant: str, message: str) -> Violation:
+            return Violation(invariant=invariant, session_id=session_id, version=facts.version,
+                             at=last.timestamp if last is not None else self.app.clock.now(),
+                             message=message)
+
+        if connects != facts.started_attempts:
+            found.append(violation(
+                "no effect for a superseded decision",
+                f"the client connected for attempts {connects}, the session started "
+                f"{facts.started_attempts}",
+            ))
+        if session.state == "reconnecting" and session.attempt:
+            if (session.next_retry_at is not None) == session.attempt_in_flight:
+                found.append(violation(
+                    "a reconnecting session has a pending timer or an attempt in flight",
+                    f"attempt {session.attempt}: due {session.next_retry_at}, in flight "
+                    f"{session.attempt_in_flight}",
+                ))
+            elif timer_armed is False:
+                found.append(violation(
+                    "a reconnecting session has a pending timer or an attempt in flight",
+                    f"attempt {session.attempt} is stored but the timer worker holds no timer",
+                ))
+        return found
+
+    def _event(self, session_id: UUID, facts: SessionFacts, event: Any) -> list[Violation]:
+        kind = event_type(event)
+        found = []
+
+        def violation(invariant: str, message: str) -> None:
+            found.append(Violation(invariant=invariant, session_id=session_id,
+                                   version=event.originator_version, at=event.timestamp,
+                                   message=message))
+
+        if kind == "SessionStarted":
+            facts.max_attempts = int(event.policy["max_attempts"])
+        if facts.final is not None and kind not in AFTER_FINAL:
+            violation("Failed and SessionEnded are final", f"{kind} after {facts.final}")
+        if kind in FINAL_EVENTS and facts.final is None:
+            facts.final = kind
+        elif kind in ("Disconnected", "Reconnected"):
+            facts.failures_this_outage = 0
+        elif kind == "ReconnectScheduled":
+            facts.scheduled, facts.due_at = event.attempt, event.due_at
+            if event.attempt > facts.max_attempts:
+                violation("attempts never exceed the policy",
+                          f"attempt {event.attempt} scheduled, the policy allows "
+                          f"{facts.max_attempts}")
+        elif kind == "ReconnectAttemptFailed":
+            facts.failures_this_outage += 1
+            if facts.failures_this_outage > facts.max_attempts:
+                violation("attempts never exceed the policy",
+                          f"{facts.failures_this_outage} failed attempts in one outage, the "
+                          f"policy allows {facts.max_attempts}")
+        elif kind == "ReconnectAttempted":
+            facts.started_attempts.append(event.attempt)
+            if event.attempt != facts.scheduled:
+                violation("no effect for a superseded decision",
+                          f"attempt {event.attempt} started, attempt {facts.scheduled} is "
+                          "the one scheduled")
+            elif facts.due_at is not None and event.timestamp < facts.due_at:
+                early = (facts.due_at - event.timestamp).total_seconds()
+                violation("no attempt before its timer",
+                          f"attempt {event.attempt} started {early:.3f} s before it was due")
+        return found
+
+    def cleaned_up_once(self, session_id: UUID) -> Violation | None:
+        """At the end: a failed or ended session has exactly one cleanup outcome."""
+        outcomes = [e for e in self.app.repository.event_store.get(session_id)
+                    if event_type(e) in CLEANUP_OUTCOMES]
+        final = self.facts[session_id].final
+        if (final is None and not outcomes) or (final is not None and len(outcomes) == 1):
+            return None
+        last = outcomes[-1] if outcomes else None
+        return Violation(
+            invariant="every failed session is cleaned up exactly once",
+            session_id=session_id, version=last.originator_version if last else 0,
+            at=last.timestamp if last else self.app.clock.now(),
+            message=f"{final or 'a live session'} with {len(outcomes)} cleanup outcomes",
+        )

@@ -1,0 +1,291 @@
+"""The simulated world: sessions, their clients, the network and a timer worker, driven by
+one queue ordered by (virtual time, sequence), so a seed replays exactly. After every command
+the invariants are checked on the session's stored stream.
+
+`TimerWorker` is the client's side of the schedule: it starts each due attempt and fails one
+that had no outcome; it keeps its timers in memory and, after a crash, re-arms them from the
+stored sessions. The process manager's worker (issue 5) runs between the steps (`run`).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections import Counter
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from clara_es.application import VoiceSessions
+from clara_es.domain import Actor, DomainError, VirtualClock, VoiceSession
+from clara_es.process.worker import Worker as ProcessWorker
+from clara_es.replay.faults import Fault, Plan
+from clara_es.replay.invariants import Invariants, Violation
+
+DEADLINE = timedelta(seconds=10)  # an attempt without an outcome by then is failed
+
+
+class TraceStep(BaseModel):
+    t: float  # seconds since the simulation started
+    session: int
+    step: str
+
+
+@dataclass(order=True)
+class _Due:
+    at: datetime
+    seq: int
+    session: int = field(compare=False)
+    label: str = field(compare=False)
+    action: Callable[[], None] = field(compare=False)
+
+
+class TimerWorker:
+    """Fires due reconnect attempts and attempt deadlines; rebuilt from the store on restart."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self.armed: dict[UUID, tuple[str, int, datetime]] = {}
+        self.up = True
+
+    def observe(self, index: int, session: VoiceSession | None = None) -> None:
+        """Arm the timer the session's stored state calls for (its next due attempt or deadline)."""
+        if not self.up:
+            return
+        session_id = self.world.ids[index]
+        session = session or self.world.app.session(session_id)
+        if session.state != "reconnecting" or not session.attempt:
+            self.armed.pop(session_id, None)
+            return
+        if session.next_retry_at is not None:
+            want = ("due", session.attempt, session.next_retry_at)
+        else:
+            want = ("deadline", session.attempt, session.modified_on + DEADLINE)
+        if self.armed.get(session_id) == want:
+            return
+        self.armed[session_id] = want
+        kind, attempt, at = want
+        fire = self.fire_due if kind == "due" else self.fire_deadline
+        self.world.at(at, index, f"timer {kind} attempt {attempt}", lambda: fire(index, attempt))
+
+    def attempt_for(self, index: int, armed: int) -> int:
+        """The attempt a firing timer starts: the one it was armed for."""
+        return armed
+
+    def fire_due(self, index: int, armed: int) -> None:
+        session_id = self.world.ids[index]
+        if not self.up or self.armed.get(session_id, ("", 0))[1] != armed:
+            return  # this worker disarmed it (a newer schedule replaced it) or is down
+        self.world.client_attempt(index, self.attempt_for(index, armed), f"timer {armed} fires")
+        if armed in self.world.plans[index].duplicate_timer:
+            self.world.faults[Fault.DUPLICATE] += 1
+            self.world.after(
+                0.3, index, f"duplicate timer attempt {armed}",
+                lambda: self.world.client_attempt(
+                    index, self.attempt_for(index, armed), f"timer {armed} fires again"
+                ),
+            )
+
+    def fire_deadline(self, index: int, attempt: int) -> None:
+        session_id = self.world.ids[index]
+        if not self.up or self.armed.get(session_id) is None:
+            return
+        self.world.command(
+            index, f"watchdog fails attempt {attempt}",
+            lambda: self.world.app.attempt_failed(session_id, attempt, "timeout", Actor.SYSTEM),
+        )
+
+    def crash(self, restart_after: float) -> None:
+        self.up = False
+        self.armed.clear()
+        self.world.faults[Fault.WORKER_CRASH] += 1
+        self.world.after(restart_after, -1, "timer worker restarts", self.restart)
+
+    def restart(self) -> None:
+        self.up = True
+        facts = self.world.invariants.facts
+        for index, session_id in list(self.world.ids.items()):
+            if facts[session_id].final is None:  # a final session needs no timer
+                self.observe(index)
+
+
+class World:
+    def __init__(
+        self, app: VoiceSessions, clock: VirtualClock, plans: dict[int, Plan],
+        worker: type[TimerWorker] = TimerWorker,
+    ) -> None:
+        self.app, self.clock, self.plans = app, clock, plans
+        self.started_at = clock.now()
+        self.queue: list[_Due] = []
+        self.seq = itertools.count()
+        self.ids: dict[int, UUID] = {}
+        self.connects: dict[int, list[int]] = {}
+        self.down_until: dict[int, datetime] = {}
+        self.faults: Counter[str] = Counter()
+        self.commands = 0
+        self.trace: dict[int, list[TraceStep]] = {}
+        self.invariants = Invariants(app)
+        self.violations: dict[int, Violation] = {}
+        self.worker = worker(self)
+        self.final_states: Counter[str] = Counter()
+
+    # ---- the queue -----------------------------------------------------------------------
+
+    def at(self, when: datetime, index: int, label: str, action: Callable[[], None]) -> None:
+        heapq.heappush(self.queue, _Due(when, next(self.seq), index, label, action))
+
+    def after(self, seconds: float, index: int, label: str, action: Callable[[], None]) -> None:
+        self.at(self.clock.now() + timedelta(seconds=seconds), index, label, action)
+
+    def run(self, process_manager: ProcessWorker | None = None) -> None:
+        """Run the queue; the process manager's worker (issue 5) runs its own timers and
+        effects on the same clock in between, and finishes what is left at the end."""
+        while self.queue:
+            due = heapq.heappop(self.queue)
+            if process_manager is not None:
+                process_manager.run_until(due.at)
+            self.clock.advance_to(due.at)
+            due.action()
+        if process_manager is not None:
+            process_manager.run_until(self.clock.now() + timedelta(hours=1))
+
+    def command(
+        self, index: int, label: str, send: Callable[[], Any],
+        then: Callable[[], None] | None = None,
+    ) -> None:
+        """Send one command for session `index` (and run the effect it leads to, `then`), then
+        check the invariants on its stream."""
+        self.trace.setdefault(index, []).append(TraceStep(
+            t=round((self.clock.now() - self.started_at).total_seconds(), 3), session=index,
+            step=label))
+        self.commands += 1
+        with suppress(DomainError):  # refused: nothing appended, which the invariants see
+            send()
+        if then is not None:
+            then()
+        session = self.app.session(self.ids[index])
+        self.worker.observe(index, session)
+        armed = None if not self.worker.up else self.ids[index] in self.worker.armed
+        for violation in self.invariants.check(session, self.connects[index], armed):
+            self.violations.setdefault(index, violation)
+
+    # ---- the client ----------------------------------------------------------------------
+
+    def network_up(self, index: int) -> bool:
+        return self.clock.now() >= self.down_until.get(index, self.clock.now())
+
+    def start_session(self, index: int) -> None:
+        self.ids[index] = self.app.start(f"sim-room-{index}", f"sim-user-{index}").session_id
+        self.connects[index] = []
+        self.command(index, "start, connect", lambda: self.app.connect(self.ids[index]))
+        self.command(index, "connected", lambda: self.app.connected(self.ids[index]))
+        self.next_outage(index, 0)
+
+    def next_outage(self, index: int, k: int) -> None:
+        plan = self.plans[index]
+        if k < len(plan.outages):
+            outage = plan.outages[k]
+            self.after(outage.starts_after, index, f"outage {k + 1}", lambda: self.outage(index, k))
+
+    def outage(self, index: int, k: int) -> None:
+        plan, session_id = self.plans[index], self.ids[index]
+        outage = plan.outages[k]
+        self.faults[Fault.DROP] += 1
+        self.down_until[index] = self.clock.now() + timedelta(seconds=outage.seconds)
+        report = lambda actor: lambda: self.app.disconnected(session_id, "network", actor=actor)  # noqa: E731
+        if outage.at_once:
+            self.faults[Fault.AT_ONCE] += 1
+            self.command(index, "agent and client report the drop at once",
+                         lambda: self.at_once(session_id))
+        else:
+            self.command(index, f"client reports drop ({outage.seconds} s)", report(Actor.CLIENT))
+        if outage.duplicate_report:
+            self.faults[Fault.DUPLICATE] += 1
+            self.after(0.05, index, "duplicate disconnect", lambda: self.command(
+                index, "client reports the drop again", report(Actor.CLIENT)))
+        if plan.quality_spell:
+            self.faults[Fault.QUALITY] += 1
+            self.command(index, "agent: quality poor", lambda: self.app.quality_changed(
+                session_id, f"sim-user-{index}", "poor"))
+            self.after(outage.seconds, index, "quality good", lambda: self.command(
+                index, "agent: quality good", lambda: self.app.quality_changed(
+                    session_id, f"sim-user-{index}", "good")))
+        if outage.end_during:
+            self.faults[Fault.CLEANUP_RACE] += 1
+            self.after(outage.seconds / 2, index, "user ends", lambda: self.command(
+                index, "user ends the session while it reconnects",
+                lambda: self.app.end(session_id, "user")))
+        crash = plan.worker_crash_at
+        if crash is not None and k == 0:
+            self.after(0.5 + crash % 5, index, "timer worker crashes",
+                       lambda: self.worker.crash(restart_after=crash % 20))
+        self.after(outage.seconds, index, "network back", lambda: self.next_outage(index, k + 1))
+
+    def at_once(self, session_id: UUID) -> None:
+        """The agent's command reads the session, the client's append lands, the agent saves."""
+        agent, original = self.app, self.app.save
+        client_done = False
+
+        def save(*objs: Any, **kwargs: Any) -> Any:
+            nonlocal client_done
+            if not client_done:
+                client_done = True
+                agent.save = original  # type: ignore[method-assign]
+                original_disconnect(session_id, "network", actor=Actor.CLIENT)
+            return original(*objs, **kwargs)
+
+        original_disconnect = self.app.disconnected
+        agent.save = save  # type: ignore[method-assign]
+        try:
+            agent.disconnected(session_id, "agent saw it", actor=Actor.AGENT)
+        finally:
+            agent.save = original  # type: ignore[method-assign]
+
+    def client_attempt(self, index: int, attempt: int, why: str) -> None:
+        """The client starts `attempt` and connects only if its start was recorded."""
+        session_id = self.ids[index]
+        before = self.invariants.facts[session_id].version  # checked after every command
+
+        def connect_if_started() -> None:
+            started = [e for e in self.app.repository.event_store.get(session_id, gt=before)
+                       if type(e).__name__ == "ReconnectAttempted"]
+            if started:
+                self.connect(index, attempt)
+
+        self.command(index, f"{why}: attempt {attempt} starts",
+                     lambda: self.app.attempt_started(session_id, attempt, Actor.SYSTEM),
+                     then=connect_if_started)
+
+    def connect(self, index: int, attempt: int) -> None:
+        """The effect: room.connect(), whose outcome the client reports later."""
+        plan = self.plans[index]
+        self.connects[index].append(attempt)
+        if attempt in plan.client_crash:
+            self.faults[Fault.CLIENT_CRASH] += 1
+            return  # the client died mid-attempt: only the watchdog can end it
+        delay = plan.connect_latency
+        if attempt in plan.late_outcome:
+            self.faults[Fault.LATE] += 1
+            delay += DEADLINE.total_seconds() + 1  # arrives after the watchdog's deadline
+        self.after(delay, index, f"attempt {attempt} outcome",
+                   lambda: self.outcome(index, attempt))
+
+    def outcome(self, index: int, attempt: int) -> None:
+        session_id, plan = self.ids[index], self.plans[index]
+        if self.network_up(index):
+            send = [("reconnected", lambda: self.app.reconnected(session_id))]
+        else:
+            send = [(f"attempt {attempt} failed", lambda: self.app.attempt_failed(
+                session_id, attempt, "network unreachable"))]
+        if attempt in plan.reorder_outcome:
+            self.faults[Fault.REORDER] += 1
+            send.append((f"attempt {attempt} starts (reported after its outcome)",
+                         lambda: self.app.attempt_started(session_id, attempt)))
+        for label, action in send:
+            self.command(index, label, action)
+

@@ -1,0 +1,89 @@
+"""Sessions with known races, written through the real application (shared by replay tests)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from clara_es.application import VoiceSessions
+from clara_es.domain import Actor, VirtualClock
+
+
+def connected(app: VoiceSessions, room: str = "room-1", participant: str = "alice") -> UUID:
+    session_id = app.start(room, participant).session_id
+    app.connect(session_id)
+    app.connected(session_id)
+    return session_id
+
+
+def due(app: VoiceSessions, clock: VirtualClock, session_id: UUID) -> int:
+    status = app.status(session_id)
+    assert status.next_retry_at is not None
+    clock.advance_to(status.next_retry_at)
+    return status.attempt
+
+
+def lose_one_race(loser: VoiceSessions, winner_writes: Any) -> None:
+    """The next save of `loser` finds that another writer appended after it read."""
+    original = loser.save
+
+    def save(*objs: object, **kwargs: Any) -> Any:
+        loser.save = original  # type: ignore[method-assign]
+        winner_writes()
+        return original(*objs, **kwargs)
+
+    loser.save = save  # type: ignore[method-assign]
+
+
+@dataclass(frozen=True)
+class RacySessions:
+    duplicate_outage: UUID  # client and agent report one outage; the agent lost the append
+    late_timer: UUID  # the timer for attempt 1 fires after attempt 2 was scheduled
+    success_after_failure: UUID  # Reconnected arrives after Failed
+    cleanup_vs_reconnect: UUID  # the session ends while reconnecting; the success comes late
+    watchdog: UUID  # the client died mid-attempt; the system's deadline failed it
+    quiet: UUID  # a blink that recovers: no race at all
+
+
+def racy_sessions(
+    app: VoiceSessions, other_writer: VoiceSessions, clock: VirtualClock
+) -> RacySessions:
+    dup = connected(app)
+    lose_one_race(
+        other_writer, lambda: app.disconnected(dup, "client saw it", actor=Actor.CLIENT)
+    )
+    other_writer.disconnected(dup, "agent saw it", actor=Actor.AGENT)
+
+    late = connected(app)
+    app.disconnected(late, "network")
+    due(app, clock, late)
+    app.attempt_failed(late, 1, "down")
+    app.attempt_started(late, 1, actor=Actor.SYSTEM)
+
+    failed = connected(app)
+    app.disconnected(failed, "network")
+    for attempt in range(1, 6):
+        due(app, clock, failed)
+        app.attempt_failed(failed, attempt, "down")
+    clock.advance(1)
+    app.reconnected(failed)
+
+    ended = connected(app)
+    app.disconnected(ended, "network")
+    app.end(ended, "user gave up")
+    app.reconnected(ended)
+
+    watched = connected(app)
+    app.disconnected(watched, "network")
+    due(app, clock, watched)
+    app.attempt_started(watched, 1)
+    clock.advance(10)
+    app.attempt_failed(watched, 1, "timeout", actor=Actor.SYSTEM)
+
+    quiet = connected(app)
+    app.disconnected(quiet, "network")
+    due(app, clock, quiet)
+    app.attempt_started(quiet, 1)
+    app.reconnected(quiet)
+    return RacySessions(dup, late, failed, ended, watched, quiet)

@@ -1,0 +1,85 @@
+"""`clara-es simulate`: seeded faults through the application, invariants after every step."""
+
+from __future__ import annotations
+
+import json
+
+from clara_es.adapters.store import Store
+from clara_es.application import VoiceSessions
+from clara_es.replay.faults import Fault
+from clara_es.replay.races import RaceKind, find_races
+from clara_es.replay.simulate import simulate
+from clara_es.replay.verify import verify_sessions
+from clara_es.replay.world import TimerWorker
+
+from .test_cli import clara_es
+
+
+class CarelessTimer(TimerWorker):
+    """Test-only broken variant: a firing timer starts the session's current attempt,
+    whatever attempt it was armed for (a duplicate of timer n starts attempt n+1 early)."""
+
+    def attempt_for(self, index: int, armed: int) -> int:
+        return self.world.app.session(self.world.ids[index]).attempt
+
+
+def test_every_fault_injected_and_no_invariant_broken(store: Store) -> None:
+    outcome = simulate(40, seed=7, steps=2, store=store)
+    assert outcome.violations == []
+    assert set(outcome.faults) == {str(f) for f in Fault}
+    assert all(count > 0 for count in outcome.faults.values())
+    assert outcome.projections_match_rebuild is True
+    assert sum(outcome.final_states.values()) == 40
+    assert {"connected", "failed"} <= set(outcome.final_states)
+
+
+def test_a_seed_replays_exactly() -> None:
+    first = simulate(25, seed=11, steps=2, check_projections=False)
+    again = simulate(25, seed=11, steps=2, check_projections=False)
+    assert (first.commands, first.faults, first.final_states) == (
+        again.commands, again.faults, again.final_states
+    )
+    other = simulate(25, seed=12, steps=2, check_projections=False)
+    assert (other.commands, other.faults) != (first.commands, first.faults)
+
+
+def test_a_timer_that_ignores_its_attempt_is_caught_and_its_seed_reproduces_it() -> None:
+    outcome = simulate(60, seed=7, steps=2, worker=CarelessTimer, check_projections=False)
+    assert outcome.violations, "the broken timer went unnoticed"
+    found = outcome.violations[0]
+    assert found.violation.invariant == "no attempt before its timer"
+    command = f"clara-es simulate --sessions 60 --seed 7 --steps 2 --only {found.session}"
+    assert found.reproduce == command
+    # The shortest trace ends with the duplicated timer starting the next attempt early.
+    assert "fires again" in found.trace[-1].step
+    assert len(found.trace) <= 8
+    again = simulate(60, seed=7, steps=2, only=found.session, worker=CarelessTimer,
+                     check_projections=False)
+    assert [v.violation.invariant for v in again.violations] == ["no attempt before its timer"]
+    assert again.violations[0].session == found.session
+    fixed = simulate(60, seed=7, steps=2, only=found.session, check_projections=False)
+    assert fixed.violations == []
+
+
+def test_simulate_command_json_and_bad_only() -> None:
+    result = clara_es("simulate", "--sessions", "20", "--seed", "7", "--json")
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout)
+    assert outcome["violations"] == [] and outcome["sessions"] == 20
+    assert outcome["faults"][Fault.DROP] == 60
+    bad = clara_es("simulate", "--sessions", "20", "--seed", "7", "--only", "20")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "clara-es: error: --only 20: sessions are numbered 0 to 19"
+
+
+def test_simulated_histories_re_run_the_same_and_show_every_race(sqlite_store: Store) -> None:
+    simulate(40, seed=3, steps=2, store=sqlite_store, check_projections=False)
+    app = VoiceSessions(sqlite_store.eventsourcing_env())
+    try:
+        checked, differences = verify_sessions(app)
+        kinds = {race.kind for race in find_races(app)}
+    finally:
+        app.close()
+    assert checked == 40 and differences == []
+    assert kinds >= {RaceKind.LATE_TIMER, RaceKind.DUPLICATE_OUTAGE, RaceKind.CONCURRENT_WRITERS,
+                     RaceKind.CLEANUP_VS_RECONNECT, RaceKind.WATCHDOG}
