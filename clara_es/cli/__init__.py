@@ -16,8 +16,8 @@ from clara_es.cli.races import races
 from clara_es.cli.replay import replay
 from clara_es.cli.run import run
 from clara_es.cli.serve import serve
-from clara_es.cli.token import token
 from clara_es.cli.simulate import simulate_command
+from clara_es.cli.token import token
 from clara_es.cli.transfer import export, import_
 from clara_es.domain import DomainError
 
