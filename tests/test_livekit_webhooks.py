@@ -17,6 +17,7 @@ from livekit.protocol.webhook import WebhookEvent
 from clara_es.adapters.livekit import LiveKitWebhooks, UnknownRoom, WebhookRejected
 from clara_es.application import VoiceSessions, session_history
 from clara_es.domain import ConnectionState
+from clara_es.replay.verify import verify_session
 
 from .conftest import AppFactory
 from .livekit_helpers import recorded
@@ -93,6 +94,9 @@ def test_joined_left_joined_left_drive_the_session(
     assert disconnected.actor == "system"
     assert disconnected.cause["name"] == "webhook participant_left"
     assert disconnected.cause["args"]["webhook_id"] == "WH_2"
+    assert disconnected.cause["args"]["reason"] == "CONNECTION_TIMEOUT"
+    # Every webhook recorded its decision's arguments, so today's code can re-run them all.
+    assert verify_session(app, session_id) is None
 
 
 def test_connection_aborted_is_an_outage(app: VoiceSessions, hooks: LiveKitWebhooks) -> None:

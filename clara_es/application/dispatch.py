@@ -55,6 +55,10 @@ DECISIONS: dict[str, Decide] = {
         "participant_joined", lambda s, a, sig: s.report_participant_joined(sig)
     ),
     "webhook room_finished": _webhook("room_finished", lambda s, a, sig: s.finish_room(sig)),
+    "webhook participant_left": _webhook(
+        "participant_left",
+        lambda s, a, sig: s.report_participant_left(a["reason"], a["user_initiated"], sig),
+    ),
     "webhook participant_connection_aborted": _webhook(
         "participant_connection_aborted",
         lambda s, a, sig: s.report_participant_left("connection aborted", False, sig),

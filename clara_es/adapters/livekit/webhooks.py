@@ -15,7 +15,7 @@ Other events are accepted and change nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import jwt
@@ -132,8 +132,8 @@ class LiveKitWebhooks:
         session_ids = self.resolver.sessions(room, about)
         if not session_ids:
             return replace(result, note=f"no session for participant {identity!r} in room {room!r}")
-        decide = _decision(event)
-        args = {"room": room, "participant": identity}
+        details, decide = _decision(event)
+        args = {"room": room, "participant": identity, **details}
         for session_id in session_ids:
             state = self.app.deliver_webhook(session_id, event.id, event.event, args, decide)
             if state is None:
@@ -179,17 +179,18 @@ class LiveKitWebhooks:
             raise
 
 
-def _decision(event: WebhookEvent) -> Decision:
+def _decision(event: WebhookEvent) -> tuple[dict[str, Any], Decision]:
+    """The decision a webhook asks for, and the arguments it is recorded with (for replay)."""
     if event.event == "participant_joined":
-        return lambda s, sig: s.report_participant_joined(sig)
+        return {}, lambda s, sig: s.report_participant_joined(sig)
     if event.event == "room_finished":
-        return lambda s, sig: s.finish_room(sig)
+        return {}, lambda s, sig: s.finish_room(sig)
     if event.event == "participant_connection_aborted":
-        return _left("connection aborted", user_initiated=False)
-    reason = event.participant.disconnect_reason
-    return _left(
-        models.DisconnectReason.Name(reason), reason == models.DisconnectReason.CLIENT_INITIATED
-    )
+        return {}, _left("connection aborted", user_initiated=False)
+    code = event.participant.disconnect_reason
+    reason = models.DisconnectReason.Name(code)
+    user_initiated = code == models.DisconnectReason.CLIENT_INITIATED
+    return {"reason": reason, "user_initiated": user_initiated}, _left(reason, user_initiated)
 
 
 def _left(reason: str, user_initiated: bool) -> Decision:
