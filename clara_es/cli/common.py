@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import signal
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any, TypeVar
 
 import click
@@ -31,6 +35,25 @@ class CommandError(click.ClickException):
     """Bad input: one line on stderr, exit status 2, nothing written."""
 
     exit_code = 2
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM.
+
+    Installed explicitly because a process started in the background by a non-interactive
+    shell inherits SIGINT as ignored, and Python then never raises KeyboardInterrupt.
+    """
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logging.getLogger("clara_es.cli").info(
+            "event=stopping signal=%s", signal.Signals(signum).name
+        )
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
+    return stop
 
 
 def db_option(f: F) -> F:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import click
@@ -10,7 +9,14 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from clara_es.cli.common import CommandError, console, db_option, json_option, print_json
+from clara_es.cli.common import (
+    CommandError,
+    console,
+    db_option,
+    json_option,
+    print_json,
+    stop_on_signals,
+)
 from clara_es.cli.queries import existing_store, views_engine
 from projections import queries
 from projections.catch_up import rebuild as rebuild_views
@@ -37,18 +43,16 @@ def _views(names: tuple[str, ...]) -> list[type[View]]:
               help="Seconds between polls of the event log (SQLite; PostgreSQL listens).")
 @db_option
 def run(poll: float, db: Path | None) -> None:
-    """Keep every view up to date with the event streams until interrupted (Ctrl-C)."""
+    """Keep every view up to date with the event streams until Ctrl-C or SIGTERM."""
     store = existing_store(db)
     with views_engine(db) as view_engine:
         queries.positions(view_engine)
+        stopped = stop_on_signals()
         supervisor = Supervisor(store, poll_interval=poll).start()
-        stopped = threading.Event()
         try:
             with Live(_positions_table(supervisor), console=console, refresh_per_second=2) as live:
                 while not stopped.wait(1.0):
                     live.update(_positions_table(supervisor))
-        except KeyboardInterrupt:
-            pass
         finally:
             supervisor.stop()
     console.print("projections stopped; each view resumes from its tracking position")

@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 
 import click
 
 from clara_es.adapters.rooms import room_cleaner
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
-from clara_es.cli.common import console, db_option, open_app, resolve_store
+from clara_es.cli.common import console, db_option, open_app, resolve_store, stop_on_signals
 from clara_es.config import Settings
 from clara_es.process import InMemoryAudioPipeline, start_worker
 from projections.db import upgrade
@@ -61,14 +59,7 @@ def views(store: Store) -> Runner:
 def run(db: Path | None) -> None:
     """Run the process manager, its timers, the effect runner and the views until interrupted."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("event=stopping signal=%s", signal.Signals(signum).name)
-        stop.set()
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, on_signal)
+    stop = stop_on_signals()
     runners: dict[str, Runner] = {"reactions": reactions, "views": views(resolve_store(db))}
     with open_app(db, create=True) as app:
         threads = [
