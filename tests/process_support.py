@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from uuid import UUID
 
 from clara_es.application import VoiceSessions
 from clara_es.config import Settings
+from clara_es.domain import VirtualClock
 from clara_es.process import (
     AudioPipeline,
     InMemoryAudioPipeline,
@@ -36,3 +38,16 @@ def worker_on(
         yield worker
     finally:
         worker.close()
+
+
+def failed_session(app: VoiceSessions, clock: VirtualClock, room: str = "room-1") -> UUID:
+    """A session whose client ran out of attempts: Failed, with the spec's schedule."""
+    session_id = app.start(room, "alice").session_id
+    app.connect(session_id)
+    app.connected(session_id)
+    state = app.disconnected(session_id, "network")
+    while state.next_retry_at is not None:
+        clock.advance_to(state.next_retry_at)
+        app.attempt_started(session_id, state.attempt)
+        state = app.attempt_failed(session_id, state.attempt, "network unreachable")
+    return session_id

@@ -14,7 +14,7 @@ from clara_es.domain import VirtualClock
 from clara_es.process import CLEANUP_SKIPPED, SessionRef, SkippedRoomCleaner
 
 from .conftest import AppFactory
-from .process_support import settings, worker_on
+from .process_support import failed_session, settings, worker_on
 from .twirp_server import API_KEY, API_SECRET, FakeRoomService, fake_room_service
 
 
@@ -90,17 +90,6 @@ def test_no_livekit_settings_means_skipped_cleaner(clock: VirtualClock) -> None:
                           livekit_api_secret="s")
     assert isinstance(room_cleaner(configured, clock), LiveKitRoomCleaner)
 
-
-def failed_session(app: VoiceSessions, clock: VirtualClock, room: str = "room-1") -> UUID:
-    session_id = app.start(room, "alice").session_id
-    app.connect(session_id)
-    app.connected(session_id)
-    state = app.disconnected(session_id, "network")
-    while state.next_retry_at is not None:
-        clock.advance_to(state.next_retry_at)
-        app.attempt_started(session_id, state.attempt)
-        state = app.attempt_failed(session_id, state.attempt, "network unreachable")
-    return session_id
 
 
 def types(app: VoiceSessions, session_id: UUID) -> list[str]:

@@ -13,11 +13,11 @@ from uuid import UUID
 
 from clara_es.adapters.rooms import LiveKitRoomCleaner
 from clara_es.adapters.store import Store
-from clara_es.application import VoiceSessions, session_history
+from clara_es.application import session_history
 from clara_es.domain import VirtualClock
 
 from .conftest import AppFactory
-from .process_support import settings, worker_on
+from .process_support import failed_session, settings, worker_on
 from .twirp_server import API_KEY, API_SECRET, fake_room_service
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,17 +43,6 @@ def run_until_paused(store: Store, mode: str, tmp_path: Path, clock: VirtualCloc
         proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
 
-
-def failed_session(app: VoiceSessions, clock: VirtualClock) -> UUID:
-    session_id = app.start("room-1", "alice").session_id
-    app.connect(session_id)
-    app.connected(session_id)
-    state = app.disconnected(session_id, "network")
-    while state.next_retry_at is not None:
-        clock.advance_to(state.next_retry_at)
-        app.attempt_started(session_id, state.attempt)
-        state = app.attempt_failed(session_id, state.attempt, "network unreachable")
-    return session_id
 
 
 def test_killed_between_cleanup_request_and_outcome_cleans_up_once(
