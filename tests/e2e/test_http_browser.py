@@ -1,6 +1,5 @@
 """The status page in Debian's Chromium (through Playwright), driven live by the SSE feed."""
 
-# ruff: noqa: F811  (pytest fixtures imported from http_helpers)
 from __future__ import annotations
 
 import os
@@ -14,18 +13,8 @@ import pytest
 
 from clara_es.domain import FAILURE_TEXT, VirtualClock
 from clara_es.http import Service
-
-from .conftest import IN_CI
-from .http_helpers import (  # noqa: F401
-    CLIENT,
-    READER,
-    base_url,
-    client,
-    command,
-    service,
-    start_session,
-    token,
-)
+from tests.support.http_service import CLIENT, READER, command, start_session
+from tests.support.stores import IN_CI
 
 pytestmark = pytest.mark.browser
 

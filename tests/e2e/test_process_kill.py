@@ -15,12 +15,10 @@ from clara_es.adapters.rooms import LiveKitRoomCleaner
 from clara_es.adapters.store import Store
 from clara_es.application import session_history
 from clara_es.domain import VirtualClock
-
-from .conftest import AppFactory
-from .process_support import failed_session, settings, worker_on
-from .twirp_server import API_KEY, API_SECRET, fake_room_service
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
+from tests.support.stores import AppFactory
+from tests.support.twirp_server import API_KEY, API_SECRET, fake_room_service
+from tests.support.worker import failed_session, settings, worker_on
 
 
 def run_until_paused(store: Store, mode: str, tmp_path: Path, clock: VirtualClock,
@@ -28,7 +26,7 @@ def run_until_paused(store: Store, mode: str, tmp_path: Path, clock: VirtualCloc
     """Start a worker process, wait until it reaches its pause point, SIGKILL it."""
     ready = tmp_path / f"{mode}.ready"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.process_worker", store.url, mode, str(ready),
+        [sys.executable, "-m", "tests.support.process_worker", store.url, mode, str(ready),
          clock.now().isoformat(), livekit_url],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )

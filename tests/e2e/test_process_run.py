@@ -9,15 +9,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions, session_history
 from clara_es.domain import SystemClock
 from projections import queries
 from projections.db import engine
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support import ROOT
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
@@ -16,10 +15,9 @@ from clara_es.domain import VirtualClock
 from projections.catch_up import rebuild
 from projections.db import upgrade
 from projections.views import VIEWS
+from tests.support import ROOT
+from tests.support.view_streams import build_streams, positions, snapshot, wait_until
 
-from .projections_helpers import build_streams, positions, snapshot, wait_until
-
-ROOT = Path(__file__).resolve().parent.parent
 EVENTS = 10_000
 
 

@@ -1,25 +1,15 @@
-"""The command line as a user runs it: the installed entry point, in a subprocess."""
+"""The command line as a user runs it: the entry point, its output and exit status."""
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from clara_es.domain import FAILURE_TEXT
-
-
-def clara_es(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None):  # type: ignore[no-untyped-def]
-    full_env = {**os.environ, **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "clara_es", *args],
-        capture_output=True, text=True, env=full_env, cwd=cwd, timeout=120, check=False,
-    )
+from tests.support.cli_runner import clara_es
 
 
 @pytest.fixture(scope="module")

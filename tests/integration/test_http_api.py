@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from http_helpers)
 """The HTTP API through a real uvicorn with httpx, on a SQLite file and on PostgreSQL."""
 
 from __future__ import annotations
@@ -20,8 +19,7 @@ from clara_es.adapters.store import Store
 from clara_es.domain import FAILURE_TEXT, VirtualClock
 from clara_es.http import Service, create_app
 from clara_es.http.auth import Role
-
-from .http_helpers import (  # noqa: F401
+from tests.support.http_service import (
     AGENT,
     API_KEY,
     API_SECRET,
@@ -29,13 +27,10 @@ from .http_helpers import (  # noqa: F401
     READER,
     ROOM,
     USER,
-    base_url,
     bearer,
-    client,
     command,
     live_server,
     open_service,
-    service,
     start_session,
 )
 

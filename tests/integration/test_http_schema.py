@@ -1,7 +1,6 @@
 """schemathesis against the OpenAPI document, on both stores: whatever it sends, no 5xx, and
 every response (problems included) matches the document."""
 
-# ruff: noqa: F811  (pytest fixtures imported from http_helpers)
 from __future__ import annotations
 
 from typing import Any
@@ -15,7 +14,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from .http_helpers import AGENT, READER, base_url, service  # noqa: F401
+from tests.support.http_service import AGENT, READER
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]

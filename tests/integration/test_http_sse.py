@@ -1,6 +1,5 @@
 """The live feed over a real uvicorn: every version in order, resumable with Last-Event-ID."""
 
-# ruff: noqa: F811  (pytest fixtures imported from http_helpers)
 from __future__ import annotations
 
 import json
@@ -14,18 +13,8 @@ import httpx
 from clara_es.domain import VirtualClock
 from clara_es.http import Service
 from clara_es.http.auth import Role
-
-from .conftest import AppFactory
-from .http_helpers import (  # noqa: F401
-    CLIENT,
-    READER,
-    base_url,
-    client,
-    command,
-    service,
-    start_session,
-    token,
-)
+from tests.support.http_service import CLIENT, READER, command, start_session, token
+from tests.support.stores import AppFactory
 
 
 @contextmanager

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from livekit import api
 
 from clara_es.adapters.livekit.tokens import agent_token
+from tests.support.cli_runner import Ran
+from tests.support.cli_runner import clara_es as run_cli
 
 LIVEKIT_VARS = ("CLARA_ES_LIVEKIT_URL", "CLARA_ES_LIVEKIT_API_KEY", "CLARA_ES_LIVEKIT_API_SECRET")
 KEY, SECRET = "APIclaraTest", "a-secret-of-at-least-32-characters-long"
 
 
-def clara_es(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if k not in LIVEKIT_VARS}
-    return subprocess.run(
-        [sys.executable, "-m", "clara_es", *args],
-        capture_output=True, text=True, env={**base, **env}, cwd=cwd, timeout=120, check=False,
-    )
+def clara_es(*args: str, env: dict[str, str], cwd: Path) -> Ran:
+    """The command with only the given LiveKit settings, whatever the environment has."""
+    return run_cli(*args, env={**dict.fromkeys(LIVEKIT_VARS), **env}, cwd=cwd)
 
 
 def closed_loopback_port() -> int:

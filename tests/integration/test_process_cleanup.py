@@ -12,10 +12,9 @@ from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions, session_history
 from clara_es.domain import VirtualClock
 from clara_es.process import CLEANUP_SKIPPED, SessionRef, SkippedRoomCleaner
-
-from .conftest import AppFactory
-from .process_support import failed_session, settings, worker_on
-from .twirp_server import API_KEY, API_SECRET, FakeRoomService, fake_room_service
+from tests.support.stores import AppFactory
+from tests.support.twirp_server import API_KEY, API_SECRET, FakeRoomService, fake_room_service
+from tests.support.worker import failed_session, settings, worker_on
 
 
 @pytest.fixture

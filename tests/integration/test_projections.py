@@ -18,9 +18,8 @@ from projections.recorders import PositionMoved
 from projections.runner import ViewRunner
 from projections.supervisor import Supervisor
 from projections.views import VIEWS
-
-from .conftest import AppFactory
-from .projections_helpers import SessionCleanedUp, build_streams, positions, snapshot
+from tests.support.stores import AppFactory
+from tests.support.view_streams import SessionCleanedUp, build_streams, positions, snapshot
 
 
 @pytest.fixture

@@ -4,9 +4,6 @@ projections rebuild, as a user runs them."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -16,18 +13,11 @@ import pytest
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import FAILURE_TEXT
+from tests.support.cli_runner import Ran, clara_es
 
-ROOT = Path(__file__).resolve().parent.parent
 
-
-def clara(*args: str, url: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    if url is not None:
-        env["CLARA_ES_DATABASE_URL"] = url
-    return subprocess.run(
-        [sys.executable, "-m", "clara_es", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )
+def clara(*args: str, url: str | None = None) -> Ran:
+    return clara_es(*args, env=None if url is None else {"CLARA_ES_DATABASE_URL": url})
 
 
 def clara_json(*args: str, url: str | None = None) -> Any:

@@ -16,9 +16,8 @@ from projections.catch_up import rebuild
 from projections.db import schema_of, upgrade
 from projections.supervisor import Supervisor
 from projections.views import VIEWS
-
-from .conftest import POSTGRES_URL
-from .projections_helpers import build_streams, positions, snapshot, wait_until
+from tests.support.stores import POSTGRES_URL
+from tests.support.view_streams import build_streams, positions, snapshot, wait_until
 
 pytestmark = pytest.mark.postgres
 

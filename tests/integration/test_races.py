@@ -10,9 +10,8 @@ from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import VirtualClock
 from clara_es.replay.races import RaceKind, find_races, session_ids
-
-from .scenarios import racy_sessions
-from .test_cli import clara_es
+from tests.support.cli_runner import clara_es
+from tests.support.scenarios import racy_sessions
 
 
 def test_each_race_is_found_where_it_happened(make_app: Any, clock: VirtualClock) -> None:

@@ -11,8 +11,7 @@ from clara_es.replay.races import RaceKind, find_races
 from clara_es.replay.simulate import simulate
 from clara_es.replay.verify import verify_sessions
 from clara_es.replay.world import TimerWorker
-
-from .test_cli import clara_es
+from tests.support.cli_runner import clara_es
 
 
 class CarelessTimer(TimerWorker):

@@ -32,8 +32,7 @@ from clara_es.domain import (
     VirtualClock,
 )
 from clara_es.replay.verify import verify_session
-
-from .test_verify import one_attempt_too_many
+from tests.support.regressions import one_attempt_too_many
 
 FINAL = {ConnectionState.FAILED, ConnectionState.ENDED}
 actors = st.sampled_from([Actor.CLIENT, Actor.AGENT, Actor.SYSTEM])

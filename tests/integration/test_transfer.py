@@ -14,9 +14,8 @@ from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions, session_history
 from clara_es.replay import transfer
 from clara_es.replay.transfer import ImportRefused, export_lines, import_export, read_export
-
-from .scenarios import connected, racy_sessions
-from .test_cli import clara_es
+from tests.support.cli_runner import clara_es
+from tests.support.scenarios import connected, racy_sessions
 
 NOW = datetime(2026, 2, 1, tzinfo=UTC)
 

@@ -13,11 +13,11 @@ from click.testing import CliRunner
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.cli import cli
-from clara_es.domain import Actor, BackoffPolicy, Signal, VirtualClock, VoiceSession
+from clara_es.domain import Actor, Signal, VirtualClock, VoiceSession
 from clara_es.replay.verify import verify_session, verify_sessions
-
-from .scenarios import connected, racy_sessions
-from .test_cli import clara_es
+from tests.support.cli_runner import clara_es
+from tests.support.regressions import one_attempt_too_many
+from tests.support.scenarios import connected, racy_sessions
 
 
 @pytest.fixture(scope="module")
@@ -27,19 +27,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, UUID, UUID]:
     assert result.returncode == 0, result.stderr
     recovered, failed = json.loads(result.stdout)["sessions"]
     return db, UUID(recovered["session_id"]), UUID(failed["session_id"])
-
-
-def one_attempt_too_many(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The planted regression: the session follows a copy of its policy with one more attempt."""
-
-    def max_attempts(self: VoiceSession) -> int:
-        return int(self.policy["max_attempts"]) + 1
-
-    def backoff(self: VoiceSession) -> BackoffPolicy:
-        return BackoffPolicy.model_validate({**self.policy, "max_attempts": max_attempts(self)})
-
-    monkeypatch.setattr(VoiceSession, "max_attempts", property(max_attempts))
-    monkeypatch.setattr(VoiceSession, "backoff", property(backoff))
 
 
 def test_unmodified_code_reports_no_difference(demo: tuple[Path, UUID, UUID]) -> None:

@@ -1,16 +1,24 @@
 """Real LiveKit SDK objects without a server: rooms that are never connected, participants
-built from the SDK's own protobuf messages (as the FFI layer hands them to the room)."""
+built from the SDK's own protobuf messages (as the FFI layer hands them to the room), and
+webhooks signed as a LiveKit server signs them."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
 from collections.abc import Callable, Coroutine
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
-from livekit import rtc
+from google.protobuf.json_format import MessageToJson
+from livekit import api, rtc
+from livekit.protocol import models
+from livekit.protocol.webhook import WebhookEvent
 from livekit.rtc._proto import participant_pb2
 
+from clara_es.adapters.livekit import AsyncVirtualClock
 from clara_es.application import VoiceSessions, session_history
 
 T = TypeVar("T")
@@ -44,3 +52,59 @@ def recorded(app: VoiceSessions, session_id: UUID, since: int = 0) -> list[tuple
         detail = d.get("quality") or d.get("connection") or d.get("reason") or d.get("attempt")
         out.append((e.type, detail))
     return out
+
+
+KEY, SECRET = "APIclaraTest", "a-secret-of-at-least-32-characters-long"
+Reason = models.DisconnectReason
+
+
+def body(
+    kind: str, webhook_id: str, room: str = "room-1", identity: str | None = "alice",
+    reason: int = Reason.UNKNOWN_REASON,
+) -> str:
+    event = WebhookEvent(event=kind, id=webhook_id, room=models.Room(name=room, sid="RM_1"),
+                         created_at=1_767_225_600)
+    if identity is not None:
+        event.participant.CopyFrom(
+            models.ParticipantInfo(identity=identity, sid="PA_1", disconnect_reason=reason)
+        )
+    return MessageToJson(event)
+
+
+def sign(text: str, key: str = KEY, secret: str = SECRET, ttl: float = 300) -> str:
+    """The Authorization header LiveKit sends: a JWT carrying the body's sha256."""
+    digest = base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
+    return (
+        api.AccessToken(key, secret).with_sha256(digest).with_ttl(timedelta(seconds=ttl)).to_jwt()
+    )
+
+
+URL, TOKEN = "ws://127.0.0.1:7880", "a-token"
+
+
+class Network:
+    """Connect succeeds unless the network is down; each connect takes `latency`."""
+
+    def __init__(self, timers: AsyncVirtualClock, latency: float = 0.0) -> None:
+        self.timers = timers
+        self.latency = timedelta(seconds=latency)
+        self.down: tuple[datetime, datetime] | None = None
+        self.calls: list[datetime] = []
+        self.in_flight = 0
+        self.most_in_flight = 0
+
+    def drop(self, seconds: float) -> None:
+        now = self.timers.now()
+        self.down = (now, now + timedelta(seconds=seconds))
+
+    async def connect(self, url: str, token: str) -> None:
+        assert (url, token) == (URL, TOKEN)
+        self.calls.append(self.timers.now())
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            await self.timers.sleep_until(self.timers.now() + self.latency)
+            if self.down and self.down[0] <= self.timers.now() < self.down[1]:
+                raise rtc.ConnectError("network unreachable")
+        finally:
+            self.in_flight -= 1

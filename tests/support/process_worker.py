@@ -1,6 +1,6 @@
 """A worker process for the SIGKILL tests: runs until a pause point, says so, and waits.
 
-    python -m tests.process_worker STORE_URL MODE READY_FILE START_ISO [LIVEKIT_URL]
+    python -m tests.support.process_worker STORE_URL MODE READY_FILE START_ISO [LIVEKIT_URL]
 
 MODE timers:  record the timers of every session fact, then pause.
 MODE cleanup: fire the due cleanup timer (CleanupRequested), run the cleanup against
@@ -21,8 +21,8 @@ from clara_es.application import VoiceSessions
 from clara_es.domain import VirtualClock
 from clara_es.process import CleanupResult, RoomCleaner, SessionRef, SkippedRoomCleaner
 
-from .process_support import settings, worker_on
 from .twirp_server import API_KEY, API_SECRET
+from .worker import settings, worker_on
 
 
 def pause(ready: Path) -> None:

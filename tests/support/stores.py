@@ -1,8 +1,9 @@
-"""Every integration test runs on a real SQLite file and on a real PostgreSQL database.
+"""Real stores for the integration and end-to-end tests: a SQLite file and a PostgreSQL schema.
 
 PostgreSQL comes from CLARA_ES_TEST_POSTGRES_URL (default: the local server, database `test`).
 Each test gets a schema of its own, dropped afterwards. Without a reachable server the
 PostgreSQL tests skip, saying how to run them; with CI=true they fail instead of skipping.
+The fixtures are imported by the conftest.py of tests/integration and tests/e2e.
 """
 
 from __future__ import annotations
@@ -71,11 +72,6 @@ def sqlite_store(tmp_path: Any) -> Store:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest) -> Store:
     return request.getfixturevalue(f"{request.param}_store")
-
-
-@pytest.fixture
-def clock() -> VirtualClock:
-    return VirtualClock()
 
 
 AppFactory = Callable[..., VoiceSessions]

@@ -1,4 +1,4 @@
-"""The agent's monitor on real rtc.Room objects, recording into SQLite and PostgreSQL."""
+"""The agent's monitor on real rtc.Room objects, recording into the application."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from livekit.rtc._proto import participant_pb2, room_pb2
 from clara_es.adapters.livekit import AgentMonitor, AsyncVirtualClock
 from clara_es.application import VoiceSessions, session_history
 from clara_es.domain import Actor, ConnectionState, VirtualClock
-
-from .livekit_helpers import listeners, recorded, remote, run
+from tests.support.livekit_sdk import listeners, recorded, remote, run
 
 WINDOW = timedelta(seconds=3)
 Q = rtc.ConnectionQuality

@@ -1,4 +1,4 @@
-"""The reconnecting client around a real rtc.Room, on virtual time, on SQLite and PostgreSQL.
+"""The reconnecting client around a real rtc.Room, on virtual time.
 
 The network is a connector that fails while an outage lasts (a span of virtual time); the
 room's own events are emitted on the room as the SDK emits them.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import datetime
 from uuid import UUID
 
 import pytest
@@ -26,39 +26,8 @@ from clara_es.domain import (
     UIState,
     VirtualClock,
 )
-
-from .conftest import AppFactory
-from .livekit_helpers import listeners, recorded, run
-
-URL, TOKEN = "ws://127.0.0.1:7880", "a-token"
-
-
-class Network:
-    """Connect succeeds unless the network is down; each connect takes `latency`."""
-
-    def __init__(self, timers: AsyncVirtualClock, latency: float = 0.0) -> None:
-        self.timers = timers
-        self.latency = timedelta(seconds=latency)
-        self.down: tuple[datetime, datetime] | None = None
-        self.calls: list[datetime] = []
-        self.in_flight = 0
-        self.most_in_flight = 0
-
-    def drop(self, seconds: float) -> None:
-        now = self.timers.now()
-        self.down = (now, now + timedelta(seconds=seconds))
-
-    async def connect(self, url: str, token: str) -> None:
-        assert (url, token) == (URL, TOKEN)
-        self.calls.append(self.timers.now())
-        self.in_flight += 1
-        self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        try:
-            await self.timers.sleep_until(self.timers.now() + self.latency)
-            if self.down and self.down[0] <= self.timers.now() < self.down[1]:
-                raise rtc.ConnectError("network unreachable")
-        finally:
-            self.in_flight -= 1
+from tests.support.livekit_sdk import TOKEN, URL, Network, listeners, recorded, run
+from tests.support.stores import AppFactory
 
 
 def setup(
@@ -316,36 +285,5 @@ def test_by_default_each_attempt_is_the_rooms_real_connect(make_app: AppFactory)
         errors = [e.details["error"] for e in history if e.type == "ReconnectAttemptFailed"]
         assert len(errors) == 2
         assert all("Connection refused" in error for error in errors)
-
-    run(main)
-
-
-def test_two_clients_of_one_session_never_connect_at_once(
-    make_app: AppFactory, clock: VirtualClock
-) -> None:
-    """Two processes (two applications on one store) follow the same outage."""
-    first_app, second_app = make_app(), make_app()
-
-    async def main() -> None:
-        session_id = first_app.start("room-1", "alice").session_id
-        timers = AsyncVirtualClock(clock)
-        network = Network(timers)
-        rooms = [rtc.Room(), rtc.Room()]
-        clients = [
-            ReconnectingClient(
-                app, session_id, room, URL, TOKEN, clock=timers, connector=network.connect
-            )
-            for app, room in zip((first_app, second_app), rooms, strict=True)
-        ]
-        await asyncio.gather(*(c.connect() for c in clients))
-        assert len(network.calls) == 1
-        network.latency = timedelta(seconds=0.5)
-        network.drop(5)
-        for room in rooms:
-            room.emit("disconnected", rtc.DisconnectReason.UNKNOWN_REASON)
-        await timers.run_until(lambda: first_app.status(session_id).connection_state == "connected")
-        assert network.most_in_flight == 1
-        attempts = [t for t, _ in recorded(first_app, session_id) if t == "ReconnectAttempted"]
-        assert len(network.calls) == 1 + len(attempts) == 4  # attempts after 1, 2 and 4 s
 
     run(main)

@@ -1,4 +1,4 @@
-"""The session commands the LiveKit edges use, on SQLite and PostgreSQL."""
+"""The session commands the LiveKit edges use."""
 
 from __future__ import annotations
 
@@ -10,9 +10,7 @@ import pytest
 from clara_es.application import VoiceSessions, session_history
 from clara_es.cli.agent import session_for
 from clara_es.domain import ConnectionState, InvalidTransition, VirtualClock
-
-from .conftest import AppFactory
-from .livekit_helpers import recorded
+from tests.support.livekit_sdk import recorded
 
 
 def connected(app: VoiceSessions, room: str = "room-1", participant: str = "alice") -> UUID:
@@ -65,33 +63,6 @@ def test_a_webhook_without_an_id_is_refused_and_appends_nothing(app: VoiceSessio
             session_id, "", "participant_left", {}, lambda s, sig: s.finish_room(sig)
         )
     assert len(recorded(app, session_id)) == 3
-
-
-def test_webhook_ids_survive_snapshots_and_a_new_process(make_app: AppFactory) -> None:
-    writer = make_app()
-    session_id = connected(writer)
-
-    def joined_or_left(index: int) -> None:
-        def decide(session, signal):  # type: ignore[no-untyped-def]
-            if index % 2:
-                session.report_participant_joined(signal)
-            else:
-                session.report_participant_left("SIGNAL_CLOSE", False, signal)
-
-        return decide  # type: ignore[return-value]
-
-    for i in range(60):  # 60 webhooks, about 200 events: past the snapshot interval
-        writer.deliver_webhook(session_id, f"WH_{i}", "participant_left", {}, joined_or_left(i))
-    reader = make_app()
-    version = reader.status(session_id).version
-    assert reader.snapshots is not None
-    assert list(reader.snapshots.get(session_id)), "the stream should have a snapshot by now"
-    for i in (0, 1, 30, 59):
-        again = reader.deliver_webhook(
-            session_id, f"WH_{i}", "participant_left", {}, joined_or_left(i)
-        )
-        assert again is None
-    assert reader.status(session_id).version == version
 
 
 def test_the_agent_watches_the_users_open_session_or_starts_one(app: VoiceSessions) -> None:

@@ -1,50 +1,17 @@
-"""LiveKit webhooks signed as a LiveKit server signs them, recorded in SQLite and PostgreSQL."""
+"""LiveKit webhooks signed as a LiveKit server signs them, recorded in the application."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import threading
-from datetime import timedelta
 from uuid import UUID
 
 import pytest
-from google.protobuf.json_format import MessageToJson
 from livekit import api
-from livekit.protocol import models
-from livekit.protocol.webhook import WebhookEvent
 
 from clara_es.adapters.livekit import LiveKitWebhooks, UnknownRoom, WebhookRejected
 from clara_es.application import VoiceSessions, session_history
 from clara_es.domain import ConnectionState
 from clara_es.replay.verify import verify_session
-
-from .conftest import AppFactory
-from .livekit_helpers import recorded
-
-KEY, SECRET = "APIclaraTest", "a-secret-of-at-least-32-characters-long"
-Reason = models.DisconnectReason
-
-
-def body(
-    kind: str, webhook_id: str, room: str = "room-1", identity: str | None = "alice",
-    reason: int = Reason.UNKNOWN_REASON,
-) -> str:
-    event = WebhookEvent(event=kind, id=webhook_id, room=models.Room(name=room, sid="RM_1"),
-                         created_at=1_767_225_600)
-    if identity is not None:
-        event.participant.CopyFrom(
-            models.ParticipantInfo(identity=identity, sid="PA_1", disconnect_reason=reason)
-        )
-    return MessageToJson(event)
-
-
-def sign(text: str, key: str = KEY, secret: str = SECRET, ttl: float = 300) -> str:
-    """The Authorization header LiveKit sends: a JWT carrying the body's sha256."""
-    digest = base64.b64encode(hashlib.sha256(text.encode()).digest()).decode()
-    return (
-        api.AccessToken(key, secret).with_sha256(digest).with_ttl(timedelta(seconds=ttl)).to_jwt()
-    )
+from tests.support.livekit_sdk import KEY, SECRET, Reason, body, recorded, sign
 
 
 def deliver(hooks: LiveKitWebhooks, text: str, **signing: object):  # type: ignore[no-untyped-def]
@@ -122,45 +89,6 @@ def test_a_retried_webhook_appends_nothing_twice(
     # A new application on the same store (another process, or after a restart) knows too.
     assert LiveKitWebhooks(app, KEY, SECRET).receive(text, sign(text)).duplicates == [session_id]
     assert session_history(app, session_id) == after_first
-
-
-def test_two_deliveries_racing_append_once(make_app: AppFactory) -> None:
-    first_app, second_app = make_app(), make_app()
-    session_id = started(first_app)
-    first_app.connected(session_id)
-    text = body("participant_left", "WH_race", reason=Reason.SIGNAL_CLOSE)
-    barrier = threading.Barrier(2, timeout=10)
-
-    def save_after_both_decided(app: VoiceSessions) -> None:
-        original, waited = app.save, []
-
-        def save(*objs: object) -> object:
-            if not waited:
-                waited.append(True)
-                barrier.wait()
-            return original(*objs)
-
-        app.save = save  # type: ignore[method-assign]
-
-    results = []
-    for app in (first_app, second_app):
-        save_after_both_decided(app)
-    threads = [
-        threading.Thread(
-            target=lambda a=a: results.append(LiveKitWebhooks(a, KEY, SECRET).receive(
-                text, sign(text)
-            ))
-        )
-        for a in (first_app, second_app)
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sorted(len(r.applied) for r in results) == [0, 1]
-    assert [t for t, _ in recorded(first_app, session_id, since=3)] == [
-        "WebhookReceived", "Disconnected", "ReconnectScheduled",
-    ]
 
 
 def test_room_finished_ends_each_participants_latest_session(

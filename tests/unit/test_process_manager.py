@@ -1,4 +1,4 @@
-"""The process manager's decisions on both stores: watchdog, restarts, cap, durable timers."""
+"""The process manager's decisions: watchdog, restarts, cap, cleanup, timers."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ from uuid import UUID
 
 import pytest
 
-from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions, session_history
 from clara_es.domain import VirtualClock
 from clara_es.process import InMemoryAudioPipeline, reactions_env
-
-from .conftest import AppFactory
-from .process_support import settings, worker_on
+from tests.support.stores import AppFactory
+from tests.support.worker import settings, worker_on
 
 
 def connected(app: VoiceSessions, room: str = "room-1") -> UUID:
@@ -29,7 +27,7 @@ def types(app: VoiceSessions, session_id: UUID) -> list[str]:
 
 
 def test_watchdog_fails_an_attempt_whose_client_died(
-    store: Store, make_app: AppFactory, clock: VirtualClock
+    make_app: AppFactory, clock: VirtualClock
 ) -> None:
     app = make_app()
     with worker_on(app) as worker:
@@ -53,7 +51,7 @@ def test_watchdog_fails_an_attempt_whose_client_died(
 
 
 def test_a_client_that_reports_in_time_is_never_timed_out(
-    store: Store, make_app: AppFactory, clock: VirtualClock
+    make_app: AppFactory, clock: VirtualClock
 ) -> None:
     app = make_app()
     with worker_on(app) as worker:
@@ -76,7 +74,7 @@ def turn_bad(app: VoiceSessions, session_id: UUID, quality: str) -> None:
 
 
 def test_poor_quality_restarts_the_pipeline_with_backoff_up_to_the_cap(
-    store: Store, make_app: AppFactory, clock: VirtualClock, caplog: pytest.LogCaptureFixture
+    make_app: AppFactory, clock: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="clara_es.process")
     app = make_app()
@@ -104,7 +102,7 @@ def test_poor_quality_restarts_the_pipeline_with_backoff_up_to_the_cap(
 
 
 def test_good_quality_ends_the_episode_and_resets_the_count(
-    store: Store, make_app: AppFactory, clock: VirtualClock
+    make_app: AppFactory, clock: VirtualClock
 ) -> None:
     app = make_app()
     pipeline = InMemoryAudioPipeline(failures=1)
@@ -142,22 +140,6 @@ def test_a_second_outcome_for_one_request_is_recorded_as_ignored(app: VoiceSessi
     assert app.status(session_id).connection_state == "failed"
 
 
-def test_timers_survive_a_restart_of_the_process_manager(
-    store: Store, make_app: AppFactory, clock: VirtualClock
-) -> None:
-    app = make_app()
-    with worker_on(app) as worker:
-        session_id = connected(app)
-        app.disconnected(session_id, "network")
-        worker.run_pending()  # the deadline (due + 10 s) is now recorded, then the worker stops
-    clock.advance(60)  # long past the deadline while nothing ran
-    with worker_on(app) as worker:
-        assert worker.next_due() == clock.now() - timedelta(seconds=49)
-        worker.run_pending()
-    timed_out = [e for e in session_history(app, session_id) if e.type == "ReconnectAttemptFailed"]
-    assert [(e.details["attempt"], e.occurred_at) for e in timed_out] == [(1, clock.now())]
-
-
 def test_a_timer_for_a_superseded_attempt_only_records_signal_ignored(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
@@ -174,7 +156,7 @@ def test_a_timer_for_a_superseded_attempt_only_records_signal_ignored(
 
 
 def test_an_ended_session_is_cleaned_up_at_once(
-    store: Store, make_app: AppFactory, clock: VirtualClock
+    make_app: AppFactory, clock: VirtualClock
 ) -> None:
     app = make_app()
     with worker_on(app) as worker:

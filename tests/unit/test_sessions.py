@@ -1,8 +1,7 @@
-"""The client connection state machine, through VoiceSessions, on SQLite and PostgreSQL."""
+"""The client connection state machine, through VoiceSessions."""
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from uuid import UUID, uuid4
 
@@ -18,8 +17,6 @@ from clara_es.domain import (
     SessionNotFound,
     VirtualClock,
 )
-
-from .conftest import AppFactory
 
 
 def connected_session(app: VoiceSessions) -> UUID:
@@ -172,57 +169,6 @@ def test_connect_while_connecting_starts_nothing_new(app: VoiceSessions) -> None
     assert types(app, session_id) == ["SessionStarted", "Connecting", "SignalIgnored"]
 
 
-def test_client_and_agent_report_one_outage_at_once(make_app: AppFactory) -> None:
-    """Two processes' worth of writers (two applications, two connection pools) race.
-
-    Both read the connected session before either appends; the store lets one append and
-    rejects the other, which re-reads and records SignalIgnored: one outage, one schedule.
-    """
-    client_app, agent_app = make_app(), make_app()
-    session_id = connected_session(client_app)
-    barrier = threading.Barrier(2, timeout=10)
-    waited: set[str] = set()
-
-    def save_after_both_decided(app: VoiceSessions, name: str) -> None:
-        original = app.save
-
-        def save(*objs: object) -> object:
-            if name not in waited:
-                waited.add(name)
-                barrier.wait()
-            return original(*objs)
-
-        app.save = save  # type: ignore[method-assign]
-
-    save_after_both_decided(client_app, "client")
-    save_after_both_decided(agent_app, "agent")
-    errors: list[BaseException] = []
-
-    def report(app: VoiceSessions, actor: Actor) -> None:
-        try:
-            app.disconnected(session_id, f"{actor} saw it", actor=actor)
-        except BaseException as exc:  # pragma: no cover - surfaced by the assert below
-            errors.append(exc)
-
-    threads = [
-        threading.Thread(target=report, args=(client_app, Actor.CLIENT)),
-        threading.Thread(target=report, args=(agent_app, Actor.AGENT)),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
-    assert client_app.conflicts_retried + agent_app.conflicts_retried == 1
-    entries = session_history(client_app, session_id)
-    assert [e.type for e in entries[-3:]] == ["Disconnected", "ReconnectScheduled", "SignalIgnored"]
-    winner, loser = entries[-3], entries[-1]
-    assert {winner.actor, loser.actor} == {"client", "agent"}
-    # The loser decided twice: first on the version both read, then on the winner's result.
-    assert loser.cause["read_version"] == winner.version + 1
-    assert winner.cause["read_version"] == winner.version - 1
-
-
 # ---- refusals append nothing --------------------------------------------------------------
 
 
@@ -335,16 +281,3 @@ def test_custom_policy_is_kept_with_the_session(app: VoiceSessions, clock: Virtu
     assert second.status_text == "Reconnecting... (attempt 2 of 2)"
     wait_for_retry(app, clock, session_id)
     assert app.attempt_failed(session_id, 2, "down").connection_state == ConnectionState.FAILED
-
-
-def test_long_stream_reads_back_through_snapshots(make_app: AppFactory) -> None:
-    writer = make_app()
-    session_id = connected_session(writer)
-    for _ in range(130):  # past the snapshot interval
-        writer.disconnected(session_id)
-        writer.reconnected(session_id)
-    reader = make_app()
-    state = reader.status(session_id)
-    assert state.connection_state == ConnectionState.CONNECTED
-    assert state.version == 3 + 130 * 3
-    assert len(session_history(reader, session_id)) == state.version

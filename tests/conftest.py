@@ -1,0 +1,26 @@
+"""What every folder shares: the virtual clock, and small PostgreSQL pools.
+
+tests/unit         the domain and the application on eventsourcing's in-memory stores
+tests/integration  the same code on a real SQLite file and a real PostgreSQL schema
+tests/e2e          real processes: signals, SIGKILL, `serve` on a port, the browser
+Helpers and fixtures shared between files live in tests/support.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from clara_es.domain import VirtualClock
+
+# eventsourcing opens POSTGRES_POOL_SIZE connections per application up front (5 by default,
+# 10 more on demand) and a test holds several applications at once; keep a run well under the
+# server's max_connections even beside another run. Subprocesses inherit the setting.
+os.environ.setdefault("POSTGRES_POOL_SIZE", "1")
+os.environ.setdefault("POSTGRES_MAX_OVERFLOW", "3")
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    return VirtualClock()

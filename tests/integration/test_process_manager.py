@@ -1,0 +1,28 @@
+"""The process manager's durable timers on both stores: a restart finds them again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from clara_es.adapters.store import Store
+from clara_es.application import session_history
+from clara_es.domain import VirtualClock
+from tests.support.scenarios import connected
+from tests.support.stores import AppFactory
+from tests.support.worker import worker_on
+
+
+def test_timers_survive_a_restart_of_the_process_manager(
+    store: Store, make_app: AppFactory, clock: VirtualClock
+) -> None:
+    app = make_app()
+    with worker_on(app) as worker:
+        session_id = connected(app)
+        app.disconnected(session_id, "network")
+        worker.run_pending()  # the deadline (due + 10 s) is now recorded, then the worker stops
+    clock.advance(60)  # long past the deadline while nothing ran
+    with worker_on(app) as worker:
+        assert worker.next_due() == clock.now() - timedelta(seconds=49)
+        worker.run_pending()
+    timed_out = [e for e in session_history(app, session_id) if e.type == "ReconnectAttemptFailed"]
+    assert [(e.details["attempt"], e.occurred_at) for e in timed_out] == [(1, clock.now())]
