@@ -24,3 +24,11 @@ os.environ.setdefault("POSTGRES_MAX_OVERFLOW", "3")
 @pytest.fixture
 def clock() -> VirtualClock:
     return VirtualClock()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test with its folder, so `-m "not e2e"` selects across folders."""
+    for item in items:
+        folder = item.path.parent.name
+        if folder in ("unit", "integration", "e2e"):
+            item.add_marker(folder)
