@@ -16,7 +16,7 @@ from clara_es.adapters.store import Store
 from clara_es.application import session_history
 from clara_es.domain import VirtualClock
 from tests.support import ROOT
-from tests.support.stores import AppFactory
+from tests.support.apps import AppFactory
 from tests.support.twirp_server import API_KEY, API_SECRET, fake_room_service
 from tests.support.worker import failed_session, settings, worker_on
 

@@ -13,8 +13,8 @@ import httpx
 from clara_es.domain import VirtualClock
 from clara_es.http import Service
 from clara_es.http.auth import Role
+from tests.support.apps import AppFactory
 from tests.support.http_service import CLIENT, READER, command, start_session, token
-from tests.support.stores import AppFactory
 
 
 @contextmanager

@@ -9,8 +9,8 @@ from livekit import rtc
 
 from clara_es.adapters.livekit import AsyncVirtualClock, ReconnectingClient
 from clara_es.domain import VirtualClock
+from tests.support.apps import AppFactory
 from tests.support.livekit_sdk import TOKEN, URL, Network, recorded, run
-from tests.support.stores import AppFactory
 
 
 def test_two_clients_of_one_session_never_connect_at_once(

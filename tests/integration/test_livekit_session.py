@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from tests.support.apps import AppFactory
 from tests.support.scenarios import connected
-from tests.support.stores import AppFactory
 
 
 def test_webhook_ids_survive_snapshots_and_a_new_process(make_app: AppFactory) -> None:

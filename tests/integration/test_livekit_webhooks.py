@@ -7,8 +7,8 @@ from uuid import UUID
 
 from clara_es.adapters.livekit import LiveKitWebhooks
 from clara_es.application import VoiceSessions
+from tests.support.apps import AppFactory
 from tests.support.livekit_sdk import KEY, SECRET, Reason, body, recorded, sign
-from tests.support.stores import AppFactory
 
 
 def started(app: VoiceSessions, room: str = "room-1", participant: str = "alice") -> UUID:

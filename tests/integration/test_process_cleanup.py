@@ -12,7 +12,7 @@ from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions, session_history
 from clara_es.domain import VirtualClock
 from clara_es.process import CLEANUP_SKIPPED, SessionRef, SkippedRoomCleaner
-from tests.support.stores import AppFactory
+from tests.support.apps import AppFactory
 from tests.support.twirp_server import API_KEY, API_SECRET, FakeRoomService, fake_room_service
 from tests.support.worker import failed_session, settings, worker_on
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 from clara_es.adapters.store import Store
 from clara_es.application import session_history
 from clara_es.domain import VirtualClock
+from tests.support.apps import AppFactory
 from tests.support.scenarios import connected
-from tests.support.stores import AppFactory
 from tests.support.worker import worker_on
 
 

@@ -18,7 +18,7 @@ from projections.recorders import PositionMoved
 from projections.runner import ViewRunner
 from projections.supervisor import Supervisor
 from projections.views import VIEWS
-from tests.support.stores import AppFactory
+from tests.support.apps import AppFactory
 from tests.support.view_streams import SessionCleanedUp, build_streams, positions, snapshot
 
 

@@ -7,8 +7,8 @@ import threading
 
 from clara_es.application import VoiceSessions, session_history
 from clara_es.domain import Actor, ConnectionState
+from tests.support.apps import AppFactory
 from tests.support.scenarios import connected as connected_session
-from tests.support.stores import AppFactory
 
 
 def test_client_and_agent_report_one_outage_at_once(make_app: AppFactory) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -20,6 +20,7 @@ import pytest
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import VirtualClock
+from tests.support.apps import AppFactory, closing_apps
 
 POSTGRES_URL = os.environ.get(
     "CLARA_ES_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -74,23 +75,11 @@ def store(request: pytest.FixtureRequest) -> Store:
     return request.getfixturevalue(f"{request.param}_store")
 
 
-AppFactory = Callable[..., VoiceSessions]
-
-
 @pytest.fixture
 def make_app(store: Store, clock: VirtualClock) -> Iterator[AppFactory]:
     """Builds VoiceSessions on the test's store (several may share it); closes them after."""
-    apps: list[VoiceSessions] = []
-
-    def factory(**kwargs: Any) -> VoiceSessions:
-        kwargs.setdefault("clock", clock)
-        app = VoiceSessions(store.eventsourcing_env(), **kwargs)
-        apps.append(app)
-        return app
-
-    yield factory
-    for app in apps:
-        app.close()
+    with closing_apps(store.eventsourcing_env, clock) as factory:
+        yield factory
 
 
 @pytest.fixture

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
 from clara_es.application import VoiceSessions
 from clara_es.domain import VirtualClock
-from tests.support.stores import AppFactory
+from tests.support.apps import AppFactory, closing_apps
 
 
 def memory_env(kind: str) -> dict[str, str]:
@@ -37,17 +36,8 @@ def store_kind(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 def make_app(store_kind: str, clock: VirtualClock) -> Iterator[AppFactory]:
     """Builds VoiceSessions, each on a new in-memory store; closes them after."""
-    apps: list[VoiceSessions] = []
-
-    def factory(**kwargs: Any) -> VoiceSessions:
-        kwargs.setdefault("clock", clock)
-        app = VoiceSessions(memory_env(store_kind), **kwargs)
-        apps.append(app)
-        return app
-
-    yield factory
-    for app in apps:
-        app.close()
+    with closing_apps(lambda: memory_env(store_kind), clock) as factory:
+        yield factory
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from clara_es.domain import (
     UIState,
     VirtualClock,
 )
+from tests.support.apps import AppFactory
 from tests.support.livekit_sdk import TOKEN, URL, Network, listeners, recorded, run
-from tests.support.stores import AppFactory
 
 
 def setup(

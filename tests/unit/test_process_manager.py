@@ -11,7 +11,7 @@ import pytest
 from clara_es.application import VoiceSessions, session_history
 from clara_es.domain import VirtualClock
 from clara_es.process import InMemoryAudioPipeline, reactions_env
-from tests.support.stores import AppFactory
+from tests.support.apps import AppFactory
 from tests.support.worker import settings, worker_on
 
 
