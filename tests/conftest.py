@@ -9,6 +9,7 @@ Helpers and fixtures shared between files live in tests/support.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +21,9 @@ from clara_es.domain import VirtualClock
 os.environ.setdefault("POSTGRES_POOL_SIZE", "1")
 os.environ.setdefault("POSTGRES_MAX_OVERFLOW", "3")
 
+TESTS = Path(__file__).parent
+FOLDERS = ("unit", "integration", "e2e")
+
 
 @pytest.fixture
 def clock() -> VirtualClock:
@@ -27,8 +31,15 @@ def clock() -> VirtualClock:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark each test with its folder, so `-m "not e2e"` selects across folders."""
+    """Mark each test with its folder (`-m "not e2e"`) and run the fast folders first.
+
+    A test file at the top of tests/ (not yet placed in a folder) still runs, after unit/.
+    """
+
+    def folder(item: pytest.Item) -> str:
+        return item.path.relative_to(TESTS).parts[0]
+
     for item in items:
-        folder = item.path.parent.name
-        if folder in ("unit", "integration", "e2e"):
-            item.add_marker(folder)
+        if folder(item) in FOLDERS:
+            item.add_marker(folder(item))
+    items.sort(key=lambda item: FOLDERS.index(folder(item)) if folder(item) in FOLDERS else 1)
