@@ -10,6 +10,7 @@ SQLite: its recorder has no subscribe(), so the runner polls the notification lo
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 # Each runner holds a few connections of its own: the app's (LISTEN, reads), the view's.
+# POSTGRES_POOL_SIZE / POSTGRES_MAX_OVERFLOW in the environment win (the tests keep them small).
 POOL = {"POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "4"}
 
 
@@ -71,7 +73,8 @@ class ViewRunner:
         self.name = view_class.name
         self.poll_interval = poll_interval
         self.batch = batch
-        base_env = {**store.eventsourcing_env(), **POOL, **(env or {})}
+        pool = {name: os.environ.get(name, size) for name, size in POOL.items()}
+        base_env = {**store.eventsourcing_env(), **pool, **(env or {})}
         self.app = VoiceSessions(base_env)
         self._factory = InfrastructureFactory[ViewRecorder].construct(
             env=Environment(view_class.name, base_env)
