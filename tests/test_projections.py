@@ -11,6 +11,7 @@ from eventsourcing.persistence import StoredEvent, Tracking
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import FAILURE_TEXT, ConnectionState, VirtualClock
+from clara_es.domain.events import SessionCleanedUp
 from projections import queries
 from projections.catch_up import catch_up, rebuild
 from projections.db import ViewsMissing, engine, upgrade
@@ -20,7 +21,7 @@ from projections.supervisor import Supervisor
 from projections.views import VIEWS
 
 from .conftest import AppFactory
-from .projections_helpers import SessionCleanedUp, build_streams, positions, snapshot
+from .projections_helpers import build_streams, positions, snapshot
 
 
 @pytest.fixture
@@ -161,7 +162,8 @@ def test_stats_recovery_rate_time_to_recover_failures_and_orphans(
     cleaned = drop_and_recover(app, clock, 5)
     session = app.session(cleaned)
     session.trigger_event(
-        SessionCleanedUp, removed="room", actor="system", cause={}, timestamp=clock.now()
+        SessionCleanedUp, request_id="cleanup-1", removed="room", actor="system", cause={},
+        timestamp=clock.now(),
     )
     app.save(session)
     catch_up(views)

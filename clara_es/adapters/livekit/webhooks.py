@@ -28,6 +28,7 @@ from livekit.protocol.webhook import WebhookEvent
 from clara_es.application import VoiceSessions
 from clara_es.application.sessions import Decision
 from clara_es.domain import DomainError, UIState, VoiceSession
+from clara_es.domain.events import SessionStarted
 from clara_es.domain.signal import Signal
 
 HANDLED = ("participant_joined", "participant_left", "participant_connection_aborted",
@@ -66,7 +67,7 @@ class RoomIndex:
         self.app = app
         self._position = 0
         self._rooms: dict[str, dict[str, UUID]] = {}
-        self._topic = get_topic(VoiceSession.SessionStarted)
+        self._topic = get_topic(SessionStarted)
 
     def sessions(self, room: str, participant: str | None) -> list[UUID]:
         self._catch_up()
