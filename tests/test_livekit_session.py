@@ -10,6 +10,14 @@ import pytest
 from clara_es.application import VoiceSessions, session_history
 from clara_es.cli.agent import session_for
 from clara_es.domain import ConnectionState, InvalidTransition, VirtualClock
+from clara_es.domain.commands import (
+    ChangeAgentConnection,
+    StartResume,
+    Webhook,
+    WebhookParticipantJoined,
+    WebhookParticipantLeft,
+    WebhookRoomFinished,
+)
 
 from .conftest import AppFactory
 from .livekit_helpers import recorded
@@ -25,7 +33,8 @@ def connected(app: VoiceSessions, room: str = "room-1", participant: str = "alic
 def test_the_room_resuming_is_only_recorded_from_connected(app: VoiceSessions) -> None:
     session_id = connected(app)
     app.disconnected(session_id, "network")
-    state = app.resume_started(session_id)  # our schedule runs: the room is not resuming
+    # our schedule runs: the room is not resuming
+    state = app.handle(StartResume(), session_id)
     assert state.status_text == "Reconnecting... (attempt 1 of 5)"
     assert recorded(app, session_id)[-1] == (
         "SignalIgnored", "the room started resuming while reconnecting"
@@ -36,7 +45,7 @@ def test_a_resume_that_gives_up_counts_the_outage_from_its_start(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id = connected(app)
-    app.resume_started(session_id)
+    app.handle(StartResume.build(), session_id)
     clock.advance(4)
     state = app.disconnected(session_id, "SIGNAL_CLOSE")
     assert state.status_text == "Reconnecting... (attempt 1 of 5)"
@@ -51,7 +60,9 @@ def test_a_resume_that_gives_up_counts_the_outage_from_its_start(
 def test_the_agents_connection_records_changes_only(app: VoiceSessions) -> None:
     session_id = connected(app)
     for connection in ("connected", "reconnecting", "reconnecting", "connected", "connected"):
-        app.agent_connection_changed(session_id, connection, "room event")
+        app.handle(
+            ChangeAgentConnection.build(connection=connection, reason="room event"), session_id
+        )
     assert recorded(app, session_id, since=3) == [
         ("AgentConnectionChanged", "reconnecting"),
         ("AgentConnectionChanged", "connected"),
@@ -61,9 +72,7 @@ def test_the_agents_connection_records_changes_only(app: VoiceSessions) -> None:
 def test_a_webhook_without_an_id_is_refused_and_appends_nothing(app: VoiceSessions) -> None:
     session_id = connected(app)
     with pytest.raises(InvalidTransition, match="needs an id"):
-        app.deliver_webhook(
-            session_id, "", "participant_left", {}, lambda s, sig: s.finish_room(sig)
-        )
+        app.handle(WebhookRoomFinished(webhook_id=""), session_id)
     assert len(recorded(app, session_id)) == 3
 
 
@@ -71,26 +80,22 @@ def test_webhook_ids_survive_snapshots_and_a_new_process(make_app: AppFactory) -
     writer = make_app()
     session_id = connected(writer)
 
-    def joined_or_left(index: int) -> None:
-        def decide(session, signal):  # type: ignore[no-untyped-def]
-            if index % 2:
-                session.report_participant_joined(signal)
-            else:
-                session.report_participant_left("SIGNAL_CLOSE", False, signal)
-
-        return decide  # type: ignore[return-value]
+    def joined_or_left(index: int) -> Webhook:
+        if index % 2:
+            return WebhookParticipantJoined(webhook_id=f"WH_{index}")
+        return WebhookParticipantLeft(
+            webhook_id=f"WH_{index}", reason="SIGNAL_CLOSE", user_initiated=False
+        )
 
     for i in range(60):  # 60 webhooks, about 200 events: past the snapshot interval
-        writer.deliver_webhook(session_id, f"WH_{i}", "participant_left", {}, joined_or_left(i))
+        writer.handle(joined_or_left(i), session_id)
     reader = make_app()
     version = reader.status(session_id).version
     assert reader.snapshots is not None
     assert list(reader.snapshots.get(session_id)), "the stream should have a snapshot by now"
     for i in (0, 1, 30, 59):
-        again = reader.deliver_webhook(
-            session_id, f"WH_{i}", "participant_left", {}, joined_or_left(i)
-        )
-        assert again is None
+        _, again = reader.handle_with_events(joined_or_left(i), session_id)
+        assert again == []
     assert reader.status(session_id).version == version
 
 

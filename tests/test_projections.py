@@ -11,6 +11,7 @@ from eventsourcing.persistence import StoredEvent, Tracking
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import FAILURE_TEXT, ConnectionState, VirtualClock
+from clara_es.domain.commands import ChangeQuality
 from clara_es.domain.events import SessionCleanedUp
 from projections import queries
 from projections.catch_up import catch_up, rebuild
@@ -55,7 +56,7 @@ def test_views_follow_the_stream_live_and_match_a_rebuild(
         supervisor.wait_for(app.recorder.max_notification_id())
         recovered = drop_and_recover(app, clock, 2)
         failed = drop_and_recover(app, clock, 5)
-        app.quality_changed(recovered, "user-2", "poor")
+        app.handle(ChangeQuality.build(participant="user-2", quality="poor"), recovered)
         app.end(recovered)
         supervisor.wait_for(app.recorder.max_notification_id())
         live = snapshot(views)

@@ -23,6 +23,7 @@ from clara_es.application import VoiceSessions
 from clara_es.cli.common import CommandError, console, db_option, json_option, open_app
 from clara_es.config import Settings
 from clara_es.domain import Actor, UIState
+from clara_es.domain.commands import ReportParticipantJoined
 from clara_es.domain.session import FINAL_STATES
 
 
@@ -98,7 +99,7 @@ async def _run(
         )
         monitor.attach(room)
         room.on("disconnected", lambda reason: done.set())
-        show(app.participant_joined(session_id))
+        show(app.handle(ReportParticipantJoined(), session_id))
         await done.wait()
         monitor.detach()
     finally:
