@@ -28,6 +28,7 @@ from livekit.protocol.webhook import WebhookEvent
 from bench.common import backends, fresh_store
 from clara_es.adapters.livekit import LiveKitWebhooks
 from clara_es.application import VoiceSessions
+from clara_es.domain.commands import ReportParticipantJoined, ReportParticipantLeft
 
 KEY, SECRET = "APIbench", "a-benchmark-secret-of-at-least-32-characters"
 
@@ -59,8 +60,8 @@ def bench(env: dict[str, str], sessions: int) -> dict[str, float]:
         direct_ids = started(app, sessions, "direct")
         t = time.perf_counter()
         for session_id in direct_ids:
-            app.participant_joined(session_id)
-            app.participant_left(session_id, "SIGNAL_CLOSE")
+            app.handle(ReportParticipantJoined(), session_id)
+            app.handle(ReportParticipantLeft(reason="SIGNAL_CLOSE"), session_id)
         direct = 2 * sessions / (time.perf_counter() - t)
 
         started(app, sessions, "hook")

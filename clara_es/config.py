@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///clara-es.db"
@@ -25,6 +27,15 @@ class Settings(BaseSettings):
     cleanup_tries: int = Field(5, ge=1, description="RoomService calls before CleanupFailed")
     cleanup_retry_s: float = Field(0.5, gt=0, description="first wait between cleanup tries")
     poll_interval_s: float = Field(0.2, gt=0, description="how often `run` looks for new facts")
+
+    # Log lines of the long-running commands: key=value (kv) or JSON lines.
+    log_format: Literal["kv", "json"] = "kv"
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @property
     def livekit_configured(self) -> bool:

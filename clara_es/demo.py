@@ -18,7 +18,8 @@ from uuid import UUID
 
 from clara_es.adapters.livekit.agent_monitor import DEFAULT_POOR_WINDOW
 from clara_es.application import HistoryEntry, VoiceSessions, session_history
-from clara_es.domain import Actor, Clock, ConnectionState
+from clara_es.domain import Clock, ConnectionState
+from clara_es.domain.commands import ChangeQuality, ConfirmPoorQuality
 from clara_es.process import Worker
 
 SETTLE = timedelta(seconds=3)
@@ -48,9 +49,9 @@ def _drop(
     """
     clock = app.clock
     participant = app.session(session_id).participant
-    app.quality_changed(session_id, participant, quality, actor=Actor.AGENT)
+    app.handle(ChangeQuality(participant=participant, quality=quality), session_id)
     server.run_until(clock.now() + DEFAULT_POOR_WINDOW)
-    app.quality_poor_confirmed(session_id, participant, actor=Actor.AGENT)
+    app.handle(ConfirmPoorQuality(participant=participant), session_id)
     back_at = clock.now() + outage
     state = app.disconnected(session_id, "network unreachable")
     while state.connection_state == ConnectionState.RECONNECTING:
@@ -62,7 +63,7 @@ def _drop(
         else:
             state = app.attempt_failed(session_id, state.attempt, "network unreachable")
     if state.connection_state == ConnectionState.CONNECTED:
-        app.quality_changed(session_id, participant, "good", actor=Actor.AGENT)
+        app.handle(ChangeQuality(participant=participant, quality="good"), session_id)
     server.run_until(clock.now())
 
 
@@ -73,7 +74,9 @@ def _session(
     session_id = app.start(f"demo-room-{label.lower()}", f"demo-user-{label.lower()}").session_id
     app.connect(session_id)
     app.connected(session_id)
-    app.quality_changed(session_id, f"demo-user-{label.lower()}", "excellent", actor=Actor.AGENT)
+    app.handle(
+        ChangeQuality(participant=f"demo-user-{label.lower()}", quality="excellent"), session_id
+    )
     server.run_until(clock.now() + SETTLE)
     _drop(app, server, session_id, timedelta(seconds=outage_s), quality)
     return DemoSession(

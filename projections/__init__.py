@@ -13,5 +13,6 @@ event and snapshot tables.
 - `supervisor.Supervisor` runs all views, restarts a runner that stopped, and nudges a
   view that fell behind without moving (a missed NOTIFY).
 - `catch_up.catch_up` / `catch_up.rebuild`: one-shot work for commands and tests.
-- `queries`: the read side, SQLAlchemy Core on both backends.
+- `sql`: the write side, SQLAlchemy Core statements compiled once per dialect and run
+  inside the tracking recorder's transaction; `queries`: the read side, also Core.
 """

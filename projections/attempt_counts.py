@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 
 from projections.schema import metadata, session_id_column, tracking_table
-from projections.sql import Sql
+from projections.sql import Insert, Sql
 from projections.view import Change, View
 
 # Event type (class name) -> the counter it adds one to. Other types count nothing.
@@ -30,14 +32,25 @@ attempt_counts_table = sa.Table(
     *(_counter(name) for name in COUNTERS.values()),
 )
 
-START = "INSERT INTO {attempt_counts} (session_id) VALUES (:session_id) ON CONFLICT DO NOTHING"
-INCREMENT = {
-    column: f"""
-INSERT INTO {{attempt_counts}} AS c (session_id, {column}) VALUES (:session_id, 1)
-ON CONFLICT (session_id) DO UPDATE SET {column} = c.{column} + 1
-"""
-    for column in COUNTERS.values()
-}
+
+def start(insert: Insert) -> sa.Executable:
+    t = attempt_counts_table
+    return insert(t).values(session_id=sa.bindparam("session_id")).on_conflict_do_nothing()
+
+
+def increment(column: str) -> Callable[[Insert], sa.Executable]:
+    """The session's row with one more in `column` (a row is made for its first one)."""
+    def build(insert: Insert) -> sa.Executable:
+        t = attempt_counts_table
+        stmt = insert(t).values({"session_id": sa.bindparam("session_id"), column: 1})
+        return stmt.on_conflict_do_update(
+            index_elements=[t.c.session_id], set_={column: t.c[column] + 1}
+        )
+
+    return build
+
+
+INCREMENT = {column: increment(column) for column in COUNTERS.values()}
 
 
 class AttemptCountsView(View):
@@ -50,4 +63,4 @@ class AttemptCountsView(View):
         if column is not None:
             db.run(INCREMENT[column], session_id=change.session_id)
         elif change.type == "SessionStarted":
-            db.run(START, session_id=change.session_id)
+            db.run(start, session_id=change.session_id)

@@ -24,13 +24,10 @@ history_table = sa.Table(
     sa.Column("details", sa.Text, nullable=False),
 )
 
-INSERT = """
-INSERT INTO {history} (session_id, version, notification_id, room, participant,
-    occurred_at, type, actor, cause, details)
-VALUES (:session_id, :version, :notification_id, :room, :participant,
-    :occurred_at, :type, :actor, :cause, :details)
-"""
-WHO = "SELECT room, participant FROM {history} WHERE session_id = :session_id AND version = 1"
+INSERT = sa.insert(history_table)
+WHO = sa.select(history_table.c.room, history_table.c.participant).where(
+    history_table.c.session_id == sa.bindparam("session_id"), history_table.c.version == 1
+)
 
 
 class HistoryView(View):

@@ -55,6 +55,7 @@ def reading(engine: sa.Engine) -> Iterator[sa.Connection]:
 
 
 def utc(value: datetime | None) -> datetime | None:
+    """Times are stored in UTC; a time without a zone is taken as UTC."""
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
@@ -132,9 +133,9 @@ def history(
     if participant:
         stmt = stmt.where(h.c.participant == participant)
     if since is not None:
-        stmt = stmt.where(h.c.occurred_at >= _bind_time(since))
+        stmt = stmt.where(h.c.occurred_at >= utc(since))
     if until is not None:
-        stmt = stmt.where(h.c.occurred_at < _bind_time(until))
+        stmt = stmt.where(h.c.occurred_at < utc(until))
     if types:
         stmt = stmt.where(h.c.type.in_(list(types)))
     with reading(engine) as conn:
@@ -150,11 +151,6 @@ def history(
         )
         for row in rows
     ]
-
-
-def _bind_time(value: datetime) -> datetime:
-    """Times are stored in UTC; a time without a zone is taken as UTC."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def percentile(values: Sequence[int], p: float) -> int | None:
@@ -183,7 +179,7 @@ def stats(
         orphans = conn.execute(
             sa.select(s.c.session_id, s.c.room, s.c.state, s.c.final_at)
             .where(s.c.final_at.is_not(None), s.c.cleaned_up_at.is_(None))
-            .where(s.c.final_at < _bind_time(now - grace))
+            .where(s.c.final_at < utc(now - grace))
             .order_by(s.c.final_at)
         ).all()
     resolved = len(outage_ms) + len(failed_at)

@@ -1,72 +1,120 @@
-"""Writing view rows inside eventsourcing's own transaction, on SQLite or PostgreSQL.
+"""Writing view rows with SQLAlchemy Core inside eventsourcing's own transaction.
 
-View code writes one statement text for both backends: `{table}` names a table of the
-view (qualified with the schema on PostgreSQL) and `:name` marks a parameter. Values are
-stored the way SQLAlchemy reads them back (the read side queries with SQLAlchemy Core).
+Views build their statements with Core on their `Table`s. An upsert is a dialect construct
+(`insert().on_conflict_do_update`), so a view writes it as a function of the dialect's
+`insert`, built once per dialect. Every statement is compiled once per dialect and schema
+(placeholders, never literal values) and run on the DB-API cursor eventsourcing's tracking
+recorder hands out, so the rows and the view's position commit together. Values go through
+the column types' own bind processors: they are stored the way SQLAlchemy reads them back.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import dataclass, field
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
+import sqlalchemy as sa
 from pydantic_core import to_jsonable_python
+from sqlalchemy.dialects import postgresql, sqlite
 
 Backend = Literal["sqlite", "postgres"]
 
-_PARAM = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
-# SQLAlchemy's storage format for DateTime on SQLite (UTC, naive).
-SQLITE_DATETIME = "%Y-%m-%d %H:%M:%S.%f"
+
+class Insert(Protocol):
+    """`sqlalchemy.dialects.sqlite.insert` or `sqlalchemy.dialects.postgresql.insert`."""
+
+    def __call__(self, table: sa.Table) -> Any: ...
 
 
-@dataclass
-class Dialect:
-    backend: Backend
-    schema: str | None = None
-    _prepared: dict[str, str] = field(default_factory=dict)
+# A Core statement, or a function of the dialect's `insert` for ON CONFLICT statements.
+Statement = sa.Executable | Callable[[Insert], sa.Executable]
+Processor = Callable[[Any], Any]
 
-    def table(self, name: str) -> str:
-        if self.backend == "postgres" and self.schema:
-            return f'"{self.schema}"."{name}"'
-        return f'"{name}"'
+_DIALECTS: dict[str, tuple[sa.Dialect, Insert]] = {
+    "sqlite": (sqlite.dialect(paramstyle="named"), sqlite.insert),
+    "postgres": (postgresql.psycopg.dialect(), postgresql.insert),
+}
+_COMPILED: dict[tuple[Hashable, str, str | None], Compiled] = {}
 
-    def prepare(self, statement: str) -> str:
-        """The statement with qualified table names and this driver's parameter style."""
-        prepared = self._prepared.get(statement)
-        if prepared is None:
-            prepared = re.sub(r"\{(\w+)\}", lambda m: self.table(m.group(1)), statement)
-            if self.backend == "postgres":
-                prepared = _PARAM.sub(r"%(\1)s", prepared)
-            self._prepared[statement] = prepared
-        return prepared
 
-    def value(self, value: Any) -> Any:
-        if isinstance(value, datetime):
-            utc = value.astimezone(UTC)
-            return utc.strftime(SQLITE_DATETIME) if self.backend == "sqlite" else utc
-        if isinstance(value, UUID):
-            return str(value)
-        if isinstance(value, dict | list):
-            return json.dumps(to_jsonable_python(value), sort_keys=True)
-        return value
+@dataclass(frozen=True)
+class Compiled:
+    """One statement's SQL for one driver, and how to turn values into its parameters."""
+
+    sql: str
+    defaults: dict[str, Any]  # values the statement itself binds (e.g. `+ 1`)
+    processors: dict[str, Processor]
+
+    def parameters(self, values: dict[str, Any]) -> dict[str, Any]:
+        params = dict(self.defaults)
+        for name, value in values.items():
+            plain = _plain(value)
+            processor = self.processors.get(name)
+            params[name] = plain if processor is None else processor(plain)
+        return params
+
+
+def bound(*columns: str) -> dict[str, sa.BindParameter[Any]]:
+    """Values for insert() or update(): each column set from the parameter of its name."""
+    return {column: sa.bindparam(column) for column in columns}
+
+
+def compiled(statement: Statement, backend: Backend, schema: str | None = None) -> Compiled:
+    """The statement compiled for the backend's driver, with tables in `schema` (PostgreSQL)."""
+    key = (statement, backend, schema)
+    found = _COMPILED.get(key)
+    if found is None:
+        found = _COMPILED[key] = _compile(statement, backend, schema)
+    return found
+
+
+def _compile(statement: Statement, backend: Backend, schema: str | None) -> Compiled:
+    dialect, insert = _DIALECTS[backend]
+    stmt = statement if isinstance(statement, sa.Executable) else statement(insert)
+    translate = {None: schema} if schema else None
+    result = stmt.compile(
+        dialect=dialect, schema_translate_map=translate, render_schema_translate=bool(translate)
+    )
+    defaults: dict[str, Any] = {}
+    processors: dict[str, Processor] = {}
+    for bind, name in result.bind_names.items():
+        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors[name] = processor
+        if not bind.required:
+            value = _plain(bind.effective_value)
+            defaults[name] = value if processor is None else processor(value)
+    return Compiled(result.string, defaults, processors)
+
+
+def _plain(value: Any) -> Any:
+    """What the column types expect: UTC times, session ids as text, JSON as sorted text."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC)
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, dict | list):
+        return json.dumps(to_jsonable_python(value), sort_keys=True)
+    return value
 
 
 class Sql:
-    """A cursor inside the view's transaction, speaking the view's statement dialect."""
+    """A cursor inside the view's transaction that runs Core statements."""
 
-    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+    def __init__(self, cursor: Any, backend: Backend, schema: str | None = None) -> None:
         self._cursor = cursor
-        self._dialect = dialect
+        self._backend = backend
+        self._schema = schema
 
-    def run(self, statement: str, **params: Any) -> None:
-        values = {k: self._dialect.value(v) for k, v in params.items()}
-        self._cursor.execute(self._dialect.prepare(statement), values)
+    def run(self, statement: Statement, **values: Any) -> None:
+        sql = compiled(statement, self._backend, self._schema)
+        self._cursor.execute(sql.sql, sql.parameters(values))
 
-    def one(self, statement: str, **params: Any) -> dict[str, Any] | None:
-        self.run(statement, **params)
+    def one(self, statement: Statement, **values: Any) -> dict[str, Any] | None:
+        self.run(statement, **values)
         row = self._cursor.fetchone()
         return None if row is None else dict(row)

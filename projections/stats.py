@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from projections.schema import metadata, session_id_column, timestamp, tracking_table
-from projections.sql import Sql
+from projections.sql import Sql, bound
 from projections.view import Change, View
 
 FINAL = ("Failed", "SessionEnded")
@@ -47,27 +47,23 @@ stats_failures = sa.Table(
     timestamp("failed_at", index=True),
 )
 
-START = """
-INSERT INTO {stats_sessions} (session_id, room, state, recovered, started_at)
-VALUES (:session_id, :room, :state, :recovered, :at)
-"""
-STATE = "UPDATE {stats_sessions} SET state = :state WHERE session_id = :session_id"
-RECOVERED = "UPDATE {stats_sessions} SET recovered = :recovered WHERE session_id = :session_id"
-FINAL_AT = """
-UPDATE {stats_sessions} SET final_at = :at WHERE session_id = :session_id AND final_at IS NULL
-"""
-CLEANED_UP_AT = """
-UPDATE {stats_sessions} SET cleaned_up_at = :at
-WHERE session_id = :session_id AND cleaned_up_at IS NULL
-"""
-RECOVERY = """
-INSERT INTO {stats_recoveries} (session_id, version, room, recovered_at, outage_ms)
-VALUES (:session_id, :version, :room, :at, :outage_ms)
-"""
-FAILURE = """
-INSERT INTO {stats_failures} (session_id, version, room, failed_at)
-VALUES (:session_id, :version, :room, :at)
-"""
+
+def _set(column: str, *where: sa.ColumnElement[bool]) -> sa.Update:
+    t = stats_sessions
+    return sa.update(t).where(t.c.session_id == sa.bindparam("session_id"), *where).values(
+        bound(column)
+    )
+
+
+START = sa.insert(stats_sessions).values(
+    bound("session_id", "room", "state", "recovered", "started_at")
+)
+STATE = _set("state")
+RECOVERED = _set("recovered")
+FINAL_AT = _set("final_at", stats_sessions.c.final_at.is_(None))
+CLEANED_UP_AT = _set("cleaned_up_at", stats_sessions.c.cleaned_up_at.is_(None))
+RECOVERY = sa.insert(stats_recoveries)
+FAILURE = sa.insert(stats_failures)
 
 
 class StatsView(View):
@@ -81,17 +77,19 @@ class StatsView(View):
         session = change.session
         if session is not None:
             if change.type == "SessionStarted":
-                db.run(START, room=session.room, state=session.state, recovered=False, at=at, **key)
+                db.run(START, room=session.room, state=session.state, recovered=False,
+                       started_at=at, **key)
             else:
                 db.run(STATE, state=session.state, **key)
         if change.type in FINAL:
-            db.run(FINAL_AT, at=at, **key)
+            db.run(FINAL_AT, final_at=at, **key)
         elif change.type in CLEANED_UP:
-            db.run(CLEANED_UP_AT, at=at, **key)
+            db.run(CLEANED_UP_AT, cleaned_up_at=at, **key)
         room = session.room if session is not None else ""
         if change.type == "Reconnected":
             db.run(RECOVERED, recovered=True, **key)
             outage_ms = int(change.details.get("outage_ms", 0))
-            db.run(RECOVERY, version=change.version, room=room, at=at, outage_ms=outage_ms, **key)
+            db.run(RECOVERY, version=change.version, room=room, recovered_at=at,
+                   outage_ms=outage_ms, **key)
         elif change.type == "Failed":
-            db.run(FAILURE, version=change.version, room=room, at=at, **key)
+            db.run(FAILURE, version=change.version, room=room, failed_at=at, **key)

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from clara_es.domain import ui_state
 from projections.schema import metadata, session_id_column, timestamp, tracking_table
-from projections.sql import Sql
+from projections.sql import Insert, Sql
 from projections.view import Change, View
 
 ui_state_table = sa.Table(
@@ -25,18 +25,15 @@ ui_state_table = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
 )
 
-UPSERT = """
-INSERT INTO {ui_state} (session_id, room, participant, connection_state, status_text,
-    start_enabled, attempt, max_attempts, next_retry_at, updated_at, version)
-VALUES (:session_id, :room, :participant, :connection_state, :status_text,
-    :start_enabled, :attempt, :max_attempts, :next_retry_at, :updated_at, :version)
-ON CONFLICT (session_id) DO UPDATE SET
-    room = excluded.room, participant = excluded.participant,
-    connection_state = excluded.connection_state, status_text = excluded.status_text,
-    start_enabled = excluded.start_enabled, attempt = excluded.attempt,
-    max_attempts = excluded.max_attempts, next_retry_at = excluded.next_retry_at,
-    updated_at = excluded.updated_at, version = excluded.version
-"""
+
+def upsert(insert: Insert) -> sa.Executable:
+    """The session's row as it is now, inserted or replaced."""
+    t = ui_state_table
+    stmt = insert(t)
+    return stmt.on_conflict_do_update(
+        index_elements=[t.c.session_id],
+        set_={c.name: stmt.excluded[c.name] for c in t.c if not c.primary_key},
+    )
 
 
 class UIStateView(View):
@@ -48,4 +45,4 @@ class UIStateView(View):
         if change.session is None:
             return
         state = ui_state(change.session)
-        db.run(UPSERT, **state.model_dump())
+        db.run(upsert, **state.model_dump())

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, ClassVar
 from uuid import UUID
 
@@ -44,4 +45,9 @@ class View(ABC):
 
     def reset(self, db: Sql) -> None:
         for table in self.tables:
-            db.run(f"DELETE FROM {{{table.name}}}")
+            db.run(_delete_all(table))
+
+
+@cache
+def _delete_all(table: sa.Table) -> sa.Delete:
+    return sa.delete(table)

@@ -8,10 +8,13 @@ Helpers and fixtures shared between files live in tests/support.
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from clara_es.domain import VirtualClock
 
@@ -28,6 +31,26 @@ FOLDERS = ("unit", "integration", "e2e")
 @pytest.fixture
 def clock() -> VirtualClock:
     return VirtualClock()
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_pytest_set_it() -> Iterator[None]:
+    """Commands run in process configure the process's logging, as a real process would
+    (structlog, a stderr handler, the level); the next test gets pytest's setup back."""
+    root = logging.getLogger()
+
+    def ours(handler: logging.Handler) -> bool:
+        return not type(handler).__module__.startswith("_pytest")
+
+    handlers, level = [h for h in root.handlers if ours(h)], root.level
+    yield
+    for handler in [h for h in root.handlers if ours(h) and h not in handlers]:
+        root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
+    root.setLevel(level)
+    structlog.reset_defaults()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -2,7 +2,8 @@
 
 remove_participant, then delete_room when the room belongs to the session. "Not found" means
 there is nothing left to clean. Transient failures (5xx, unavailable, the connection dropped)
-are retried with backoff on the injected clock; anything else fails the cleanup at once.
+are retried by tenacity with exponential backoff, sleeping on the injected clock (so a virtual
+clock never really waits); anything else fails the cleanup at once.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 import aiohttp
+import tenacity
 from livekit import api
 from livekit.api.room_service import RoomService
 
@@ -32,17 +35,23 @@ class CleanupGaveUp(Exception):
     pass
 
 
+class Transient(Exception):
+    """A failure worth another try: the server was unavailable or the connection dropped."""
+
+
+def sleeper(clock: Clock) -> Callable[[float], None]:
+    """tenacity's `sleep` hook on an injected clock."""
+    return lambda seconds: clock.sleep_until(clock.now() + timedelta(seconds=seconds))
+
+
+@dataclass
 class LiveKitRoomCleaner:
-    def __init__(
-        self, url: str, api_key: str, api_secret: str, clock: Clock,
-        tries: int = 5, retry_s: float = 0.5,
-    ) -> None:
-        self.url = url
-        self.api_key = api_key
-        self.api_secret = api_secret
-        self.clock = clock
-        self.tries = tries
-        self.retry_s = retry_s
+    url: str
+    api_key: str
+    api_secret: str
+    clock: Clock
+    tries: int = 5
+    retry_s: float = 0.5
 
     def cleanup(self, session: SessionRef, delete_room: bool) -> CleanupResult:
         identity = api.RoomParticipantIdentity(room=session.room, identity=session.participant)
@@ -62,31 +71,46 @@ class LiveKitRoomCleaner:
 
     def _call(self, what: str, session: SessionRef, call: Call) -> str:
         """'removed' or 'already gone'; raises CleanupGaveUp."""
-        for attempt in range(1, self.tries + 1):
-            try:
-                asyncio.run(self._once(call))
-                return "removed"
-            except api.ServerError as exc:
-                if exc.status == 404 or exc.code == "not_found":
-                    return "already gone"
-                error = f"{exc.code} (HTTP {exc.status}) {exc.message}".strip()
-                if exc.status < 500 and exc.code not in TRANSIENT_CODES:
-                    raise CleanupGaveUp(error) from exc
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                error = f"{type(exc).__name__}: {exc}"
-            if attempt == self.tries:
-                raise CleanupGaveUp(f"{error}, after {self.tries} tries")
-            wait = timedelta(seconds=self.retry_s * 2 ** (attempt - 1))
-            log.warning("event=cleanup_retry session=%s target=%r try=%d error=%r wait_s=%.1f",
-                        session.session_id, what, attempt, error, wait.total_seconds())
-            self.clock.sleep_until(self.clock.now() + wait)
-        raise AssertionError("unreachable")
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(Transient),
+            stop=tenacity.stop_after_attempt(self.tries),
+            wait=tenacity.wait_exponential(multiplier=self.retry_s),
+            sleep=sleeper(self.clock),
+            before_sleep=lambda state: _log_retry(what, session, state),
+            reraise=True,
+        )
+        try:
+            return retrying(self._once, call)
+        except Transient as exc:
+            raise CleanupGaveUp(f"{exc}, after {self.tries} tries") from exc
 
-    async def _once(self, call: Call) -> None:
+    def _once(self, call: Call) -> str:
+        """One RoomService call: 'removed' or 'already gone'; Transient or CleanupGaveUp."""
+        try:
+            asyncio.run(self._request(call))
+        except api.ServerError as exc:
+            if exc.status == 404 or exc.code == "not_found":
+                return "already gone"
+            error = f"{exc.code} (HTTP {exc.status}) {exc.message}".strip()
+            if exc.status < 500 and exc.code not in TRANSIENT_CODES:
+                raise CleanupGaveUp(error) from exc
+            raise Transient(error) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Transient(f"{type(exc).__name__}: {exc}") from exc
+        return "removed"
+
+    async def _request(self, call: Call) -> None:
         timeout = aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)
         async with aiohttp.ClientSession(timeout=timeout) as http:
             rooms = RoomService(http, self.url, self.api_key, self.api_secret, failover=False)
             await call(rooms)
+
+
+def _log_retry(what: str, session: SessionRef, state: tenacity.RetryCallState) -> None:
+    error = state.outcome.exception() if state.outcome is not None else None
+    wait_s = state.next_action.sleep if state.next_action is not None else 0.0
+    log.warning("event=cleanup_retry session=%s target=%r try=%d error=%r wait_s=%.1f",
+                session.session_id, what, state.attempt_number, str(error), wait_s)
 
 
 def room_cleaner(settings: Settings, clock: Clock) -> RoomCleaner:

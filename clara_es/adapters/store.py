@@ -1,5 +1,8 @@
 """One setting picks the event store: `sqlite:///path` or `postgresql://user@host:port/db`.
 
+URLs are read by SQLAlchemy's `make_url`, so they mean what they mean to SQLAlchemy and
+Alembic: `sqlite:///relative.db`, `sqlite:////absolute.db`, percent-encoded user names,
+passwords and paths, and `?schema=name` for the PostgreSQL schema of the store.
 The rest of the code receives an eventsourcing environment and does not care which it is.
 """
 
@@ -7,7 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+POSTGRES_DRIVERS = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
 
 
 class StoreURLError(ValueError):
@@ -22,24 +29,23 @@ class Store:
 
     @classmethod
     def from_url(cls, url: str) -> Store:
-        parts = urlsplit(url)
-        if parts.scheme == "sqlite":
-            # sqlite:///relative.db and sqlite:////absolute.db, as SQLAlchemy spells them.
-            raw = unquote(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else ""
-            if not raw:
+        parsed = _parse(url)
+        if parsed.drivername == "sqlite":
+            if not parsed.database:
                 raise StoreURLError(f"no file in SQLite URL {url!r}: use sqlite:///path/to/file.db")
-            return cls(url=url, backend="sqlite", sqlite_path=Path(raw))
-        if parts.scheme in ("postgresql", "postgres", "postgresql+psycopg"):
-            if not parts.path.strip("/"):
-                raise StoreURLError(f"no database name in PostgreSQL URL {url!r}")
+            return cls(url=url, backend="sqlite", sqlite_path=Path(parsed.database))
+        if parsed.drivername in POSTGRES_DRIVERS:
+            if not (parsed.database or "").strip("/"):
+                raise StoreURLError(f"no database name in PostgreSQL URL {_shown(parsed)!r}")
             return cls(url=url, backend="postgres")
         raise StoreURLError(
-            f"unsupported database URL {url!r}: use sqlite:///path or postgresql://user@host/db"
+            f"unsupported database URL {_shown(parsed)!r}: "
+            "use sqlite:///path or postgresql://user@host/db"
         )
 
     @classmethod
     def sqlite(cls, path: Path | str) -> Store:
-        return cls.from_url(f"sqlite:///{path}")
+        return cls.from_url(URL.create("sqlite", database=str(path)).render_as_string())
 
     @property
     def exists(self) -> bool:
@@ -54,24 +60,39 @@ class Store:
                 "SQLITE_DBNAME": str(self.sqlite_path),
                 "SQLITE_LOCK_TIMEOUT": "10",
             }
-        parts = urlsplit(self.url)
-        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        parsed = make_url(self.url)
         env = {
             "PERSISTENCE_MODULE": "eventsourcing.postgres",
-            "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")),
-            "POSTGRES_HOST": parts.hostname or "127.0.0.1",
-            "POSTGRES_PORT": str(parts.port or 5432),
-            "POSTGRES_USER": unquote(parts.username or "postgres"),
-            "POSTGRES_PASSWORD": unquote(parts.password or ""),
+            "POSTGRES_DBNAME": parsed.database or "",
+            "POSTGRES_HOST": parsed.host or "127.0.0.1",
+            "POSTGRES_PORT": str(parsed.port or 5432),
+            "POSTGRES_USER": parsed.username or "postgres",
+            "POSTGRES_PASSWORD": parsed.password or "",
             "POSTGRES_CONNECT_TIMEOUT": "5",
         }
-        if "schema" in query:
-            env["POSTGRES_SCHEMA"] = query["schema"]
+        schema = parsed.query.get("schema")
+        if schema:
+            env["POSTGRES_SCHEMA"] = schema if isinstance(schema, str) else schema[-1]
         return env
 
     def sqlalchemy_url(self) -> str:
         """The same database as SQLAlchemy (Alembic) names it."""
         if self.sqlite_path is not None:
-            return f"sqlite:///{self.sqlite_path}"
-        parts = urlsplit(self.url)
-        return parts._replace(scheme="postgresql+psycopg", query="").geturl()
+            return URL.create("sqlite", database=str(self.sqlite_path)).render_as_string()
+        parsed = make_url(self.url).set(drivername="postgresql+psycopg", query={})
+        return parsed.render_as_string(hide_password=False)
+
+
+def _parse(url: str) -> URL:
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise StoreURLError(
+            f"cannot read database URL {url!r} ({exc}): "
+            "use sqlite:///path or postgresql://user@host/db"
+        ) from None
+
+
+def _shown(url: URL) -> str:
+    """The URL for a message: its password masked."""
+    return url.render_as_string(hide_password=True)

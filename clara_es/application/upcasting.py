@@ -11,7 +11,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import Mapper, StoredEvent
 
-from clara_es.domain import VoiceSession
+from clara_es.domain.events import SessionEvent
 
 UNKNOWN_ACTOR = "unknown"
 
@@ -23,7 +23,7 @@ def unknown_cause() -> dict[str, Any]:
 class CausalMapper(Mapper[UUID]):
     def to_domain_event(self, stored_event: StoredEvent) -> Any:
         domain_event = super().to_domain_event(stored_event)
-        if isinstance(domain_event, VoiceSession.Event):
+        if isinstance(domain_event, SessionEvent):
             state = domain_event.__dict__
             state.setdefault("actor", UNKNOWN_ACTOR)
             state.setdefault("cause", unknown_cause())

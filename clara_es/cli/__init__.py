@@ -1,49 +1,86 @@
-"""The `clara-es` command line."""
+"""The `clara-es` command line.
+
+Each command's module is imported only when that command runs or shows its own help, so
+`clara-es --help` starts without LiveKit, FastAPI, Alembic or eventsourcing; the table below
+gives the listing its one-line help (a test keeps it equal to each command's own).
+"""
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
-from clara_es.cli.agent import agent
-from clara_es.cli.db import db
-from clara_es.cli.demo import demo
-from clara_es.cli.history import history
-from clara_es.cli.projections import projections
-from clara_es.cli.queries import sessions, stats, status
-from clara_es.cli.races import races
-from clara_es.cli.replay import replay
-from clara_es.cli.run import run
-from clara_es.cli.serve import serve
-from clara_es.cli.simulate import simulate_command
-from clara_es.cli.token import token
-from clara_es.cli.transfer import export, import_
-from clara_es.domain import DomainError
+# name: (module:attribute, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "agent": ("agent:agent",
+              "Join a LiveKit room as the agent and record the user's connection on its "
+              "session."),
+    "db": ("db:db", "The database's own tables (the views), migrated by Alembic."),
+    "demo": ("demo:demo",
+             "Run the reconnection checklist: a 5 s drop that recovers, a 40 s outage that "
+             "fails and is cleaned up by the server."),
+    "export": ("transfer:export", "Write one session's stream, with its metadata, as JSON lines."),
+    "history": ("history:history", "Print stored events, oldest first."),
+    "import": ("transfer:import_",
+               "Load an exported session into the store: all of it, or nothing."),
+    "projections": ("projections:projections",
+                    "The materialised views: ui_state, attempt_counts, history, stats."),
+    "races": ("races:races", "Find races in one session's history, or in every stored session's."),
+    "replay": ("replay:replay",
+               "Replay SESSION_ID event by event: state, status text and cause after each step."),
+    "run": ("run:run",
+            "Run the process manager, its timers, the effect runner and the views until "
+            "interrupted."),
+    "serve": ("serve:serve",
+              "Serve the HTTP API, the status page (/) and the dashboard (/dashboard)."),
+    "sessions": ("queries:sessions",
+                 "List sessions with their UI state and attempt counts, most recent first."),
+    "simulate": ("simulate:simulate_command",
+                 "Simulate sessions with seeded drops, duplicates, late and reordered signals "
+                 "and crashes."),
+    "stats": ("queries:stats",
+              "Dashboard stats: states, recovery rate, time to recover, failures, orphans."),
+    "status": ("queries:status",
+               "What the status light and the Start Session button show for one session."),
+    "token": ("token:token", "Print a bearer token for the HTTP API."),
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when the command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands or cmd_name not in COMMANDS:
+            return self.commands.get(cmd_name)
+        module, attribute = COMMANDS[cmd_name][0].split(":")
+        command: click.Command = getattr(
+            importlib.import_module(f"clara_es.cli.{module}"), attribute
+        )
+        self.add_command(command, cmd_name)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The listing from the table, shortened as click shortens a command's own help."""
+        names = self.list_commands(ctx)
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            command = self.commands.get(name) or click.Command(name, help=COMMANDS[name][1])
+            if not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="clara-es")
 def cli() -> None:
     """Event-sourced LiveKit voice sessions that recover from network blinks."""
-
-
-cli.add_command(agent)
-cli.add_command(demo)
-cli.add_command(history)
-cli.add_command(db)
-cli.add_command(projections)
-cli.add_command(sessions)
-cli.add_command(status)
-cli.add_command(serve)
-cli.add_command(token)
-cli.add_command(stats)
-cli.add_command(replay)
-cli.add_command(races)
-cli.add_command(export)
-cli.add_command(import_)
-cli.add_command(simulate_command)
-cli.add_command(run)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,7 +93,11 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         click.echo(f"clara-es: error: {exc.format_message()}", err=True)
         sys.exit(2)
-    except DomainError as exc:
+    except Exception as exc:
+        # A command that raised a DomainError has imported the domain already.
+        errors = sys.modules.get("clara_es.domain.errors")
+        if errors is None or not isinstance(exc, errors.DomainError):
+            raise
         click.echo(f"clara-es: error: {exc}", err=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

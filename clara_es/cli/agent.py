@@ -20,9 +20,9 @@ from clara_es.adapters.livekit import AgentMonitor, AsyncSystemClock, RoomIndex,
 from clara_es.adapters.livekit.agent_monitor import DEFAULT_POOR_WINDOW
 from clara_es.adapters.livekit.tokens import agent_token
 from clara_es.application import VoiceSessions
-from clara_es.cli.common import CommandError, console, db_option, json_option, open_app
-from clara_es.config import Settings
+from clara_es.cli.common import CommandError, console, db_option, json_option, open_app, root_for
 from clara_es.domain import Actor, UIState
+from clara_es.domain.commands import ReportParticipantJoined
 from clara_es.domain.session import FINAL_STATES
 
 
@@ -40,7 +40,8 @@ def agent(
     db: Path | None, as_json: bool,
 ) -> None:
     """Join a LiveKit room as the agent and record the user's connection on its session."""
-    settings = Settings()
+    root = root_for(db)
+    settings = root.settings
     missing = [
         f"CLARA_ES_{name.upper()}"
         for name in ("livekit_url", "livekit_api_key", "livekit_api_secret")
@@ -56,7 +57,8 @@ def agent(
     token = agent_token(
         settings.livekit_api_key, settings.livekit_api_secret, room_name, identity
     )
-    with open_app(db, create=True) as app:
+    root.configure_logging()
+    with open_app(root, create=True) as app:
         asyncio.run(
             _run(app, settings.livekit_url, token, room_name, participant,
                  timedelta(seconds=poor_window), as_json)
@@ -98,7 +100,7 @@ async def _run(
         )
         monitor.attach(room)
         room.on("disconnected", lambda reason: done.set())
-        show(app.participant_joined(session_id))
+        show(app.handle(ReportParticipantJoined(), session_id))
         await done.wait()
         monitor.detach()
     finally:

@@ -22,6 +22,7 @@ from rich.console import Console
 
 from clara_es.adapters.store import Store, StoreURLError
 from clara_es.application import VoiceSessions
+from clara_es.bootstrap import Root, SettingsError, bootstrap, read_settings
 from clara_es.config import Settings
 from clara_es.domain import BackoffPolicy, Clock
 
@@ -102,29 +103,49 @@ def policy_options(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def resolve_store(db: Path | None) -> Store:
+def settings() -> Settings:
+    """The settings, for a command that opens no store."""
     try:
-        return Store.sqlite(db) if db is not None else Store.from_url(Settings().database_url)
-    except StoreURLError as exc:
+        return read_settings()
+    except SettingsError as exc:
         raise CommandError(str(exc)) from None
+
+
+def root_for(db: Path | None) -> Root:
+    """The process's parts on the chosen store: --db wins over CLARA_ES_DATABASE_URL."""
+    try:
+        return bootstrap(db)
+    except (SettingsError, StoreURLError) as exc:
+        raise CommandError(str(exc)) from None
+
+
+def resolve_store(db: Path | None) -> Store:
+    return root_for(db).store
+
+
+def api_credentials(settings: Settings) -> tuple[str, str]:
+    if not settings.livekit_api_key or not settings.livekit_api_secret:
+        raise CommandError(
+            "set CLARA_ES_LIVEKIT_API_KEY and CLARA_ES_LIVEKIT_API_SECRET: the API's tokens "
+            "are signed with them"
+        )
+    return settings.livekit_api_key, settings.livekit_api_secret
 
 
 @contextmanager
 def open_app(
-    db: Path | None,
+    root: Root,
     *,
     create: bool = False,
     clock: Clock | None = None,
     policy: BackoffPolicy | None = None,
 ) -> Iterator[VoiceSessions]:
-    """The application on the chosen store. Reading commands never create a database."""
-    store = resolve_store(db)
+    """The application on the root's store. Reading commands never create a database."""
+    store = root.store
     if not create and not store.exists:
         raise CommandError(f"no database at {store.sqlite_path} (run `clara-es demo --db` first)")
-    if create and store.sqlite_path is not None:
-        store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        app = VoiceSessions(store.eventsourcing_env(), clock=clock, policy=policy)
+        app = root.open_sessions(clock=clock, policy=policy)
     except PersistenceError as exc:
         raise CommandError(f"cannot open the store {store.url}: {exc}") from None
     try:

@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 from rich.table import Table
 
-from clara_es.adapters.rooms import room_cleaner
 from clara_es.adapters.store import Store
 from clara_es.cli.common import (
     console,
@@ -17,13 +16,12 @@ from clara_es.cli.common import (
     open_app,
     policy_options,
     print_json,
-    resolve_store,
+    root_for,
     short,
 )
-from clara_es.config import Settings
 from clara_es.demo import DemoRun, run_demo
 from clara_es.domain import BackoffPolicy, SystemClock, VirtualClock
-from clara_es.process import InMemoryAudioPipeline, start_worker
+from clara_es.process import InMemoryAudioPipeline
 from projections.catch_up import catch_up
 from projections.db import upgrade
 
@@ -38,19 +36,17 @@ def demo(db: Path | None, as_json: bool, realtime: bool, policy: BackoffPolicy) 
     and is cleaned up by the server."""
     clock = SystemClock() if realtime else VirtualClock()
     with tempfile.TemporaryDirectory(prefix="clara-es-demo-") as scratch:
-        path = db if db is not None else Path(scratch) / "demo.db"
-        with open_app(path, create=True, clock=clock, policy=policy) as app:
-            settings = Settings()
+        root = root_for(db if db is not None else Path(scratch) / "demo.db")
+        root.configure_logging(quiet=True)
+        with open_app(root, create=True, clock=clock, policy=policy) as app:
             # The agent's first pipeline restart fails, to show the backoff and the retry.
-            server = start_worker(
-                app, InMemoryAudioPipeline(failures=1), room_cleaner(settings, clock), settings
-            )
+            server = root.worker(app, InMemoryAudioPipeline(failures=1))
             try:
                 run = run_demo(app, server)
             finally:
                 server.close()
         if db is not None:
-            _update_views(resolve_store(db))
+            _update_views(root.store)
     if as_json:
         print_json(_as_document(run, db))
     else:

@@ -10,7 +10,15 @@ import click
 from rich.table import Table
 
 from clara_es.application import session_history
-from clara_es.cli.common import console, db_option, json_option, open_app, print_json, short
+from clara_es.cli.common import (
+    console,
+    db_option,
+    json_option,
+    open_app,
+    print_json,
+    root_for,
+    short,
+)
 from clara_es.cli.queries import views_engine
 from projections import queries
 
@@ -78,7 +86,7 @@ def history(
 
 
 def _print_stream(session_id: UUID, db: Path | None, as_json: bool) -> None:
-    with open_app(db) as app:
+    with open_app(root_for(db)) as app:
         entries = session_history(app, session_id)
     if as_json:
         print_json([e.model_dump(mode="json") for e in entries])

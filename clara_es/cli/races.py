@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from clara_es.cli.common import console, db_option, json_option, open_app, print_json
+from clara_es.cli.common import console, db_option, json_option, open_app, print_json, root_for
 from clara_es.cli.replay import parse_point
 from clara_es.replay.races import find_races, session_ids
 
@@ -28,7 +28,7 @@ def races(session_id: UUID | None, since: str | None, db: Path | None, as_json: 
         if isinstance(point, int):
             raise click.BadParameter(f"{since!r} is not an ISO 8601 time", param_hint="--since")
         start = point
-    with open_app(db) as app:
+    with open_app(root_for(db)) as app:
         ids = [session_id] if session_id is not None else list(session_ids(app))
         with Progress(console=Console(stderr=True), transient=True, disable=as_json) as bar:
             task = bar.add_task("reading histories", total=len(ids))

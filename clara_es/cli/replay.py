@@ -13,7 +13,15 @@ from rich.progress import Progress
 from rich.table import Table
 
 from clara_es.application import HistoryEntry, VoiceSessions
-from clara_es.cli.common import CommandError, console, db_option, json_option, open_app, print_json
+from clara_es.cli.common import (
+    CommandError,
+    console,
+    db_option,
+    json_option,
+    open_app,
+    print_json,
+    root_for,
+)
 from clara_es.domain import UIState
 from clara_es.replay.races import session_ids
 from clara_es.replay.timeline import ReplayStep, replay_steps, state_at
@@ -56,7 +64,7 @@ def replay(
         raise CommandError("--all only goes with --verify")
     if session_id is None:
         raise CommandError("replay needs a SESSION_ID (or --verify --all)")
-    with open_app(db) as app:
+    with open_app(root_for(db)) as app:
         if at is not None:
             _print_state_at(app, session_id, parse_point(at), as_json)
             return
@@ -148,7 +156,7 @@ def _print_steps(session_id: UUID, steps: list[ReplayStep]) -> None:
 
 
 def _verify(session_id: UUID | None, db: Path | None, as_json: bool) -> None:
-    with open_app(db) as app:
+    with open_app(root_for(db)) as app:
         ids = [session_id] if session_id is not None else list(session_ids(app))
         with Progress(console=Console(stderr=True), transient=True, disable=as_json) as bar:
             task = bar.add_task("verifying sessions", total=len(ids))

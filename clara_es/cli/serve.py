@@ -10,23 +10,12 @@ from types import FrameType
 import click
 import uvicorn
 
-from clara_es.cli.common import CommandError, console, db_option, resolve_store
-from clara_es.cli.run import reactions
-from clara_es.config import Settings
+from clara_es.cli.common import CommandError, api_credentials, console, db_option, root_for
 from clara_es.http import Options, Service, create_app
 
 # On SIGTERM the live feeds end at once; commands in flight get this long to finish (each
 # append is one transaction, so a cut-off command appended all of its events or none).
 GRACE_SECONDS = 5
-
-
-def api_credentials(settings: Settings) -> tuple[str, str]:
-    if not settings.livekit_api_key or not settings.livekit_api_secret:
-        raise CommandError(
-            "set CLARA_ES_LIVEKIT_API_KEY and CLARA_ES_LIVEKIT_API_SECRET: the API's tokens "
-            "are signed with them"
-        )
-    return settings.livekit_api_key, settings.livekit_api_secret
 
 
 @click.command()
@@ -37,20 +26,20 @@ def api_credentials(settings: Settings) -> tuple[str, str]:
 @db_option
 def serve(host: str, port: int, max_lag: int, db: Path | None) -> None:
     """Serve the HTTP API, the status page (/) and the dashboard (/dashboard)."""
-    api_key, api_secret = api_credentials(Settings())
-    store = resolve_store(db)
+    root = root_for(db)
+    api_key, api_secret = api_credentials(root.settings)
+    store = root.store
+    root.configure_logging()
     try:
-        service = Service(
-            store, api_key=api_key, api_secret=api_secret, options=Options(max_lag=max_lag),
-            background={"reactions": reactions},
-        )
+        service = root.service(api_key, api_secret, Options(max_lag=max_lag))
     except Exception as exc:
         raise CommandError(f"cannot open the store {store.url}: {exc}") from None
     console.print(f"clara-es on http://{host}:{port}/ (dashboard: /dashboard, API: /docs), "
                   f"store {store.url}")
+    # log_config=None: uvicorn's loggers go through the process's log lines, not their own.
     config = uvicorn.Config(
-        create_app(service), host=host, port=port, log_level="info",
-        timeout_graceful_shutdown=GRACE_SECONDS,
+        create_app(service), host=host, port=port, log_config=None,
+        log_level=root.settings.log_level, timeout_graceful_shutdown=GRACE_SECONDS,
     )
     ClosingServer(config, service).run()
 

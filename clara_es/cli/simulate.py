@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.table import Table
 
 from clara_es.adapters.store import Store
-from clara_es.cli.common import CommandError, console, json_option, print_json
+from clara_es.bootstrap import setup_logging
+from clara_es.cli.common import CommandError, console, json_option, print_json, settings
 from clara_es.replay.simulate import Outcome, simulate
 
 
@@ -28,11 +29,14 @@ def simulate_command(
     """Simulate sessions with seeded drops, duplicates, late and reordered signals and crashes."""
     if db is not None and db.exists():
         raise CommandError(f"{db} exists: the simulation writes a fresh store")
+    config = settings()
+    setup_logging(config, quiet=True)
     status = Console(stderr=True)
     with status.status(f"simulating {sessions if only is None else 1} sessions") as spinner:
         try:
             outcome = simulate(sessions, seed, steps, only=only,
                                store=Store.sqlite(db) if db is not None else None,
+                               settings=config,
                                progress=lambda text: spinner.update(text))
         except ValueError as exc:
             raise CommandError(str(exc)) from None

@@ -6,9 +6,7 @@ from datetime import timedelta
 
 import click
 
-from clara_es.cli.common import CommandError, print_json
-from clara_es.cli.serve import api_credentials
-from clara_es.config import Settings
+from clara_es.cli.common import CommandError, api_credentials, print_json, settings
 from clara_es.http.auth import DEFAULT_TTL, Role, mint
 
 
@@ -22,7 +20,7 @@ from clara_es.http.auth import DEFAULT_TTL, Role, mint
 @click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
 def token(role: str, identity: str, room: str | None, ttl: float, as_json: bool) -> None:
     """Print a bearer token for the HTTP API."""
-    api_key, api_secret = api_credentials(Settings())
+    api_key, api_secret = api_credentials(settings())
     if not identity.strip():
         raise CommandError("--identity must not be empty")
     try:

@@ -7,7 +7,7 @@ from uuid import UUID
 
 import click
 
-from clara_es.cli.common import db_option, json_option, open_app, print_json
+from clara_es.cli.common import db_option, json_option, open_app, print_json, root_for
 from clara_es.domain import SystemClock
 from clara_es.replay.transfer import export_lines, import_export, read_export
 
@@ -18,7 +18,7 @@ from clara_es.replay.transfer import export_lines, import_export, read_export
 @db_option
 def export(session_id: UUID, output: click.utils.LazyFile, db: Path | None) -> None:
     """Write one session's stream, with its metadata, as JSON lines."""
-    with open_app(db) as app:
+    with open_app(root_for(db)) as app:
         lines = list(export_lines(app, session_id, SystemClock().now()))
     output.write("".join(f"{line}\n" for line in lines))
 
@@ -31,7 +31,7 @@ def export(session_id: UUID, output: click.utils.LazyFile, db: Path | None) -> N
 def import_(file: click.utils.LazyFile, new_id: bool, db: Path | None, as_json: bool) -> None:
     """Load an exported session into the store: all of it, or nothing."""
     checked = read_export(file)
-    with open_app(db, create=True) as app:
+    with open_app(root_for(db), create=True) as app:
         imported = import_export(app, checked, new_id=new_id)
     if as_json:
         print_json(imported.__dict__)

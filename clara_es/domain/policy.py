@@ -7,6 +7,8 @@ import random
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+LONGEST_DELAY_MS = 24 * 3600 * 1000
+
 
 class BackoffPolicy(BaseModel):
     """Defaults follow the spec: 1 s, 2 s, 4 s, 8 s, 16 s, then the session fails."""
@@ -14,7 +16,9 @@ class BackoffPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     base_delay_ms: int = Field(1000, ge=0, description="delay before the first attempt")
-    factor: float = Field(2.0, ge=1.0, description="growth of the delay per attempt")
+    factor: float = Field(
+        2.0, ge=1.0, allow_inf_nan=False, description="growth of the delay per attempt"
+    )
     max_attempts: int = Field(5, ge=1, le=100, description="attempts before the session fails")
     cap_ms: int | None = Field(None, ge=0, description="no delay is longer than this")
     jitter: float = Field(0.0, ge=0.0, le=1.0, description="fraction of the delay randomised")
@@ -26,6 +30,8 @@ class BackoffPolicy(BaseModel):
             raise ValueError(
                 f"cap_ms ({self.cap_ms}) must not be below base_delay_ms ({self.base_delay_ms})"
             )
+        if self._capped(self.max_attempts) * (1 + self.jitter) > LONGEST_DELAY_MS:
+            raise ValueError("every delay must be at most 24 hours")
         return self
 
     def delay_ms(self, attempt: int, key: str = "") -> int:
@@ -36,14 +42,19 @@ class BackoffPolicy(BaseModel):
         """
         if not 1 <= attempt <= self.max_attempts:
             raise ValueError(f"attempt must be between 1 and {self.max_attempts}, got {attempt}")
-        delay = self.base_delay_ms * self.factor ** (attempt - 1)
-        if self.cap_ms is not None:
-            delay = min(delay, self.cap_ms)
+        delay = self._capped(attempt)
         if self.jitter:
             digest = hashlib.sha256(f"{self.seed}/{key}/{attempt}".encode()).digest()
             rng = random.Random(int.from_bytes(digest[:8], "big"))
             delay *= 1 - self.jitter + 2 * self.jitter * rng.random()
         return round(delay)
+
+    def _capped(self, attempt: int) -> float:
+        try:
+            delay = self.base_delay_ms * self.factor ** (attempt - 1)
+        except OverflowError:
+            delay = float("inf")
+        return delay if self.cap_ms is None else min(delay, self.cap_ms)
 
     def schedule_ms(self, key: str = "") -> list[int]:
         """Every delay of one outage, first attempt to last."""

@@ -12,7 +12,7 @@ import logging.config
 from alembic import context
 
 from clara_es.adapters.store import Store
-from clara_es.config import Settings
+from clara_es.bootstrap import bootstrap
 from projections.db import engine, schema_of
 from projections.schema import metadata
 from projections.views import VIEWS  # noqa: F401  (declares every view table on metadata)
@@ -21,7 +21,7 @@ config = context.config
 if config.config_file_name is not None:
     logging.config.fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-store: Store = config.attributes.get("store") or Store.from_url(Settings().database_url)
+store: Store = config.attributes.get("store") or bootstrap().store
 
 
 def include_name(name: str | None, type_: str, parent_names: object) -> bool:

@@ -21,6 +21,13 @@ from eventsourcing.application import LocalNotificationLog
 from clara_es.application import VoiceSessions
 from clara_es.config import Settings
 from clara_es.domain import Clock
+from clara_es.domain.commands import (
+    FinishCleanup,
+    FinishPipelineRestart,
+    RequestCleanup,
+    RequestPipelineRestart,
+    TimeOutAttempt,
+)
 from clara_es.process.ports import AudioPipeline, RoomCleaner, SessionRef
 from clara_es.process.reactions import LEADER, ProcessManager, Reaction, reactions_env
 
@@ -145,14 +152,20 @@ class Worker:
             case ("attempt", False):
                 log.info("event=attempt_deadline session=%s attempt=%s",
                          job.session_id, job.args["attempt"])
-                self.sessions.timed_out(job.session_id, job.args["attempt"], command_id=job.id)
+                self.sessions.handle(
+                    TimeOutAttempt(attempt=job.args["attempt"], command_id=job.id), job.session_id
+                )
             case ("restart", False):
-                self.sessions.request_pipeline_restart(
-                    job.session_id, self.settings.pipeline_restart_cap, command_id=job.id
+                self.sessions.handle(
+                    RequestPipelineRestart(
+                        cap=self.settings.pipeline_restart_cap, command_id=job.id
+                    ),
+                    job.session_id,
                 )
             case ("cleanup", False):
-                self.sessions.request_cleanup(job.session_id, job.args["reason"],
-                                              command_id=job.id)
+                self.sessions.handle(
+                    RequestCleanup(reason=job.args["reason"], command_id=job.id), job.session_id
+                )
             case ("restart", True):
                 self._restart(ref, job)
             case ("cleanup", True):
@@ -167,11 +180,16 @@ class Worker:
         log.info("event=pipeline_restart session=%s participant=%s restart=%s outcome=%s%s",
                  ref.session_id, ref.participant, job.args.get("restart"),
                  "failed" if error else "restarted", f" error={error!r}" if error else "")
-        self.sessions.pipeline_restart_finished(ref.session_id, job.id, error)
+        self.sessions.handle(
+            FinishPipelineRestart(request_id=job.id, error=error), ref.session_id
+        )
 
     def _cleanup(self, ref: SessionRef, job: Job) -> None:
         self.pipeline.stop(ref)
         result = self.cleaner.cleanup(ref, delete_room=bool(job.args.get("delete_room")))
         log.info("event=cleanup session=%s room=%s participant=%s outcome=%s detail=%r",
                  ref.session_id, ref.room, ref.participant, result.outcome, result.detail)
-        self.sessions.cleanup_finished(ref.session_id, job.id, result.outcome, result.detail)
+        self.sessions.handle(
+            FinishCleanup(request_id=job.id, outcome=result.outcome, detail=result.detail),
+            ref.session_id,
+        )

@@ -15,7 +15,8 @@ from eventsourcing.utils import get_topic
 from pydantic import BaseModel
 
 from clara_es.application import HistoryEntry, VoiceSessions, session_history
-from clara_es.domain import ConnectionState, VoiceSession
+from clara_es.domain import ConnectionState
+from clara_es.domain.events import SessionStarted
 
 OUTAGE_SIGNALS = frozenset({"disconnected", "participant_left", "webhook participant_left"})
 # attempt_timed_out: the process manager's watchdog timer (issue 5)
@@ -110,7 +111,7 @@ def _first_of_decision(previous: HistoryEntry | None, entry: HistoryEntry) -> bo
     return previous is None or previous.cause.get("id") != entry.cause.get("id")
 
 
-SESSION_STARTED = get_topic(VoiceSession.SessionStarted)  # type: ignore[attr-defined]
+SESSION_STARTED = get_topic(SessionStarted)
 PAGE = 1000
 
 

@@ -21,11 +21,10 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from clara_es.adapters.store import Store
-from clara_es.application import VoiceSessions
+from clara_es.bootstrap import Root, read_settings
 from clara_es.config import Settings
 from clara_es.domain import VirtualClock
-from clara_es.process import InMemoryAudioPipeline, SkippedRoomCleaner
-from clara_es.process.worker import start_worker
+from clara_es.process import SkippedRoomCleaner
 from clara_es.replay.faults import Plan, plan_for
 from clara_es.replay.invariants import Violation
 from clara_es.replay.world import TimerWorker, TraceStep, World
@@ -68,16 +67,15 @@ def _store(store: Store | None) -> Iterator[Store]:
 STAGGER = 0.01  # seconds between two sessions' starts
 
 
-def _run(plans: dict[int, Plan], store: Store, worker: type[TimerWorker]) -> World:
+def _run(plans: dict[int, Plan], root: Root, worker: type[TimerWorker]) -> World:
     clock = VirtualClock()
-    app = VoiceSessions(store.eventsourcing_env(), clock=clock)
+    app = root.open_sessions(clock=clock)
     try:
         world = World(app, clock, plans, worker)
         for index in plans:
             world.at(clock.now() + timedelta(seconds=index * STAGGER), index, "start",
                      _starter(world, index))
-        process_manager = start_worker(app, InMemoryAudioPipeline(), SkippedRoomCleaner(),
-                                       Settings())
+        process_manager = root.worker(app, cleaner=SkippedRoomCleaner())
         try:
             world.run(process_manager)
         finally:
@@ -98,9 +96,9 @@ def _starter(world: World, index: int) -> Callable[[], None]:
     return lambda: world.start_session(index)
 
 
-def _alone(plan: Plan, worker: type[TimerWorker]) -> World:
+def _alone(plan: Plan, settings: Settings, worker: type[TimerWorker]) -> World:
     with _store(None) as store:
-        return _run({plan.index: plan}, store, worker)
+        return _run({plan.index: plan}, Root(settings, store), worker)
 
 
 def _smaller(plan: Plan) -> Iterator[Plan]:
@@ -122,16 +120,18 @@ def _smaller(plan: Plan) -> Iterator[Plan]:
                 yield replace(plan, outages=outages)
 
 
-def shortest(plan: Plan, invariant: str, worker: type[TimerWorker]) -> tuple[Plan, World] | None:
+def shortest(
+    plan: Plan, invariant: str, settings: Settings, worker: type[TimerWorker]
+) -> tuple[Plan, World] | None:
     """The session alone, its faults removed one by one while the same invariant still breaks."""
-    world = _alone(plan, worker)
+    world = _alone(plan, settings, worker)
     if not _breaks(world, plan.index, invariant):
         return None
     improved = True
     while improved:
         improved = False
         for candidate in _smaller(plan):
-            attempt = _alone(candidate, worker)
+            attempt = _alone(candidate, settings, worker)
             if _breaks(attempt, plan.index, invariant):
                 plan, world, improved = candidate, attempt, True
                 break
@@ -181,18 +181,23 @@ def simulate(
     *,
     only: int | None = None,
     store: Store | None = None,
+    settings: Settings | None = None,
     worker: type[TimerWorker] = TimerWorker,
     check_projections: bool = True,
     shrink_at_most: int = 5,
     progress: Callable[[str], None] | None = None,
 ) -> Outcome:
-    """Run the simulation; `only` runs one session of it, with the timing it has in the whole."""
+    """Run the simulation; `only` runs one session of it, with the timing it has in the whole.
+
+    The process manager's timing comes from `settings` (read from the environment if none).
+    """
+    settings = settings if settings is not None else read_settings()
     if only is not None and not 0 <= only < sessions:
         raise ValueError(f"--only {only}: sessions are numbered 0 to {sessions - 1}")
     indices = [only] if only is not None else list(range(sessions))
     plans = {i: plan_for(seed, i, steps) for i in indices}
     with _store(store) as chosen:
-        world = _run(plans, chosen, worker)
+        world = _run(plans, Root(settings, chosen), worker)
         if progress:
             progress(f"{world.commands} commands; checking the projections")
         views_ok = projections_match_rebuild(chosen) if check_projections else None
@@ -202,7 +207,7 @@ def simulate(
         if len(found) < shrink_at_most:
             if progress:
                 progress(f"shrinking the violation of session {index}")
-            smallest = shortest(plans[index], violation.invariant, worker)
+            smallest = shortest(plans[index], violation.invariant, settings, worker)
             if smallest is not None:
                 _, alone = smallest
                 violation = alone.violations[index]

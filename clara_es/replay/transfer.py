@@ -26,7 +26,8 @@ from eventsourcing.utils import resolve_topic
 
 from clara_es import __version__
 from clara_es.application import VoiceSessions
-from clara_es.domain import DomainError, SessionNotFound, VoiceSession
+from clara_es.domain import DomainError, SessionNotFound
+from clara_es.domain.events import SessionEvent
 
 FORMAT = "clara-es/session-export"
 FORMAT_VERSION = 1
@@ -147,7 +148,7 @@ def _check_topic(number: int, topic: Any) -> None:
         cls = resolve_topic(str(topic))
     except Exception:
         raise ImportRefused(f"line {number}: unknown event type {topic!r}") from None
-    if not (isinstance(cls, type) and issubclass(cls, VoiceSession.Event)):
+    if not (isinstance(cls, type) and issubclass(cls, SessionEvent)):
         raise ImportRefused(f"line {number}: {topic!r} is not a voice session event")
 
 

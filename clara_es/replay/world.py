@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from clara_es.application import VoiceSessions
 from clara_es.domain import Actor, DomainError, VirtualClock, VoiceSession
+from clara_es.domain.commands import ChangeQuality
 from clara_es.process.worker import Worker as ProcessWorker
 from clara_es.replay.faults import Fault, Plan
 from clara_es.replay.invariants import Invariants, Violation
@@ -210,11 +211,11 @@ class World:
                 index, "client reports the drop again", report(Actor.CLIENT)))
         if plan.quality_spell:
             self.faults[Fault.QUALITY] += 1
-            self.command(index, "agent: quality poor", lambda: self.app.quality_changed(
-                session_id, f"sim-user-{index}", "poor"))
+            self.command(index, "agent: quality poor", lambda: self.app.handle(
+                ChangeQuality(participant=f"sim-user-{index}", quality="poor"), session_id))
             self.after(outage.seconds, index, "quality good", lambda: self.command(
-                index, "agent: quality good", lambda: self.app.quality_changed(
-                    session_id, f"sim-user-{index}", "good")))
+                index, "agent: quality good", lambda: self.app.handle(
+                    ChangeQuality(participant=f"sim-user-{index}", quality="good"), session_id)))
         if outage.end_during:
             self.faults[Fault.CLEANUP_RACE] += 1
             self.after(outage.seconds / 2, index, "user ends", lambda: self.command(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from clara_es.domain.commands import Webhook, WebhookParticipantJoined, WebhookParticipantLeft
 from tests.support.apps import AppFactory
 from tests.support.scenarios import connected
 
@@ -10,24 +11,20 @@ def test_webhook_ids_survive_snapshots_and_a_new_process(make_app: AppFactory) -
     writer = make_app()
     session_id = connected(writer)
 
-    def joined_or_left(index: int) -> None:
-        def decide(session, signal):  # type: ignore[no-untyped-def]
-            if index % 2:
-                session.report_participant_joined(signal)
-            else:
-                session.report_participant_left("SIGNAL_CLOSE", False, signal)
-
-        return decide  # type: ignore[return-value]
+    def joined_or_left(index: int) -> Webhook:
+        if index % 2:
+            return WebhookParticipantJoined(webhook_id=f"WH_{index}")
+        return WebhookParticipantLeft(
+            webhook_id=f"WH_{index}", reason="SIGNAL_CLOSE", user_initiated=False
+        )
 
     for i in range(60):  # 60 webhooks, about 200 events: past the snapshot interval
-        writer.deliver_webhook(session_id, f"WH_{i}", "participant_left", {}, joined_or_left(i))
+        writer.handle(joined_or_left(i), session_id)
     reader = make_app()
     version = reader.status(session_id).version
     assert reader.snapshots is not None
     assert list(reader.snapshots.get(session_id)), "the stream should have a snapshot by now"
     for i in (0, 1, 30, 59):
-        again = reader.deliver_webhook(
-            session_id, f"WH_{i}", "participant_left", {}, joined_or_left(i)
-        )
-        assert again is None
+        _, again = reader.handle_with_events(joined_or_left(i), session_id)
+        assert again == []
     assert reader.status(session_id).version == version

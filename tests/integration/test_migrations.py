@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import alembic.config
 import pytest
@@ -48,22 +47,14 @@ def test_check_reports_drift_when_the_tables_differ(store: Store) -> None:
 
 
 @pytest.fixture
-def alembic_cli(
-    store: Store, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., None]]:
+def alembic_cli(store: Store, monkeypatch: pytest.MonkeyPatch) -> Callable[..., None]:
     """`alembic ARGS...` in the repository, with CLARA_ES_DATABASE_URL naming the store.
 
-    Alembic's env.py configures logging from alembic.ini; the test process gets its own back.
+    (Alembic's env.py configures logging from alembic.ini; tests/conftest.py undoes it.)
     """
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("CLARA_ES_DATABASE_URL", store.url)
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        yield lambda *args: alembic.config.main(argv=list(args))
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
+    return lambda *args: alembic.config.main(argv=list(args))
 
 
 def test_alembic_upgrade_head_uses_the_database_url_setting(

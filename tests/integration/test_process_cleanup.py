@@ -90,6 +90,21 @@ def test_no_livekit_settings_means_skipped_cleaner(clock: VirtualClock) -> None:
     assert isinstance(room_cleaner(configured, clock), LiveKitRoomCleaner)
 
 
+def test_unreachable_server_is_retried_on_the_settings_schedule(
+    clock: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    configured = settings(livekit_url="http://127.0.0.1:1", livekit_api_key=API_KEY,
+                          livekit_api_secret=API_SECRET, cleanup_tries=3, cleanup_retry_s=0.25)
+    before = clock.now()
+    with caplog.at_level("WARNING", logger="clara_es.adapters.rooms"):
+        result = room_cleaner(configured, clock).cleanup(ref(), delete_room=True)
+    assert result.outcome == "failed"
+    assert result.detail.startswith("participant alice: ClientConnectorError")
+    assert result.detail.endswith("after 3 tries")
+    assert clock.now() - before == timedelta(seconds=0.25 + 0.5)  # on the virtual clock
+    retries = [r.getMessage() for r in caplog.records if "event=cleanup_retry" in r.getMessage()]
+    assert [m.split(" try=")[1].split(" ")[0] for m in retries] == ["1", "2"]
+
 
 def types(app: VoiceSessions, session_id: UUID) -> list[str]:
     return [e.type for e in session_history(app, session_id)]

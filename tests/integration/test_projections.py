@@ -11,6 +11,8 @@ from eventsourcing.persistence import StoredEvent, Tracking
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import FAILURE_TEXT, ConnectionState, VirtualClock
+from clara_es.domain.commands import ChangeQuality
+from clara_es.domain.events import SessionCleanedUp
 from projections import queries
 from projections.catch_up import catch_up, rebuild
 from projections.db import ViewsMissing, engine, upgrade
@@ -19,7 +21,7 @@ from projections.runner import ViewRunner
 from projections.supervisor import Supervisor
 from projections.views import VIEWS
 from tests.support.apps import AppFactory
-from tests.support.view_streams import SessionCleanedUp, build_streams, positions, snapshot
+from tests.support.view_streams import build_streams, positions, snapshot
 
 
 @pytest.fixture
@@ -53,7 +55,7 @@ def test_views_follow_the_stream_live_and_match_a_rebuild(
         supervisor.wait_for(app.recorder.max_notification_id())
         recovered = drop_and_recover(app, clock, 2)
         failed = drop_and_recover(app, clock, 5)
-        app.quality_changed(recovered, "user-2", "poor")
+        app.handle(ChangeQuality.build(participant="user-2", quality="poor"), recovered)
         app.end(recovered)
         supervisor.wait_for(app.recorder.max_notification_id())
         live = snapshot(views)
@@ -160,7 +162,8 @@ def test_stats_recovery_rate_time_to_recover_failures_and_orphans(
     cleaned = drop_and_recover(app, clock, 5)
     session = app.session(cleaned)
     session.trigger_event(
-        SessionCleanedUp, removed="room", actor="system", cause={}, timestamp=clock.now()
+        SessionCleanedUp, request_id="cleanup-1", removed="room", actor="system", cause={},
+        timestamp=clock.now(),
     )
     app.save(session)
     catch_up(views)

@@ -14,6 +14,16 @@ from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.cli import cli
 from clara_es.domain import Actor, Signal, VirtualClock, VoiceSession
+from clara_es.domain.commands import (
+    ChangeAgentConnection,
+    ChangeQuality,
+    ConfirmPoorQuality,
+    FinishRoom,
+    ReportParticipantJoined,
+    ReportParticipantLeft,
+    StartResume,
+    WebhookParticipantJoined,
+)
 from clara_es.replay.verify import verify_session, verify_sessions
 from tests.support.cli_runner import clara_es
 from tests.support.regressions import one_attempt_too_many
@@ -66,19 +76,18 @@ def test_every_race_and_every_kind_of_signal_re_runs_the_same(
     app = make_app()
     racy_sessions(app, make_app(), clock)
     edges = connected(app, "room-edges", "carol")
-    app.quality_changed(edges, "carol", "poor")
-    app.quality_poor_confirmed(edges, "carol")
-    app.resume_started(edges)
-    app.agent_connection_changed(edges, "reconnecting", "agent blink")
-    app.participant_left(edges, "network", actor=Actor.AGENT)
-    app.agent_connection_changed(edges, "connected")
-    app.participant_left(edges, "network", actor=Actor.CLIENT)
-    app.participant_joined(edges)
-    app.deliver_webhook(edges, "WH_1", "participant_joined", {"room": "room-edges"},
-                        lambda s, sig: s.report_participant_joined(sig))
-    app.deliver_webhook(edges, "WH_1", "participant_joined", {"room": "room-edges"},
-                        lambda s, sig: s.report_participant_joined(sig))
-    app.room_finished(edges)
+    app.handle(ChangeQuality.build(participant="carol", quality="poor"), edges)
+    app.handle(ConfirmPoorQuality.build(participant="carol"), edges)
+    app.handle(StartResume.build(), edges)
+    app.handle(ChangeAgentConnection.build(connection="reconnecting", reason="agent blink"), edges)
+    app.handle(ReportParticipantLeft.build(reason="network", actor=Actor.AGENT), edges)
+    app.handle(ChangeAgentConnection.build(connection="connected"), edges)
+    app.handle(ReportParticipantLeft.build(reason="network", actor=Actor.CLIENT), edges)
+    app.handle(ReportParticipantJoined.build(), edges)
+    joined = WebhookParticipantJoined(webhook_id="WH_1", room="room-edges")
+    app.handle(joined, edges)
+    app.handle(joined, edges)
+    app.handle(FinishRoom.build(), edges)
     checked, differences = verify_sessions(app)
     assert checked == 7
     assert differences == []

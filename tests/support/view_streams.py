@@ -17,14 +17,6 @@ from projections.db import engine
 from projections.views import VIEWS
 
 
-class SessionCleanedUp(VoiceSession.Event):
-    """Stands in for the process manager's event (issue 5): the views know it by name."""
-
-    removed: str
-    actor: str
-    cause: dict[str, Any]
-
-
 def _signal(clock: VirtualClock, name: str) -> Signal:
     return Signal(name=name, actor=Actor.CLIENT, at=clock.now())
 

@@ -10,6 +10,11 @@ import pytest
 from clara_es.application import VoiceSessions, session_history
 from clara_es.cli.agent import session_for
 from clara_es.domain import ConnectionState, InvalidTransition, VirtualClock
+from clara_es.domain.commands import (
+    ChangeAgentConnection,
+    StartResume,
+    WebhookRoomFinished,
+)
 from tests.support.livekit_sdk import recorded
 
 
@@ -23,7 +28,8 @@ def connected(app: VoiceSessions, room: str = "room-1", participant: str = "alic
 def test_the_room_resuming_is_only_recorded_from_connected(app: VoiceSessions) -> None:
     session_id = connected(app)
     app.disconnected(session_id, "network")
-    state = app.resume_started(session_id)  # our schedule runs: the room is not resuming
+    # our schedule runs: the room is not resuming
+    state = app.handle(StartResume(), session_id)
     assert state.status_text == "Reconnecting... (attempt 1 of 5)"
     assert recorded(app, session_id)[-1] == (
         "SignalIgnored", "the room started resuming while reconnecting"
@@ -34,7 +40,7 @@ def test_a_resume_that_gives_up_counts_the_outage_from_its_start(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id = connected(app)
-    app.resume_started(session_id)
+    app.handle(StartResume.build(), session_id)
     clock.advance(4)
     state = app.disconnected(session_id, "SIGNAL_CLOSE")
     assert state.status_text == "Reconnecting... (attempt 1 of 5)"
@@ -49,7 +55,9 @@ def test_a_resume_that_gives_up_counts_the_outage_from_its_start(
 def test_the_agents_connection_records_changes_only(app: VoiceSessions) -> None:
     session_id = connected(app)
     for connection in ("connected", "reconnecting", "reconnecting", "connected", "connected"):
-        app.agent_connection_changed(session_id, connection, "room event")
+        app.handle(
+            ChangeAgentConnection.build(connection=connection, reason="room event"), session_id
+        )
     assert recorded(app, session_id, since=3) == [
         ("AgentConnectionChanged", "reconnecting"),
         ("AgentConnectionChanged", "connected"),
@@ -59,9 +67,7 @@ def test_the_agents_connection_records_changes_only(app: VoiceSessions) -> None:
 def test_a_webhook_without_an_id_is_refused_and_appends_nothing(app: VoiceSessions) -> None:
     session_id = connected(app)
     with pytest.raises(InvalidTransition, match="needs an id"):
-        app.deliver_webhook(
-            session_id, "", "participant_left", {}, lambda s, sig: s.finish_room(sig)
-        )
+        app.handle(WebhookRoomFinished(webhook_id=""), session_id)
     assert len(recorded(app, session_id)) == 3
 
 

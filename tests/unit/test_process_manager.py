@@ -10,6 +10,15 @@ import pytest
 
 from clara_es.application import VoiceSessions, session_history
 from clara_es.domain import VirtualClock
+from clara_es.domain.commands import (
+    ChangeQuality,
+    ConfirmPoorQuality,
+    FinishCleanup,
+    FinishPipelineRestart,
+    RequestCleanup,
+    RequestPipelineRestart,
+    TimeOutAttempt,
+)
 from clara_es.process import InMemoryAudioPipeline, reactions_env
 from tests.support.apps import AppFactory
 from tests.support.worker import settings, worker_on
@@ -69,8 +78,8 @@ def test_a_client_that_reports_in_time_is_never_timed_out(
 
 def turn_bad(app: VoiceSessions, session_id: UUID, quality: str) -> None:
     """The agent sees the quality turn bad and confirms it after its window (issue 6)."""
-    app.quality_changed(session_id, "alice", quality)
-    app.quality_poor_confirmed(session_id, "alice")
+    app.handle(ChangeQuality.build(participant="alice", quality=quality), session_id)
+    app.handle(ConfirmPoorQuality.build(participant="alice"), session_id)
 
 
 def test_poor_quality_restarts_the_pipeline_with_backoff_up_to_the_cap(
@@ -111,7 +120,7 @@ def test_good_quality_ends_the_episode_and_resets_the_count(
         turn_bad(app, session_id, "poor")
         worker.run_until(clock.now() + timedelta(seconds=5))  # failed once, then restarted
         assert app.session(session_id).reconnection_attempts == 2
-        app.quality_changed(session_id, "alice", "good")
+        app.handle(ChangeQuality.build(participant="alice", quality="good"), session_id)
         assert app.session(session_id).reconnection_attempts == 0
         turn_bad(app, session_id, "lost")
         worker.run_until(clock.now() + timedelta(seconds=5))
@@ -124,13 +133,14 @@ def test_good_quality_ends_the_episode_and_resets_the_count(
 
 def test_a_second_outcome_for_one_request_is_recorded_as_ignored(app: VoiceSessions) -> None:
     session_id = connected(app)
-    app.quality_changed(session_id, "alice", "poor")
-    app.request_pipeline_restart(session_id, cap=3, command_id="r1")
-    app.pipeline_restart_finished(session_id, "r1")
-    app.pipeline_restart_finished(session_id, "r1")
-    app.request_cleanup(session_id, "test", command_id="c1")
-    app.cleanup_finished(session_id, "c1", "cleaned", "participant alice")
-    app.cleanup_finished(session_id, "c1", "cleaned", "participant alice")
+    app.handle(ChangeQuality.build(participant="alice", quality="poor"), session_id)
+    app.handle(RequestPipelineRestart.build(cap=3, command_id="r1"), session_id)
+    app.handle(FinishPipelineRestart.build(request_id="r1"), session_id)
+    app.handle(FinishPipelineRestart.build(request_id="r1"), session_id)
+    app.handle(RequestCleanup.build(reason="test", command_id="c1"), session_id)
+    cleaned = FinishCleanup(request_id="c1", outcome="cleaned", detail="participant alice")
+    app.handle(cleaned, session_id)
+    app.handle(cleaned, session_id)
     assert types(app, session_id)[-7:] == [
         "PipelineRestartRequested", "PipelineRestarted", "SignalIgnored",
         "Failed", "CleanupRequested", "SessionCleanedUp", "SignalIgnored",
@@ -147,7 +157,7 @@ def test_a_timer_for_a_superseded_attempt_only_records_signal_ignored(
     app.disconnected(session_id, "network")
     app.attempt_failed(session_id, 1, "network unreachable")  # attempt 2 is scheduled
     before = app.status(session_id)
-    app.timed_out(session_id, 1, command_id="late-timer")
+    app.handle(TimeOutAttempt.build(attempt=1, command_id="late-timer"), session_id)
     last = session_history(app, session_id)[-1]
     assert (last.type, last.cause["id"]) == ("SignalIgnored", "late-timer")
     assert "stale failure: attempt 1, current is 2" in last.details["reason"]

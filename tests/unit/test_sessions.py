@@ -17,6 +17,12 @@ from clara_es.domain import (
     SessionNotFound,
     VirtualClock,
 )
+from clara_es.domain.commands import (
+    ChangeAgentConnection,
+    ChangeQuality,
+    ConfirmPoorQuality,
+    StartResume,
+)
 
 
 def connected_session(app: VoiceSessions) -> UUID:
@@ -190,11 +196,15 @@ def test_connect_on_a_failed_session_is_refused(app: VoiceSessions, clock: Virtu
         (lambda app, sid: app.disconnected(sid), InvalidTransition),
         (lambda app, sid: app.reconnected(sid), InvalidTransition),
         (lambda app, sid: app.attempt_started(sid, 0), InvalidCommand),
-        (lambda app, sid: app.quality_changed(sid, "alice", "awful"), InvalidCommand),
-        (lambda app, sid: app.quality_changed(sid, "mallory", "poor"), InvalidTransition),
-        (lambda app, sid: app.quality_poor_confirmed(sid, "mallory"), InvalidTransition),
-        (lambda app, sid: app.agent_connection_changed(sid, "asleep"), InvalidCommand),
-        (lambda app, sid: app.resume_started(sid), InvalidTransition),
+        (lambda app, sid: app.handle(ChangeQuality.build(participant="alice", quality="bad"), sid),
+         InvalidCommand),
+        (lambda app, sid: app.handle(ChangeQuality(participant="mallory", quality="poor"), sid),
+         InvalidTransition),
+        (lambda app, sid: app.handle(ConfirmPoorQuality(participant="mallory"), sid),
+         InvalidTransition),
+        (lambda app, sid: app.handle(ChangeAgentConnection.build(connection="asleep"), sid),
+         InvalidCommand),
+        (lambda app, sid: app.handle(StartResume.build(), sid), InvalidTransition),
     ],
 )
 def test_refused_commands_append_nothing(app: VoiceSessions, command, error) -> None:  # type: ignore[no-untyped-def]
@@ -210,8 +220,10 @@ def test_unknown_session_is_not_found(app: VoiceSessions) -> None:
 
 
 def test_session_needs_room_and_participant(app: VoiceSessions) -> None:
-    with pytest.raises(InvalidTransition, match="room name and a participant"):
+    with pytest.raises(InvalidCommand, match="start: room: String should have at least 1"):
         app.start("", "alice")
+    with pytest.raises(InvalidCommand, match="start: participant"):
+        app.start("room", "")
 
 
 # ---- quality, ending, causality ---------------------------------------------------------------
@@ -225,12 +237,14 @@ def test_quality_records_changes_and_poor_once(app: VoiceSessions) -> None:
     """
     session_id = connected_session(app)
     for quality in ("good", "good", "poor"):
-        app.quality_changed(session_id, "alice", quality)
-    app.quality_poor_confirmed(session_id, "alice")
-    app.quality_changed(session_id, "alice", "lost")
-    app.quality_poor_confirmed(session_id, "alice")  # the same spell: no second QualityPoor
-    app.quality_changed(session_id, "alice", "good")
-    app.quality_poor_confirmed(session_id, "alice")  # a late timer after the recovery
+        app.handle(ChangeQuality.build(participant="alice", quality=quality), session_id)
+    app.handle(ConfirmPoorQuality.build(participant="alice"), session_id)
+    app.handle(ChangeQuality.build(participant="alice", quality="lost"), session_id)
+    # the same spell: no second QualityPoor
+    app.handle(ConfirmPoorQuality.build(participant="alice"), session_id)
+    app.handle(ChangeQuality.build(participant="alice", quality="good"), session_id)
+    # a late timer after the recovery
+    app.handle(ConfirmPoorQuality.build(participant="alice"), session_id)
     recorded = [
         (e.type, e.details.get("quality") or e.details.get("reason"))
         for e in session_history(app, session_id)[3:]

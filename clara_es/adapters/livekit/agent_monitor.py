@@ -33,6 +33,13 @@ from clara_es.adapters.livekit import sdk
 from clara_es.adapters.livekit.clock import AsyncClock
 from clara_es.application import VoiceSessions
 from clara_es.domain import DomainError, UIState
+from clara_es.domain.commands import (
+    ChangeAgentConnection,
+    ChangeQuality,
+    ConfirmPoorQuality,
+    ReportParticipantJoined,
+    ReportParticipantLeft,
+)
 from clara_es.domain.session import BAD_QUALITY, AgentConnection
 
 log = logging.getLogger(__name__)
@@ -91,7 +98,9 @@ class AgentMonitor:
         if not self._is_ours(participant):
             return
         q = sdk.quality(quality)
-        self._run(lambda: self.app.quality_changed(self.session_id, self.participant, q))
+        self._run(lambda: self.app.handle(
+            ChangeQuality(participant=self.participant, quality=q), self.session_id
+        ))
         if q in BAD_QUALITY:
             if self._poor_timer is None:
                 due = self.clock.now() + self.poor_window
@@ -101,7 +110,7 @@ class AgentMonitor:
 
     def _on_participant_connected(self, participant: rtc.RemoteParticipant) -> None:
         if self._is_ours(participant):
-            self._run(lambda: self.app.participant_joined(self.session_id))
+            self._run(lambda: self.app.handle(ReportParticipantJoined(), self.session_id))
 
     def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
         if not self._is_ours(participant):
@@ -109,8 +118,11 @@ class AgentMonitor:
         self._cancel_poor_timer()
         reason = participant.disconnect_reason
         self._run(
-            lambda: self.app.participant_left(
-                self.session_id, sdk.disconnect_reason(reason), reason == sdk.USER_LEFT
+            lambda: self.app.handle(
+                ReportParticipantLeft(
+                    reason=sdk.disconnect_reason(reason), user_initiated=reason == sdk.USER_LEFT
+                ),
+                self.session_id,
             )
         )
 
@@ -129,7 +141,9 @@ class AgentMonitor:
     async def _confirm_poor(self, due: datetime) -> None:
         await self.clock.sleep_until(due)
         self._poor_timer = None
-        self._run(lambda: self.app.quality_poor_confirmed(self.session_id, self.participant))
+        self._run(lambda: self.app.handle(
+            ConfirmPoorQuality(participant=self.participant), self.session_id
+        ))
 
     def _cancel_poor_timer(self) -> None:
         if self._poor_timer is not None:
@@ -137,7 +151,9 @@ class AgentMonitor:
             self._poor_timer = None
 
     def _agent(self, connection: AgentConnection, reason: str) -> None:
-        self._run(lambda: self.app.agent_connection_changed(self.session_id, connection, reason))
+        self._run(lambda: self.app.handle(
+            ChangeAgentConnection(connection=connection, reason=reason), self.session_id
+        ))
 
     def _is_ours(self, participant: Any) -> bool:
         return getattr(participant, "identity", None) == self.participant

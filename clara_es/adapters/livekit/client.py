@@ -28,6 +28,7 @@ from clara_es.adapters.livekit import sdk
 from clara_es.adapters.livekit.clock import AsyncClock
 from clara_es.application import VoiceSessions
 from clara_es.domain import ConnectionState, UIState
+from clara_es.domain.commands import StartResume
 from clara_es.domain.session import FINAL_STATES
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class ReconnectingClient:
     # ---- what the room reports -------------------------------------------------------------------
 
     def _on_reconnecting(self) -> None:
-        self._publish(self.app.resume_started(self.session_id))
+        self._publish(self.app.handle(StartResume(), self.session_id))
 
     def _on_reconnected(self) -> None:
         self._publish(self.app.reconnected(self.session_id))

@@ -26,9 +26,15 @@ from livekit.protocol import models
 from livekit.protocol.webhook import WebhookEvent
 
 from clara_es.application import VoiceSessions
-from clara_es.application.sessions import Decision
-from clara_es.domain import DomainError, UIState, VoiceSession
-from clara_es.domain.signal import Signal
+from clara_es.domain import DomainError, UIState
+from clara_es.domain.commands import (
+    Webhook,
+    WebhookConnectionAborted,
+    WebhookParticipantJoined,
+    WebhookParticipantLeft,
+    WebhookRoomFinished,
+)
+from clara_es.domain.events import SessionStarted
 
 HANDLED = ("participant_joined", "participant_left", "participant_connection_aborted",
            "room_finished")
@@ -66,7 +72,7 @@ class RoomIndex:
         self.app = app
         self._position = 0
         self._rooms: dict[str, dict[str, UUID]] = {}
-        self._topic = get_topic(VoiceSession.SessionStarted)
+        self._topic = get_topic(SessionStarted)
 
     def sessions(self, room: str, participant: str | None) -> list[UUID]:
         self._catch_up()
@@ -132,14 +138,13 @@ class LiveKitWebhooks:
         session_ids = self.resolver.sessions(room, about)
         if not session_ids:
             return replace(result, note=f"no session for participant {identity!r} in room {room!r}")
-        details, decide = _decision(event)
-        args = {"room": room, "participant": identity, **details}
+        command = _command(event, room, identity)
         for session_id in session_ids:
-            state = self.app.deliver_webhook(session_id, event.id, event.event, args, decide)
-            if state is None:
-                result.duplicates.append(session_id)
-            else:
+            state, appended = self.app.handle_with_events(command, session_id)
+            if appended:
                 result.applied.append(state)
+            else:
+                result.duplicates.append(session_id)
         return result
 
     def verify(self, body: bytes | str, authorization: str | None) -> WebhookEvent:
@@ -179,22 +184,17 @@ class LiveKitWebhooks:
             raise
 
 
-def _decision(event: WebhookEvent) -> tuple[dict[str, Any], Decision]:
-    """The decision a webhook asks for, and the arguments it is recorded with (for replay)."""
+def _command(event: WebhookEvent, room: str, identity: str | None) -> Webhook:
+    """The command a webhook delivery is, recorded with its arguments (for replay)."""
+    common: dict[str, Any] = {"webhook_id": event.id, "room": room, "participant": identity}
     if event.event == "participant_joined":
-        return {}, lambda s, sig: s.report_participant_joined(sig)
+        return WebhookParticipantJoined(**common)
     if event.event == "room_finished":
-        return {}, lambda s, sig: s.finish_room(sig)
+        return WebhookRoomFinished(**common)
     if event.event == "participant_connection_aborted":
-        return {}, _left("connection aborted", user_initiated=False)
+        return WebhookConnectionAborted(**common)
     code = event.participant.disconnect_reason
-    reason = models.DisconnectReason.Name(code)
-    user_initiated = code == models.DisconnectReason.CLIENT_INITIATED
-    return {"reason": reason, "user_initiated": user_initiated}, _left(reason, user_initiated)
-
-
-def _left(reason: str, user_initiated: bool) -> Decision:
-    def decide(session: VoiceSession, signal: Signal) -> None:
-        session.report_participant_left(reason, user_initiated, signal)
-
-    return decide
+    return WebhookParticipantLeft(
+        **common, reason=models.DisconnectReason.Name(code),
+        user_initiated=code == models.DisconnectReason.CLIENT_INITIATED,
+    )

@@ -1,0 +1,92 @@
+"""Connection quality and the agent's audio pipeline.
+
+A poor (or lost) reading is only a change of quality; QualityPoor is recorded when it held for
+a whole window (`confirm_poor_quality`), so flapping quality never restarts the pipeline. The
+process manager answers QualityPoor by asking for a pipeline restart, at most `cap` times per
+poor-quality episode (quality good again starts a new episode), waiting `restart_delay` after a
+failed restart; at the cap the session gives up and is cleaned up.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from clara_es.domain.cleanup import CleanupRules
+from clara_es.domain.events import (
+    PipelineRestarted,
+    PipelineRestartFailed,
+    PipelineRestartRequested,
+    QualityChanged,
+    QualityPoor,
+)
+from clara_es.domain.signal import Signal
+from clara_es.domain.state import BAD_QUALITY, Quality
+
+
+class QualityRules(CleanupRules):
+    def change_quality(self, participant: str, quality: Quality, signal: Signal) -> None:
+        """The agent saw the participant's connection quality change. Repeats record nothing."""
+        self._require_participant(participant)
+        if self.is_final:
+            self._ignore(signal, f"quality {quality} reported after the session was {self.state}")
+            return
+        if quality == self.quality:
+            return
+        self._record(
+            QualityChanged, signal,
+            participant=participant, quality=str(quality), previous=str(self.quality),
+        )
+
+    def confirm_poor_quality(self, participant: str, signal: Signal) -> None:
+        """The participant's quality stayed poor (or lost) for the whole window."""
+        self._require_participant(participant)
+        if self.is_final:
+            self._ignore(signal, f"poor quality confirmed after the session was {self.state}")
+        elif self.quality not in BAD_QUALITY:
+            self._ignore(signal, f"quality recovered to {self.quality} within the window")
+        elif self.poor_confirmed:
+            self._ignore(signal, "poor quality already confirmed for this spell")
+        else:
+            self._record(QualityPoor, signal, participant=participant, quality=str(self.quality))
+
+    @property
+    def quality_bad(self) -> bool:
+        return self.quality in BAD_QUALITY
+
+    def request_pipeline_restart(self, cap: int, signal: Signal) -> None:
+        """Quality is poor: restart the agent's audio pipeline, or give up at the cap."""
+        if self.cleanup_request is not None or self.is_final:
+            self._ignore(signal, f"pipeline restart while the session is {self.state}")
+        elif not self.quality_bad:
+            self._ignore(signal, f"quality is {self.quality}: no pipeline restart needed")
+        elif self.restart_request is not None:
+            self._ignore(signal, f"pipeline restart {self.restart_request} has no outcome yet")
+        elif self.reconnection_attempts >= cap:
+            self.request_cleanup(f"{cap} pipeline restarts did not bring the participant back",
+                                 signal)
+        else:
+            self._record(
+                PipelineRestartRequested, signal,
+                request_id=signal.id, restart=self.reconnection_attempts + 1, cap=cap,
+            )
+
+    def finish_pipeline_restart(self, request_id: str, error: str | None, signal: Signal) -> None:
+        """The agent's pipeline restarted (error None) or could not (error says why)."""
+        if request_id != self.restart_request:
+            self._ignore(signal, f"pipeline restart {request_id} has no outcome pending")
+        elif error is None:
+            self._record(
+                PipelineRestarted, signal, request_id=request_id, restart=self.reconnection_attempts
+            )
+        else:
+            self._record(
+                PipelineRestartFailed, signal,
+                request_id=request_id, restart=self.reconnection_attempts, error=error,
+            )
+
+    def next_restart_at(self, failed: PipelineRestartFailed) -> datetime:
+        """When to try again after a failed restart: the session's own backoff."""
+        policy = self.backoff
+        n = min(failed.restart, policy.max_attempts)
+        return failed.timestamp + timedelta(milliseconds=policy.delay_ms(n, key=str(self.id)))
+

@@ -1,0 +1,95 @@
+"""What a voice session knows about itself: its states, and the attributes its events set.
+
+Class-level defaults are deliberate: streams written before an attribute existed read back
+unchanged.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from clara_es.domain.policy import BackoffPolicy
+
+
+class ConnectionState(StrEnum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    FAILED = "failed"
+    ENDED = "ended"
+
+
+class Quality(StrEnum):
+    """LiveKit's rtc.ConnectionQuality, by name."""
+
+    EXCELLENT = "excellent"
+    GOOD = "good"
+    POOR = "poor"
+    LOST = "lost"
+    UNKNOWN = "unknown"
+
+
+class AgentConnection(StrEnum):
+    """The agent's own connection to the room: its outages are not the user's."""
+
+    CONNECTED = "connected"
+    RECONNECTING = "reconnecting"
+    DISCONNECTED = "disconnected"
+
+
+BAD_QUALITY = frozenset({Quality.POOR, Quality.LOST})
+GOOD_QUALITY = frozenset({Quality.GOOD, Quality.EXCELLENT})
+FINAL_STATES = frozenset({ConnectionState.FAILED, ConnectionState.ENDED})
+ATTEMPTS_EXHAUSTED = "max reconnect attempts reached"
+
+
+class SessionState:
+    """The attributes the events set (events.py), read by the rules (rules.py and after)."""
+
+    room: str
+    participant: str
+    policy: dict[str, Any]
+    state: ConnectionState
+    quality: Quality
+    attempt: int
+    attempt_in_flight: bool
+    next_retry_at: datetime | None
+    outage_started_at: datetime | None
+
+    agent_connection: AgentConnection = AgentConnection.CONNECTED
+    poor_confirmed: bool = False
+    webhook_ids: tuple[str, ...] = ()
+    WEBHOOK_IDS_KEPT = 256
+
+    reconnection_attempts: int = 0  # pipeline restarts in the current poor-quality episode
+    restart_request: str | None = None  # id of the restart that has no outcome yet
+    cleanup_request: str | None = None
+    cleanup_outcome: str | None = None  # "cleaned", "failed" or "skipped"
+
+    if TYPE_CHECKING:  # provided by eventsourcing's Aggregate
+        id: UUID
+        version: int
+        modified_on: datetime
+
+        def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None: ...
+
+    @property
+    def backoff(self) -> BackoffPolicy:
+        return BackoffPolicy.model_validate(self.policy)
+
+    @property
+    def max_attempts(self) -> int:
+        return int(self.policy["max_attempts"])
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def resuming(self) -> bool:
+        """The room resumes on its own: reconnecting, and no attempt of ours is scheduled."""
+        return self.state == ConnectionState.RECONNECTING and self.attempt == 0
