@@ -44,3 +44,13 @@ def recorded(app: VoiceSessions, session_id: UUID, since: int = 0) -> list[tuple
         detail = d.get("quality") or d.get("connection") or d.get("reason") or d.get("attempt")
         out.append((e.type, detail))
     return out
+
+
+def as_agent(room: rtc.Room, identity: str = "agent") -> rtc.Room:
+    """Give a never-connected room the local participant a connect would have made (the FFI
+    event handler of livekit 1.1 looks it up for every participant event)."""
+    info = participant_pb2.ParticipantInfo(identity=identity, sid=f"PA_{identity}")
+    room._local_participant = rtc.LocalParticipant(
+        room._room_queue, participant_pb2.OwnedParticipant(info=info)
+    )
+    return room

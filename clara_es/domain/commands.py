@@ -168,13 +168,25 @@ class ChangeAgentConnection(Command):
         session.change_agent_connection(self.connection, self.reason, signal)
 
 
-class ReportParticipantLeft(Command):
-    name, reporter = "participant_left", Actor.AGENT
+class Departure(BaseModel):
+    """Why the participant left. `ends_session` says whether that ends the session (the leave
+    reasons of clara_es.adapters.livekit.leave_reasons); signals recorded before it existed
+    ended the session only when the user left (`user_initiated`)."""
+
     reason: str = "unknown"
     user_initiated: bool = False
+    ends_session: bool | None = None
+
+    @property
+    def ends(self) -> bool:
+        return self.user_initiated if self.ends_session is None else self.ends_session
+
+
+class ReportParticipantLeft(Command, Departure):
+    name, reporter = "participant_left", Actor.AGENT
 
     def decide(self, session: VoiceSession, signal: Signal) -> None:
-        session.report_participant_left(self.reason, self.user_initiated, signal)
+        session.report_participant_left(self.reason, self.ends, signal)
 
 
 class ReportParticipantJoined(Command):
@@ -217,14 +229,12 @@ class WebhookParticipantJoined(Webhook):
         session.report_participant_joined(signal)
 
 
-class WebhookParticipantLeft(Webhook):
+class WebhookParticipantLeft(Webhook, Departure):
     kind = "participant_left"
     name = f"webhook {kind}"
-    reason: str
-    user_initiated: bool
 
     def then(self, session: VoiceSession, signal: Signal) -> None:
-        session.report_participant_left(self.reason, self.user_initiated, signal)
+        session.report_participant_left(self.reason, self.ends, signal)
 
 
 class WebhookConnectionAborted(Webhook):
