@@ -273,13 +273,49 @@ class RequestPipelineRestart(Command):
         session.request_pipeline_restart(self.cap, signal)
 
 
+class ClaimPipelineRestart(Command):
+    """The agent takes a requested restart on (409 when another agent has it)."""
+
+    name, route, reporter = "pipeline_restart_claimed", "pipeline-restart-claim", Actor.AGENT
+    request_id: Name
+    agent: Name
+
+    def decide(self, session: VoiceSession, signal: Signal) -> None:
+        session.claim_pipeline_restart(self.request_id, self.agent, signal)
+
+
 class FinishPipelineRestart(Command):
-    name, reporter = "pipeline_restart_finished", Actor.AGENT
+    """The agent's pipeline restarted (no error) or could not (the error says why)."""
+
+    name, route, reporter = "pipeline_restart_finished", "pipeline-restart-finished", Actor.AGENT
     request_id: str = Field(min_length=1)
     error: str | None = None
 
     def decide(self, session: VoiceSession, signal: Signal) -> None:
         session.finish_pipeline_restart(self.request_id, self.error, signal)
+
+
+class ReportAgentError(Command):
+    """An error of the agent's STT, TTS or LLM, and whether the framework recovers by itself."""
+
+    name, route, reporter = "agent_error", "agent-error", Actor.AGENT
+    source: Name
+    error: Text
+    recoverable: bool
+
+    def decide(self, session: VoiceSession, signal: Signal) -> None:
+        session.report_agent_error(self.source, self.error, self.recoverable, signal)
+
+
+class ReportAgentClosed(Command):
+    """The agent's session closed, with livekit-agents' close reason."""
+
+    name, route, reporter = "agent_session_closed", "agent-closed", Actor.AGENT
+    reason: Name
+    error: Annotated[str, Field(max_length=500)] = ""
+
+    def decide(self, session: VoiceSession, signal: Signal) -> None:
+        session.report_agent_closed(self.reason, self.error, signal)
 
 
 class RequestCleanup(Command):

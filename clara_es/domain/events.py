@@ -218,12 +218,23 @@ class PipelineRestartRequested(SessionEvent):
         session.reconnection_attempts = self.restart
 
 
+class PipelineRestartClaimed(SessionEvent):
+    """One agent took the restart on: no other agent performs it."""
+
+    request_id: str
+    agent: str
+
+    def apply_to(self, session: SessionState) -> None:
+        session.restart_claimed_by = self.agent
+
+
 class PipelineRestarted(SessionEvent):
     request_id: str
     restart: int
 
     def apply_to(self, session: SessionState) -> None:
         session.restart_request = None
+        session.restart_claimed_by = None
 
 
 class PipelineRestartFailed(SessionEvent):
@@ -233,6 +244,23 @@ class PipelineRestartFailed(SessionEvent):
 
     def apply_to(self, session: SessionState) -> None:
         session.restart_request = None
+        session.restart_claimed_by = None
+
+
+class AgentErrorReported(SessionEvent):
+    """The agent's session reported an error of its STT, TTS or LLM (livekit-agents'
+    `error` event); `recoverable` says whether the framework retries by itself."""
+
+    source: str
+    error: str
+    recoverable: bool
+
+
+class AgentSessionClosed(SessionEvent):
+    """The agent's session closed (livekit-agents' `close` event) and why."""
+
+    reason: str
+    error: str
 
 
 # ---- cleanup of the room and the participant ----------------------------------------------

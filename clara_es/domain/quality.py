@@ -12,7 +12,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from clara_es.domain.cleanup import CleanupRules
+from clara_es.domain.errors import InvalidTransition
 from clara_es.domain.events import (
+    AgentErrorReported,
+    AgentSessionClosed,
+    PipelineRestartClaimed,
     PipelineRestarted,
     PipelineRestartFailed,
     PipelineRestartRequested,
@@ -69,6 +73,28 @@ class QualityRules(CleanupRules):
                 PipelineRestartRequested, signal,
                 request_id=signal.id, restart=self.reconnection_attempts + 1, cap=cap,
             )
+
+    def claim_pipeline_restart(self, request_id: str, agent: str, signal: Signal) -> None:
+        """An agent takes the pending restart on. A second agent is refused (nothing recorded),
+        so two agents never both restart; the same agent claiming again records nothing."""
+        if request_id != self.restart_request:
+            raise InvalidTransition(f"pipeline restart {request_id} is not pending")
+        if self.restart_claimed_by == agent:
+            return
+        if self.restart_claimed_by is not None:
+            raise InvalidTransition(
+                f"pipeline restart {request_id} is already claimed by {self.restart_claimed_by}"
+            )
+        self._record(PipelineRestartClaimed, signal, request_id=request_id, agent=agent)
+
+    def report_agent_error(
+        self, source: str, error: str, recoverable: bool, signal: Signal
+    ) -> None:
+        self._record(AgentErrorReported, signal, source=source, error=error,
+                     recoverable=recoverable)
+
+    def report_agent_closed(self, reason: str, error: str, signal: Signal) -> None:
+        self._record(AgentSessionClosed, signal, reason=reason, error=error)
 
     def finish_pipeline_restart(self, request_id: str, error: str | None, signal: Signal) -> None:
         """The agent's pipeline restarted (error None) or could not (error says why)."""

@@ -67,6 +67,7 @@ class SessionState:
 
     reconnection_attempts: int = 0  # pipeline restarts in the current poor-quality episode
     restart_request: str | None = None  # id of the restart that has no outcome yet
+    restart_claimed_by: str | None = None  # the agent performing that restart
     cleanup_request: str | None = None
     cleanup_outcome: str | None = None  # "cleaned", "failed" or "skipped"
 

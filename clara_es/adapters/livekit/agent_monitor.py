@@ -29,7 +29,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from livekit import rtc
@@ -42,6 +42,7 @@ from clara_es.domain import DomainError, UIState
 from clara_es.domain.commands import (
     ChangeAgentConnection,
     ChangeQuality,
+    Command,
     ConfirmPoorQuality,
     ReportParticipantJoined,
     ReportParticipantLeft,
@@ -54,22 +55,33 @@ DEFAULT_POOR_WINDOW = timedelta(seconds=3)
 DEFAULT_SETTLE = timedelta(seconds=1)
 
 
+class CommandSink(Protocol):
+    """Where the monitor's commands go: the application, or an agent's link to the service
+    (which may answer None: the command is on its way)."""
+
+    def handle(self, command: Command, session_id: UUID) -> UIState | None: ...
+
+
 class AgentMonitor:
     def __init__(
         self,
-        app: VoiceSessions,
+        app: VoiceSessions | CommandSink,
         session_id: UUID,
         clock: AsyncClock,
         *,
         poor_window: timedelta = DEFAULT_POOR_WINDOW,
         settle: timedelta = DEFAULT_SETTLE,
         on_change: Callable[[UIState], None] | None = None,
+        participant: str | None = None,
     ) -> None:
         if poor_window < timedelta(0) or settle < timedelta(0):
             raise ValueError("the poor-quality window and the settle time cannot be negative")
         self.app = app
         self.session_id = session_id
-        self.participant = app.session(session_id).participant
+        if participant is None:
+            assert isinstance(app, VoiceSessions), "a participant identity is needed"
+            participant = app.session(session_id).participant
+        self.participant = participant
         self.clock = clock
         self.poor_window = poor_window
         self.settle = settle
@@ -214,11 +226,11 @@ class AgentMonitor:
     def _is_ours(self, participant: Any) -> bool:
         return getattr(participant, "identity", None) == self.participant
 
-    def _run(self, command: Callable[[], UIState]) -> None:
+    def _run(self, command: Callable[[], UIState | None]) -> None:
         try:
             state = command()
         except DomainError as exc:
             log.warning("session %s refused a room event: %s", self.session_id, exc)
             return
-        if self.on_change is not None:
+        if self.on_change is not None and state is not None:
             self.on_change(state)
