@@ -9,6 +9,7 @@ the session rule that decides it. Every entry point builds one of these and hand
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -152,11 +153,15 @@ class StartResume(Command):
 
 
 class ConfirmPoorQuality(Command):
+    """Quality stayed poor for the window: from the agent's monitor, or the service's timer
+    for the spell that began at `since` (raw quality reports over HTTP)."""
+
     name, reporter = "quality_poor_confirmed", Actor.AGENT
     participant: Name
+    since: datetime | None = None
 
     def decide(self, session: VoiceSession, signal: Signal) -> None:
-        session.confirm_poor_quality(self.participant, signal)
+        session.confirm_poor_quality(self.participant, signal, self.since)
 
 
 class ChangeAgentConnection(Command):
@@ -316,6 +321,16 @@ class ReportAgentClosed(Command):
 
     def decide(self, session: VoiceSession, signal: Signal) -> None:
         session.report_agent_closed(self.reason, self.error, signal)
+
+
+class TimeOutPipelineRestart(Command):
+    """The deadline of a restart no agent reported: PipelineRestartFailed "no agent answered"."""
+
+    name, reporter = "pipeline_restart_timed_out", Actor.SYSTEM
+    request_id: str = Field(min_length=1)
+
+    def decide(self, session: VoiceSession, signal: Signal) -> None:
+        session.time_out_pipeline_restart(self.request_id, signal)
 
 
 class RequestCleanup(Command):

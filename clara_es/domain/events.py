@@ -193,9 +193,13 @@ class QualityChanged(SessionEvent):
     previous: str
 
     def apply_to(self, session: SessionState) -> None:
+        was_bad = session.quality in BAD_QUALITY
         session.quality = Quality(self.quality)
         if session.quality not in BAD_QUALITY:
             session.poor_confirmed = False
+            session.poor_since = None
+        elif not was_bad:
+            session.poor_since = self.timestamp
         if session.quality in GOOD_QUALITY:
             session.reconnection_attempts = 0  # the poor-quality episode is over
 

@@ -62,6 +62,7 @@ class SessionState:
 
     agent_connection: AgentConnection = AgentConnection.CONNECTED
     poor_confirmed: bool = False
+    poor_since: datetime | None = None  # when the current poor-or-lost spell began
     webhook_ids: tuple[str, ...] = ()
     WEBHOOK_IDS_KEPT = 256
 
