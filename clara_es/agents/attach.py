@@ -136,12 +136,18 @@ class Attachment:
     # ---- the process manager's requests ---------------------------------------------------
 
     async def _follow(self, after: int) -> None:
-        async for request in self.link.requests(after):
-            if request.kind == "restart":
-                await self._restart(request)
-            else:
-                await self._clean_up(request)
-                return
+        try:
+            async for request in self.link.requests(after):
+                if request.kind == "restart":
+                    await self._restart(request)
+                else:
+                    await self._clean_up(request)
+                    return
+        except (DomainError, OSError) as exc:
+            # The agent goes on talking; it no longer performs requests, which the service
+            # sees as restarts nobody answered.
+            log.error("event=agent_requests_lost session=%s error=%r", self.link.session_id,
+                      str(exc))
 
     async def _restart(self, request: Request) -> None:
         claim = ClaimPipelineRestart(request_id=request.request_id, agent=self.agent_id)
