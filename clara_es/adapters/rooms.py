@@ -1,9 +1,12 @@
 """Room cleanup through LiveKit's RoomService (livekit-api's Twirp client).
 
-remove_participant, then delete_room when the room belongs to the session. "Not found" means
-there is nothing left to clean. Transient failures (5xx, unavailable, the connection dropped)
-are retried by tenacity with exponential backoff, sleeping on the injected clock (so a virtual
-clock never really waits); anything else fails the cleanup at once.
+remove_participant, then delete_room when the room belongs to the session. Only LiveKit's own
+Twirp `not_found` means there is nothing left to clean: a Twirp `bad_route`, or a 404 that is
+not a Twirp error at all (a proxy's page, a URL with the wrong base path) means the request
+never reached a RoomService, and the cleanup fails saying so. Transient failures (5xx,
+unavailable, the connection dropped) are retried by tenacity with exponential backoff,
+sleeping on the injected clock (so a virtual clock never really waits); anything else fails
+the cleanup at once.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ log = logging.getLogger(__name__)
 
 TRANSIENT_CODES = frozenset({"unavailable", "internal", "deadline_exceeded", "resource_exhausted"})
 REQUEST_TIMEOUT_S = 10.0
+NOT_FOUND = "not_found"
+UNKNOWN = "unknown"  # what livekit-api reports when the error body is not Twirp's JSON
 
 Call = Callable[[RoomService], Awaitable[object]]
 
@@ -89,8 +94,13 @@ class LiveKitRoomCleaner:
         try:
             asyncio.run(self._request(call))
         except api.ServerError as exc:
-            if exc.status == 404 or exc.code == "not_found":
+            if exc.code == NOT_FOUND:
                 return "already gone"
+            if exc.code == UNKNOWN and not exc.message and exc.status < 500:
+                raise CleanupGaveUp(
+                    f"HTTP {exc.status} without a Twirp error: no LiveKit RoomService answers at "
+                    f"{self.url!r} (is the URL's base path right?)"
+                ) from exc
             error = f"{exc.code} (HTTP {exc.status}) {exc.message}".strip()
             if exc.status < 500 and exc.code not in TRANSIENT_CODES:
                 raise CleanupGaveUp(error) from exc

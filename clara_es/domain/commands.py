@@ -9,6 +9,7 @@ the session rule that decides it. Every entry point builds one of these and hand
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -152,11 +153,15 @@ class StartResume(Command):
 
 
 class ConfirmPoorQuality(Command):
+    """Quality stayed poor for the window: from the agent's monitor, or the service's timer
+    for the spell that began at `since` (raw quality reports over HTTP)."""
+
     name, reporter = "quality_poor_confirmed", Actor.AGENT
     participant: Name
+    since: datetime | None = None
 
     def decide(self, session: VoiceSession, signal: Signal) -> None:
-        session.confirm_poor_quality(self.participant, signal)
+        session.confirm_poor_quality(self.participant, signal, self.since)
 
 
 class ChangeAgentConnection(Command):
@@ -168,13 +173,25 @@ class ChangeAgentConnection(Command):
         session.change_agent_connection(self.connection, self.reason, signal)
 
 
-class ReportParticipantLeft(Command):
-    name, reporter = "participant_left", Actor.AGENT
+class Departure(BaseModel):
+    """Why the participant left. `ends_session` says whether that ends the session (the leave
+    reasons of clara_es.adapters.livekit.leave_reasons); signals recorded before it existed
+    ended the session only when the user left (`user_initiated`)."""
+
     reason: str = "unknown"
     user_initiated: bool = False
+    ends_session: bool | None = None
+
+    @property
+    def ends(self) -> bool:
+        return self.user_initiated if self.ends_session is None else self.ends_session
+
+
+class ReportParticipantLeft(Command, Departure):
+    name, reporter = "participant_left", Actor.AGENT
 
     def decide(self, session: VoiceSession, signal: Signal) -> None:
-        session.report_participant_left(self.reason, self.user_initiated, signal)
+        session.report_participant_left(self.reason, self.ends, signal)
 
 
 class ReportParticipantJoined(Command):
@@ -217,14 +234,12 @@ class WebhookParticipantJoined(Webhook):
         session.report_participant_joined(signal)
 
 
-class WebhookParticipantLeft(Webhook):
+class WebhookParticipantLeft(Webhook, Departure):
     kind = "participant_left"
     name = f"webhook {kind}"
-    reason: str
-    user_initiated: bool
 
     def then(self, session: VoiceSession, signal: Signal) -> None:
-        session.report_participant_left(self.reason, self.user_initiated, signal)
+        session.report_participant_left(self.reason, self.ends, signal)
 
 
 class WebhookConnectionAborted(Webhook):
@@ -263,13 +278,59 @@ class RequestPipelineRestart(Command):
         session.request_pipeline_restart(self.cap, signal)
 
 
+class ClaimPipelineRestart(Command):
+    """The agent takes a requested restart on (409 when another agent has it)."""
+
+    name, route, reporter = "pipeline_restart_claimed", "pipeline-restart-claim", Actor.AGENT
+    request_id: Name
+    agent: Name
+
+    def decide(self, session: VoiceSession, signal: Signal) -> None:
+        session.claim_pipeline_restart(self.request_id, self.agent, signal)
+
+
 class FinishPipelineRestart(Command):
-    name, reporter = "pipeline_restart_finished", Actor.AGENT
+    """The agent's pipeline restarted (no error) or could not (the error says why)."""
+
+    name, route, reporter = "pipeline_restart_finished", "pipeline-restart-finished", Actor.AGENT
     request_id: str = Field(min_length=1)
     error: str | None = None
 
     def decide(self, session: VoiceSession, signal: Signal) -> None:
         session.finish_pipeline_restart(self.request_id, self.error, signal)
+
+
+class ReportAgentError(Command):
+    """An error of the agent's STT, TTS or LLM, and whether the framework recovers by itself."""
+
+    name, route, reporter = "agent_error", "agent-error", Actor.AGENT
+    source: Name
+    error: Text
+    recoverable: bool
+
+    def decide(self, session: VoiceSession, signal: Signal) -> None:
+        session.report_agent_error(self.source, self.error, self.recoverable, signal)
+
+
+class ReportAgentClosed(Command):
+    """The agent's session closed, with livekit-agents' close reason."""
+
+    name, route, reporter = "agent_session_closed", "agent-closed", Actor.AGENT
+    reason: Name
+    error: Annotated[str, Field(max_length=500)] = ""
+
+    def decide(self, session: VoiceSession, signal: Signal) -> None:
+        session.report_agent_closed(self.reason, self.error, signal)
+
+
+class TimeOutPipelineRestart(Command):
+    """The deadline of a restart no agent reported: PipelineRestartFailed "no agent answered"."""
+
+    name, reporter = "pipeline_restart_timed_out", Actor.SYSTEM
+    request_id: str = Field(min_length=1)
+
+    def decide(self, session: VoiceSession, signal: Signal) -> None:
+        session.time_out_pipeline_restart(self.request_id, signal)
 
 
 class RequestCleanup(Command):

@@ -148,8 +148,9 @@ class ConnectionRules(Rules):
             return
         self._record(AgentConnectionChanged, signal, connection=str(connection), reason=reason)
 
-    def report_participant_left(self, reason: str, user_initiated: bool, signal: Signal) -> None:
-        """LiveKit says the participant left the room (the agent's room, or a webhook).
+    def report_participant_left(self, reason: str, ends_session: bool, signal: Signal) -> None:
+        """LiveKit says the participant left the room (the agent's room, or a webhook): the
+        end of the session (the user left, was removed, the room is gone) or an outage.
 
         While the agent's own connection is reconnecting, its SDK reports every remote
         participant as disconnected: that is the agent's outage, not the user's.
@@ -162,7 +163,7 @@ class ConnectionRules(Rules):
             )
         elif self.state == ConnectionState.IDLE or self.is_final:
             self._ignore(signal, f"participant left while {self.state}")
-        elif user_initiated:
+        elif ends_session:
             self._record(SessionEnded, signal, reason=f"participant left ({reason})")
         else:
             self.disconnect(reason, signal)

@@ -193,9 +193,13 @@ class QualityChanged(SessionEvent):
     previous: str
 
     def apply_to(self, session: SessionState) -> None:
+        was_bad = session.quality in BAD_QUALITY
         session.quality = Quality(self.quality)
         if session.quality not in BAD_QUALITY:
             session.poor_confirmed = False
+            session.poor_since = None
+        elif not was_bad:
+            session.poor_since = self.timestamp
         if session.quality in GOOD_QUALITY:
             session.reconnection_attempts = 0  # the poor-quality episode is over
 
@@ -218,12 +222,23 @@ class PipelineRestartRequested(SessionEvent):
         session.reconnection_attempts = self.restart
 
 
+class PipelineRestartClaimed(SessionEvent):
+    """One agent took the restart on: no other agent performs it."""
+
+    request_id: str
+    agent: str
+
+    def apply_to(self, session: SessionState) -> None:
+        session.restart_claimed_by = self.agent
+
+
 class PipelineRestarted(SessionEvent):
     request_id: str
     restart: int
 
     def apply_to(self, session: SessionState) -> None:
         session.restart_request = None
+        session.restart_claimed_by = None
 
 
 class PipelineRestartFailed(SessionEvent):
@@ -233,6 +248,23 @@ class PipelineRestartFailed(SessionEvent):
 
     def apply_to(self, session: SessionState) -> None:
         session.restart_request = None
+        session.restart_claimed_by = None
+
+
+class AgentErrorReported(SessionEvent):
+    """The agent's session reported an error of its STT, TTS or LLM (livekit-agents'
+    `error` event); `recoverable` says whether the framework retries by itself."""
+
+    source: str
+    error: str
+    recoverable: bool
+
+
+class AgentSessionClosed(SessionEvent):
+    """The agent's session closed (livekit-agents' `close` event) and why."""
+
+    reason: str
+    error: str
 
 
 # ---- cleanup of the room and the participant ----------------------------------------------

@@ -12,7 +12,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from clara_es.domain.cleanup import CleanupRules
+from clara_es.domain.errors import InvalidTransition
 from clara_es.domain.events import (
+    AgentErrorReported,
+    AgentSessionClosed,
+    PipelineRestartClaimed,
     PipelineRestarted,
     PipelineRestartFailed,
     PipelineRestartRequested,
@@ -21,6 +25,8 @@ from clara_es.domain.events import (
 )
 from clara_es.domain.signal import Signal
 from clara_es.domain.state import BAD_QUALITY, Quality
+
+NO_AGENT_ANSWERED = "no agent answered"
 
 
 class QualityRules(CleanupRules):
@@ -37,17 +43,30 @@ class QualityRules(CleanupRules):
             participant=participant, quality=str(quality), previous=str(self.quality),
         )
 
-    def confirm_poor_quality(self, participant: str, signal: Signal) -> None:
-        """The participant's quality stayed poor (or lost) for the whole window."""
+    def confirm_poor_quality(
+        self, participant: str, signal: Signal, since: datetime | None = None
+    ) -> None:
+        """The participant's quality stayed poor (or lost) for the whole window. A timer that
+        watched the spell begun at `since` confirms nothing for a later spell."""
         self._require_participant(participant)
         if self.is_final:
             self._ignore(signal, f"poor quality confirmed after the session was {self.state}")
         elif self.quality not in BAD_QUALITY:
             self._ignore(signal, f"quality recovered to {self.quality} within the window")
+        elif since is not None and since != self.poor_since:
+            self._ignore(signal, f"quality recovered within the window; a later spell began "
+                                 f"at {self.poor_since}")
         elif self.poor_confirmed:
             self._ignore(signal, "poor quality already confirmed for this spell")
         else:
             self._record(QualityPoor, signal, participant=participant, quality=str(self.quality))
+
+    def poor_window_ends_at(self, window: timedelta) -> datetime | None:
+        """When the current poor-or-lost spell becomes QualityPoor if it lasts: the one rule
+        for the agent's monitor and the service's timer (raw quality reports over HTTP)."""
+        if self.poor_since is None or self.poor_confirmed or self.is_final:
+            return None
+        return self.poor_since + window
 
     @property
     def quality_bad(self) -> bool:
@@ -69,6 +88,32 @@ class QualityRules(CleanupRules):
                 PipelineRestartRequested, signal,
                 request_id=signal.id, restart=self.reconnection_attempts + 1, cap=cap,
             )
+
+    def claim_pipeline_restart(self, request_id: str, agent: str, signal: Signal) -> None:
+        """An agent takes the pending restart on. A second agent is refused (nothing recorded),
+        so two agents never both restart; the same agent claiming again records nothing."""
+        if request_id != self.restart_request:
+            raise InvalidTransition(f"pipeline restart {request_id} is not pending")
+        if self.restart_claimed_by == agent:
+            return
+        if self.restart_claimed_by is not None:
+            raise InvalidTransition(
+                f"pipeline restart {request_id} is already claimed by {self.restart_claimed_by}"
+            )
+        self._record(PipelineRestartClaimed, signal, request_id=request_id, agent=agent)
+
+    def report_agent_error(
+        self, source: str, error: str, recoverable: bool, signal: Signal
+    ) -> None:
+        self._record(AgentErrorReported, signal, source=source, error=error,
+                     recoverable=recoverable)
+
+    def report_agent_closed(self, reason: str, error: str, signal: Signal) -> None:
+        self._record(AgentSessionClosed, signal, reason=reason, error=error)
+
+    def time_out_pipeline_restart(self, request_id: str, signal: Signal) -> None:
+        """No agent reported the restart by its deadline: it failed, and the cap goes on."""
+        self.finish_pipeline_restart(request_id, NO_AGENT_ANSWERED, signal)
 
     def finish_pipeline_restart(self, request_id: str, error: str | None, signal: Signal) -> None:
         """The agent's pipeline restarted (error None) or could not (error says why)."""

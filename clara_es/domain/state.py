@@ -62,11 +62,13 @@ class SessionState:
 
     agent_connection: AgentConnection = AgentConnection.CONNECTED
     poor_confirmed: bool = False
+    poor_since: datetime | None = None  # when the current poor-or-lost spell began
     webhook_ids: tuple[str, ...] = ()
     WEBHOOK_IDS_KEPT = 256
 
     reconnection_attempts: int = 0  # pipeline restarts in the current poor-quality episode
     restart_request: str | None = None  # id of the restart that has no outcome yet
+    restart_claimed_by: str | None = None  # the agent performing that restart
     cleanup_request: str | None = None
     cleanup_outcome: str | None = None  # "cleaned", "failed" or "skipped"
 

@@ -108,3 +108,13 @@ class Network:
                 raise rtc.ConnectError("network unreachable")
         finally:
             self.in_flight -= 1
+
+
+def as_agent(room: rtc.Room, identity: str = "agent") -> rtc.Room:
+    """Give a never-connected room the local participant a connect would have made (the FFI
+    event handler of livekit 1.1 looks it up for every participant event)."""
+    info = participant_pb2.ParticipantInfo(identity=identity, sid=f"PA_{identity}")
+    room._local_participant = rtc.LocalParticipant(
+        room._room_queue, participant_pb2.OwnedParticipant(info=info)
+    )
+    return room

@@ -3,7 +3,8 @@
 It checks what a LiveKit server checks: the bearer JWT is signed with the API secret and
 carries the grant the method needs, and the protobuf body names the room (and participant).
 Rooms and participants live in a dict; removing what is not there answers 404 not_found,
-as LiveKit does. `fail(method, status, times)` makes the next calls answer an error.
+as LiveKit does. `fail(method, status, times)` makes the next calls answer an error (a Twirp
+error with `code`, or with `page=True` an HTML page, as a proxy in front of the server would).
 """
 
 from __future__ import annotations
@@ -36,11 +37,18 @@ class Call:
 class FakeRoomService:
     rooms: dict[str, set[str]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
-    failures: dict[str, list[int]] = field(default_factory=dict)
+    failures: dict[str, list[web.Response]] = field(default_factory=dict)
     url: str = ""
 
-    def fail(self, method: str, status: int, times: int = 1) -> None:
-        self.failures.setdefault(method, []).extend([status] * times)
+    def fail(
+        self, method: str, status: int, times: int = 1, code: str | None = None,
+        page: bool = False,
+    ) -> None:
+        for _ in range(times):
+            answer = (web.Response(status=status, text="<html>Not Found</html>",
+                                   content_type="text/html")
+                      if page else _error(status, "injected", code))
+            self.failures.setdefault(method, []).append(answer)
 
     async def handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -57,7 +65,7 @@ class FakeRoomService:
             if not (grants and grants.room_admin and grants.room == req.room):
                 return _error(403, "needs roomAdmin for the room")
             if queued := self.failures.get(method):
-                return _error(queued.pop(0), "injected")
+                return queued.pop(0)
             if req.identity not in self.rooms.get(req.room, set()):
                 return _error(404, "participant not found")
             self.rooms[req.room].discard(req.identity)
@@ -68,7 +76,7 @@ class FakeRoomService:
             if not (grants and grants.room_create):
                 return _error(403, "needs roomCreate")
             if queued := self.failures.get(method):
-                return _error(queued.pop(0), "injected")
+                return queued.pop(0)
             if self.rooms.pop(req_room.room, None) is None:
                 return _error(404, "room not found")
             return web.Response(body=api.DeleteRoomResponse().SerializeToString())

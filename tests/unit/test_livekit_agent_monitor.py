@@ -11,7 +11,7 @@ from livekit.rtc._proto import participant_pb2, room_pb2
 from clara_es.adapters.livekit import AgentMonitor, AsyncVirtualClock
 from clara_es.application import VoiceSessions, session_history
 from clara_es.domain import Actor, ConnectionState, VirtualClock
-from tests.support.livekit_sdk import listeners, recorded, remote, run
+from tests.support.livekit_sdk import as_agent, listeners, recorded, remote, run
 
 WINDOW = timedelta(seconds=3)
 Q = rtc.ConnectionQuality
@@ -26,7 +26,7 @@ def connected_session(app: VoiceSessions) -> UUID:
 
 def monitored(app: VoiceSessions, clock: VirtualClock) -> tuple[UUID, rtc.Room, AsyncVirtualClock]:
     session_id = connected_session(app)
-    room = rtc.Room()
+    room = as_agent(rtc.Room())
     timers = AsyncVirtualClock(clock)
     AgentMonitor(app, session_id, timers, poor_window=WINDOW).attach(room)
     return session_id, room, timers
@@ -163,8 +163,10 @@ def test_a_full_sdk_reconnect_of_the_agent_is_not_the_users_outage(
             ),
             ("AgentConnectionChanged", "connected"),
         ]
-        # After the agent is back, alice leaving is her outage again.
+        # After the agent is back, alice leaving is her outage again (once the agent's own
+        # reconnect did not follow within the settle time).
         room.emit("participant_disconnected", remote("alice"))
+        await timers.advance(1)
         assert app.status(session_id).connection_state == ConnectionState.RECONNECTING
         assert recorded(app, session_id)[-2:] == [
             ("Disconnected", "UNKNOWN_REASON"),
@@ -234,7 +236,7 @@ def test_detaching_removes_every_listener_and_the_pending_window(
         timers = AsyncVirtualClock(clock)
         monitor = AgentMonitor(app, session_id, timers, poor_window=WINDOW)
         monitor.attach(room)
-        assert sum(listeners(room).values()) == sum(before.values()) + 6
+        assert sum(listeners(room).values()) == sum(before.values()) + 7
         room.emit("connection_quality_changed", remote("alice"), Q.QUALITY_POOR)
         monitor.detach()
         assert listeners(room) == before
@@ -248,6 +250,72 @@ def test_detaching_removes_every_listener_and_the_pending_window(
         await timers.advance(60)
         assert recorded(app, session_id, since=3) == [("QualityChanged", "poor")]
         monitor.attach(room)  # a detached monitor can attach again
-        assert sum(listeners(room).values()) == sum(before.values()) + 6
+        assert sum(listeners(room).values()) == sum(before.values()) + 7
+
+    run(main)
+
+
+def test_a_forced_full_reconnect_in_the_sdks_order_is_not_the_users_outage(
+    app: VoiceSessions, clock: VirtualClock
+) -> None:
+    """livekit-ffi's handle_restarting drops every remote participant (no reason, room still
+    connected) before it reports connection_state_changed and reconnecting."""
+
+    async def main() -> None:
+        session_id, room, timers = monitored(app, clock)
+        room._on_room_event(
+            room_pb2.RoomEvent(participant_connected={"info": participant_pb2.OwnedParticipant(
+                info=participant_pb2.ParticipantInfo(identity="alice", sid="PA_alice"))})
+        )
+        room._on_room_event(
+            room_pb2.RoomEvent(participant_disconnected={"participant_identity": "alice"})
+        )
+        room._on_room_event(room_pb2.RoomEvent(
+            connection_state_changed={"state": rtc.ConnectionState.CONN_RECONNECTING}
+        ))
+        room._on_room_event(room_pb2.RoomEvent(reconnecting={}))
+        await timers.advance(5)
+        room._on_room_event(room_pb2.RoomEvent(reconnected={}))
+        state = app.status(session_id)
+        assert state.connection_state == ConnectionState.CONNECTED
+        assert recorded(app, session_id, since=3) == [
+            ("AgentConnectionChanged", "reconnecting"),
+            ("SignalIgnored", "participant left while the agent itself was reconnecting: "
+                              "the agent's outage, not the user's"),
+            ("AgentConnectionChanged", "connected"),
+        ]
+        assert "ReconnectScheduled" not in [t for t, _ in recorded(app, session_id)]
+
+    run(main)
+
+
+def test_a_departure_without_reason_and_no_agent_reconnect_is_the_users_outage(
+    app: VoiceSessions, clock: VirtualClock
+) -> None:
+    async def main() -> None:
+        session_id, room, timers = monitored(app, clock)
+        room.emit("participant_disconnected", remote("alice"))
+        await timers.advance(0.9)
+        assert app.status(session_id).connection_state == ConnectionState.CONNECTED
+        await timers.advance(0.1)
+        assert recorded(app, session_id, since=3) == [
+            ("Disconnected", "UNKNOWN_REASON"),
+            ("ReconnectScheduled", 1),
+        ]
+
+    run(main)
+
+
+def test_removed_or_replaced_participants_end_the_session(
+    app: VoiceSessions, clock: VirtualClock
+) -> None:
+    async def main() -> None:
+        for reason in ("PARTICIPANT_REMOVED", "DUPLICATE_IDENTITY", "ROOM_DELETED"):
+            session_id, room, _ = monitored(app, clock)
+            code = rtc.DisconnectReason.Value(reason)
+            room.emit("participant_disconnected", remote("alice", code))
+            assert recorded(app, session_id, since=3) == [
+                ("SessionEnded", f"participant left ({reason})")
+            ]
 
     run(main)

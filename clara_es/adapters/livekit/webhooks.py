@@ -5,8 +5,9 @@ LiveKit signs each webhook with a JWT in the Authorization header (the bare toke
 retries deliveries, so a webhook id that a session has already recorded appends nothing.
 
   participant_joined              -> the participant is in the room (connected / reconnected)
-  participant_left                -> an outage, or the end of the session if the user left
-                                     on purpose (disconnect reason CLIENT_INITIATED)
+  participant_left                -> an outage, or the end of the session when the reason
+                                     says so (leave_reasons.py: the user left, was removed or
+                                     replaced, the room is gone); an unknown number is unknown
   participant_connection_aborted  -> an outage
   room_finished                   -> every session in the room ends
 Other events are accepted and change nothing.
@@ -22,9 +23,9 @@ import jwt
 from eventsourcing.utils import get_topic
 from google.protobuf.json_format import ParseError
 from livekit import api
-from livekit.protocol import models
 from livekit.protocol.webhook import WebhookEvent
 
+from clara_es.adapters.livekit.leave_reasons import leave_reason
 from clara_es.application import VoiceSessions
 from clara_es.domain import DomainError, UIState
 from clara_es.domain.commands import (
@@ -193,8 +194,7 @@ def _command(event: WebhookEvent, room: str, identity: str | None) -> Webhook:
         return WebhookRoomFinished(**common)
     if event.event == "participant_connection_aborted":
         return WebhookConnectionAborted(**common)
-    code = event.participant.disconnect_reason
+    left = leave_reason(event.participant.disconnect_reason)
     return WebhookParticipantLeft(
-        **common, reason=models.DisconnectReason.Name(code),
-        user_initiated=code == models.DisconnectReason.CLIENT_INITIATED,
+        **common, reason=left.text, user_initiated=left.user_left, ends_session=left.ends_session
     )
