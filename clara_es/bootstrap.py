@@ -92,7 +92,8 @@ class Root:
             from clara_es.adapters.rooms import room_cleaner
 
             cleaner = room_cleaner(self.settings, app.clock)
-        return start_worker(app, pipeline or InMemoryAudioPipeline(), cleaner, self.settings)
+        return start_worker(app, pipeline or InMemoryAudioPipeline(), cleaner, self.settings,
+                            store=self.store)
 
     def reactions(self, app: VoiceSessions, stop: threading.Event) -> None:
         """Runner: the process manager, its timers and the effect runner, until `stop`."""

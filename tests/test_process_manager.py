@@ -20,7 +20,7 @@ from clara_es.domain.commands import (
     RequestPipelineRestart,
     TimeOutAttempt,
 )
-from clara_es.process import InMemoryAudioPipeline, reactions_env
+from clara_es.process import InMemoryAudioPipeline
 
 from .conftest import AppFactory
 from .process_support import settings, worker_on
@@ -196,9 +196,18 @@ def test_an_ended_session_is_cleaned_up_at_once(
     assert app.status(session_id).connection_state == "ended"
 
 
-def test_the_process_manager_has_its_own_tables_or_sqlite_file() -> None:
-    sqlite = reactions_env({"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                            "SQLITE_DBNAME": "data/clara-es.db"})
-    assert sqlite["SQLITE_DBNAME"] == "data/clara-es.reactions.db"
-    postgres = {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": "clara"}
-    assert reactions_env(postgres) == postgres  # tables reactions_events, reactions_tracking
+def test_due_work_lives_in_the_store_and_a_restart_reads_no_history(
+    store: Store, make_app: AppFactory, clock: VirtualClock
+) -> None:
+    app = make_app()
+    with worker_on(app) as worker:
+        session_id = connected(app)
+        app.disconnected(session_id, "network")
+        worker.run_pending()
+        position = worker.manager.position()
+    assert position == app.recorder.max_notification_id()
+    with worker_on(app) as worker:  # starts where the first left off, from the rows
+        assert worker.manager.catch_up() == 0
+        assert worker.next_due() == clock.now() + timedelta(seconds=11)
+    if store.sqlite_path is not None:
+        assert not any(p.name.endswith(".reactions.db") for p in store.sqlite_path.parent.iterdir())

@@ -8,6 +8,9 @@ The rest of the code receives an eventsourcing environment and does not care whi
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,10 @@ POSTGRES_DRIVERS = frozenset({"postgresql", "postgres", "postgresql+psycopg"})
 
 class StoreURLError(ValueError):
     """The database URL cannot be used."""
+
+
+# Alembic's command module is not safe for two threads at once: one migration per process.
+_SCHEMA_CHANGES = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,22 @@ class Store:
     def sqlite(cls, path: Path | str) -> Store:
         return cls.from_url(URL.create("sqlite", database=str(path)).render_as_string())
 
+    @classmethod
+    def from_eventsourcing_env(cls, env: Mapping[str, str]) -> Store:
+        """The store an application's environment names (the inverse of eventsourcing_env)."""
+        if env.get("PERSISTENCE_MODULE") == "eventsourcing.sqlite":
+            return cls.sqlite(env["SQLITE_DBNAME"])
+        if env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":
+            schema = env.get("POSTGRES_SCHEMA")
+            url = URL.create(
+                "postgresql", username=env.get("POSTGRES_USER") or None,
+                password=env.get("POSTGRES_PASSWORD") or None, host=env.get("POSTGRES_HOST"),
+                port=int(env.get("POSTGRES_PORT") or 5432), database=env["POSTGRES_DBNAME"],
+                query={"schema": schema} if schema else {},
+            )
+            return cls.from_url(url.render_as_string(hide_password=False))
+        raise StoreURLError(f"no database store in {env.get('PERSISTENCE_MODULE')!r}")
+
     @property
     def exists(self) -> bool:
         """False only for a SQLite file that is not there (a server is assumed to exist)."""
@@ -74,6 +97,31 @@ class Store:
         if schema:
             env["POSTGRES_SCHEMA"] = schema if isinstance(schema, str) else schema[-1]
         return env
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        """Hold while creating or migrating tables: one process at a time on a PostgreSQL
+        database and schema (an advisory lock), one thread at a time in this process.
+        Concurrent CREATE TABLE IF NOT EXISTS / CREATE OR REPLACE on PostgreSQL fail with
+        "tuple concurrently updated"; behind the lock the second finds the tables made."""
+        with _SCHEMA_CHANGES:
+            if self.backend != "postgres":
+                yield
+                return
+            import psycopg
+
+            env = self.eventsourcing_env()
+            key = f"clara-es schema {env.get('POSTGRES_SCHEMA') or 'public'}"
+            with psycopg.connect(
+                dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"],
+                port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
+                password=env["POSTGRES_PASSWORD"] or None, connect_timeout=5, autocommit=True,
+            ) as conn:
+                conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+                try:
+                    yield
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
     def sqlalchemy_url(self) -> str:
         """The same database as SQLAlchemy (Alembic) names it."""
