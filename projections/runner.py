@@ -28,8 +28,6 @@ from projections.view import View
 log = logging.getLogger(__name__)
 
 BATCH = 500
-# Each runner holds a few connections of its own: the app's (LISTEN, reads), the view's.
-POOL = {"POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "4"}
 
 
 class ViewProjection(Projection[ViewRecorder]):
@@ -72,7 +70,8 @@ class ViewRunner:
         self.name = view_class.name
         self.poll_interval = poll_interval
         self.batch = batch
-        base_env = {**store.eventsourcing_env(), **POOL, **(env or {})}
+        # Pools as the store says (the settings' budget): the app's (reads) and the view's.
+        base_env = {**store.eventsourcing_env(), **(env or {})}
         self.app = VoiceSessions(base_env)
         self._factory = InfrastructureFactory[ViewRecorder].construct(
             env=Environment(view_class.name, base_env)
@@ -212,14 +211,7 @@ class ViewLocks:
 
     def _connection(self) -> Any:
         if self._conn is None:
-            import psycopg
-
-            env = self.store.eventsourcing_env()
-            self._conn = psycopg.connect(
-                dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"],
-                port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
-                password=env["POSTGRES_PASSWORD"] or None, connect_timeout=5, autocommit=True,
-            )
+            self._conn = self.store.connect_postgres()
         return self._conn
 
     def _drop(self) -> None:

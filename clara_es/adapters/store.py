@@ -11,8 +11,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -33,6 +34,10 @@ class Store:
     url: str
     backend: str  # "sqlite" or "postgres"
     sqlite_path: Path | None = None
+    # PostgreSQL connections per pool (every application, view and the due-work engine has
+    # one): kept open, and opened beyond that under load. See the README's budget.
+    pool_size: int = 2
+    pool_max_overflow: int = 4
 
     @classmethod
     def from_url(cls, url: str) -> Store:
@@ -67,7 +72,11 @@ class Store:
                 port=int(env.get("POSTGRES_PORT") or 5432), database=env["POSTGRES_DBNAME"],
                 query={"schema": schema} if schema else {},
             )
-            return cls.from_url(url.render_as_string(hide_password=False))
+            return replace(
+                cls.from_url(url.render_as_string(hide_password=False)),
+                pool_size=int(env.get("POSTGRES_POOL_SIZE") or cls.pool_size),
+                pool_max_overflow=int(env.get("POSTGRES_MAX_OVERFLOW") or cls.pool_max_overflow),
+            )
         raise StoreURLError(f"no database store in {env.get('PERSISTENCE_MODULE')!r}")
 
     @property
@@ -92,6 +101,8 @@ class Store:
             "POSTGRES_USER": parsed.username or "postgres",
             "POSTGRES_PASSWORD": parsed.password or "",
             "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_POOL_SIZE": str(self.pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(self.pool_max_overflow),
         }
         schema = parsed.query.get("schema")
         if schema:
@@ -108,20 +119,24 @@ class Store:
             if self.backend != "postgres":
                 yield
                 return
-            import psycopg
-
-            env = self.eventsourcing_env()
-            key = f"clara-es schema {env.get('POSTGRES_SCHEMA') or 'public'}"
-            with psycopg.connect(
-                dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"],
-                port=env["POSTGRES_PORT"], user=env["POSTGRES_USER"],
-                password=env["POSTGRES_PASSWORD"] or None, connect_timeout=5, autocommit=True,
-            ) as conn:
+            key = f"clara-es schema {self.eventsourcing_env().get('POSTGRES_SCHEMA') or 'public'}"
+            with self.connect_postgres() as conn:
                 conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
                 try:
                     yield
                 finally:
                     conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+    def connect_postgres(self) -> Any:
+        """A plain psycopg connection (autocommit) to the store's PostgreSQL database."""
+        import psycopg
+
+        env = self.eventsourcing_env()
+        return psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=5, autocommit=True,
+        )
 
     def sqlalchemy_url(self) -> str:
         """The same database as SQLAlchemy (Alembic) names it."""

@@ -10,7 +10,14 @@ from types import FrameType
 import click
 import uvicorn
 
-from clara_es.cli.common import CommandError, api_credentials, console, db_option, root_for
+from clara_es.cli.common import (
+    CommandError,
+    api_credentials,
+    claim_store,
+    console,
+    db_option,
+    root_for,
+)
 from clara_es.http import Options, Service, create_app
 
 # On SIGTERM the live feeds end at once; commands in flight get this long to finish (each
@@ -28,6 +35,7 @@ def serve(host: str, port: int, max_lag: int, db: Path | None) -> None:
     """Serve the HTTP API, the status page (/) and the dashboard (/dashboard)."""
     root = root_for(db)
     api_key, api_secret = api_credentials(root.settings)
+    claim = claim_store(root)  # noqa: F841  (held until the process ends)
     store = root.store
     root.configure_logging()
     try:

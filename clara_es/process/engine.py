@@ -9,10 +9,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from clara_es.adapters.store import Store
-from clara_es.config import Settings
 
 
-def due_engine(store: Store, settings: Settings) -> sa.Engine:
+def due_engine(store: Store) -> sa.Engine:
     if store.backend == "sqlite":
         engine = sa.create_engine(
             store.sqlalchemy_url(), connect_args={"timeout": 30, "check_same_thread": False}
@@ -23,8 +22,8 @@ def due_engine(store: Store, settings: Settings) -> sa.Engine:
     schema = store.eventsourcing_env().get("POSTGRES_SCHEMA")
     connect_args = {"options": f"-csearch_path={schema}"} if schema else {}
     return sa.create_engine(
-        store.sqlalchemy_url(), connect_args=connect_args, pool_size=settings.pool_size,
-        max_overflow=settings.pool_max_overflow, pool_pre_ping=True,
+        store.sqlalchemy_url(), connect_args=connect_args, pool_size=store.pool_size,
+        max_overflow=store.pool_max_overflow, pool_pre_ping=True,
     )
 
 

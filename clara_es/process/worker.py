@@ -44,7 +44,7 @@ def start_worker(
 
     store = store or Store.from_eventsourcing_env(sessions.env)
     upgrade(store)
-    engine = due_engine(store, settings)
+    engine = due_engine(store)
     manager = ProcessManager(sessions, engine, settings)
     return Worker(sessions, manager, Effects(sessions, pipeline, cleaner), settings)
 
