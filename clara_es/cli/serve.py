@@ -39,7 +39,8 @@ def serve(host: str, port: int, max_lag: int, db: Path | None) -> None:
     store = root.store
     root.configure_logging()
     try:
-        service = root.service(api_key, api_secret, Options(max_lag=max_lag))
+        options = Options(max_lag=max_lag, max_overdue_s=root.settings.ready_max_overdue_s)
+        service = root.service(api_key, api_secret, options)
     except Exception as exc:
         raise CommandError(f"cannot open the store {store.url}: {exc}") from None
     console.print(f"clara-es on http://{host}:{port}/ (dashboard: /dashboard, API: /docs), "

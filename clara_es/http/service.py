@@ -49,6 +49,8 @@ class Options:
     max_lag: int = 1000
     # Keep the views live in this process (off when another process runs the projections).
     follow_views: bool = True
+    # /readyz fails while a due timer or effect waits longer than this past its time.
+    max_overdue_s: float = 30.0
 
 
 class Service:

@@ -63,6 +63,31 @@ class Job:
     tries: int = 0
 
 
+@dataclass(frozen=True)
+class Backlog:
+    """Due work not being worked on: how many jobs, how overdue the oldest (seconds), and
+    how many facts the rows are behind the sessions' log."""
+
+    jobs: int
+    oldest_overdue_s: float
+    facts_behind: int
+
+
+def backlog(engine: sa.Engine, now: datetime, head: int | None = None) -> Backlog:
+    now = utc(now)
+    free = sa.or_(due_work.c.lease_until.is_(None), due_work.c.lease_until <= now)
+    query = sa.select(sa.func.count(), sa.func.min(due_work.c.due_at)).where(
+        due_work.c.due_at <= now, free)
+    position = sa.select(due_tracking.c.notification_id).where(
+        due_tracking.c.application_name == LEADER)
+    with engine.connect() as conn:
+        count, oldest = conn.execute(query).one()
+        applied = conn.execute(position).scalar() or 0
+    age = (now - utc(oldest)).total_seconds() if oldest is not None else 0.0
+    behind = max((head or 0) - applied, 0)
+    return Backlog(int(count), max(age, 0.0), behind)
+
+
 class _StoreFacts:
     """What the decision table may ask, answered inside the catch-up's transaction."""
 
@@ -226,16 +251,8 @@ class DueWork:
         times = [utc(t) for t in row if t is not None]
         return min(times, default=None)
 
-    def backlog(self, now: datetime) -> tuple[int, float]:
-        """Jobs due and not being worked on, and how overdue the oldest is (seconds)."""
-        now = utc(now)
-        free = sa.or_(due_work.c.lease_until.is_(None), due_work.c.lease_until <= now)
-        query = sa.select(sa.func.count(), sa.func.min(due_work.c.due_at)).where(
-            due_work.c.due_at <= now, free)
-        with self.engine.connect() as conn:
-            count, oldest = conn.execute(query).one()
-        age = (now - utc(oldest)).total_seconds() if oldest is not None else 0.0
-        return int(count), max(age, 0.0)
+    def backlog(self, now: datetime) -> Backlog:
+        return backlog(self.engine, now)
 
     def _mine(self, job: Job) -> sa.ColumnElement[bool]:
         return sa.and_(due_work.c.session_id == str(job.session_id),
