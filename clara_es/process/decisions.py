@@ -75,7 +75,7 @@ class Clear:
 
 @dataclass(frozen=True)
 class Fired:
-    """The job with this id led to a fact: it is done."""
+    """The timer with this id led to a fact (maybe a SignalIgnored): it is done."""
 
     job_id: str
 

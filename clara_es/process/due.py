@@ -31,7 +31,7 @@ from clara_es.application import VoiceSessions
 from clara_es.config import Settings
 from clara_es.domain.events import SessionEvent
 from clara_es.domain.session import VoiceSession
-from clara_es.process.decisions import Change, Clear, Fired, Join, Leave, Set, react
+from clara_es.process.decisions import TIMERS, Change, Clear, Fired, Join, Leave, Set, react
 from clara_es.process.tables import due_rooms, due_tracking, due_work
 
 log = logging.getLogger("clara_es.process")
@@ -120,7 +120,9 @@ def apply(conn: sa.Connection, session_id: UUID, changes: Iterable[Change]) -> N
             case Clear(kind, _why):
                 conn.execute(sa.delete(due_work).where(mine, due_work.c.kind == kind))
             case Fired(job_id):
-                conn.execute(sa.delete(due_work).where(mine, due_work.c.job_id == job_id))
+                # Only the timer: an effect's request id is the id of the timer that asked.
+                conn.execute(sa.delete(due_work).where(
+                    mine, due_work.c.job_id == job_id, due_work.c.kind.in_(sorted(TIMERS))))
             case Join(room):
                 conn.execute(_insert(conn)(due_rooms).values(session_id=sid, room=room)
                              .on_conflict_do_nothing())

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -107,34 +107,38 @@ class Worker:
     # ---- on wall time: timers in a few threads, effects in a pool ---------------------------
 
     def run_forever(self, stop: threading.Event) -> None:
-        """Poll for new facts and due jobs until `stop` is set."""
+        """Poll for new facts and due jobs until `stop` is set. Jobs run in the pools while
+        this loop keeps their leases and looks for more."""
         timers = ThreadPoolExecutor(self.settings.timer_threads, thread_name_prefix="timer")
         effects = ThreadPoolExecutor(self.settings.effect_threads, thread_name_prefix="effect")
+        fired: dict[Future[None], Job] = {}
         running: dict[Future[None], Job] = {}
         renewed = time.monotonic()
         try:
             while not stop.is_set():
-                busy = False
                 try:
                     self.manager.catch_up()
                     now = self.clock.now()
-                    fired = self.due.claim(now, TIMERS, BATCH)
-                    list(timers.map(self.execute, fired))
+                    if not fired:  # the whole previous batch of timers is done
+                        for job in self.due.claim(now, TIMERS, BATCH):
+                            fired[timers.submit(self.execute, job)] = job
                     free = self.settings.effect_threads - len(running)
                     for job in self.due.claim(now, EFFECTS, free) if free > 0 else []:
                         running[effects.submit(self.execute, job)] = job
-                    running = {f: j for f, j in running.items() if not f.done()}
-                    if running and time.monotonic() - renewed > self.settings.lease_s / 3:
-                        self.due.renew(list(running.values()), self.clock.now())
+                    if time.monotonic() - renewed > self.settings.lease_s / 3:
+                        self.due.renew([*fired.values(), *running.values()], self.clock.now())
                         renewed = time.monotonic()
-                    busy = len(fired) == BATCH
                 except (sa.exc.SQLAlchemyError, OSError) as exc:
                     # the store may be away for a moment: try again next poll
                     log.warning("event=catch_up_failed error=%r", str(exc).splitlines()[0])
-                if not busy:
+                if fired:  # back as soon as the batch is done, to claim the next one
+                    wait(list(fired), timeout=self.settings.poll_interval_s)
+                else:
                     stop.wait(self._wait())
+                fired = {f: j for f, j in fired.items() if not f.done()}
+                running = {f: j for f, j in running.items() if not f.done()}
         finally:
-            timers.shutdown(wait=True)
+            timers.shutdown(wait=True, cancel_futures=True)
             effects.shutdown(wait=True, cancel_futures=True)
 
     def _wait(self) -> float:
