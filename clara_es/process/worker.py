@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from eventsourcing.persistence import PersistenceError
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
@@ -128,7 +129,7 @@ class Worker:
                     if time.monotonic() - renewed > self.settings.lease_s / 3:
                         self.due.renew([*fired.values(), *running.values()], self.clock.now())
                         renewed = time.monotonic()
-                except (sa.exc.SQLAlchemyError, OSError) as exc:
+                except (sa.exc.SQLAlchemyError, PersistenceError, OSError) as exc:
                     # the store may be away for a moment: try again next poll
                     log.warning("event=catch_up_failed error=%r", str(exc).splitlines()[0])
                 if fired:  # back as soon as the batch is done, to claim the next one
