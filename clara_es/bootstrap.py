@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from pydantic import ValidationError
 
@@ -54,7 +54,8 @@ def bootstrap(db: Path | None = None, *, settings: Settings | None = None) -> Ro
     """The parts of one process. `db` (a command's --db) wins over CLARA_ES_DATABASE_URL."""
     settings = settings if settings is not None else read_settings()
     store = Store.sqlite(db) if db is not None else Store.from_url(settings.database_url)
-    return Root(settings, store)
+    pools = {"pool_size": settings.pool_size, "pool_max_overflow": settings.pool_max_overflow}
+    return Root(settings, replace(store, **pools))
 
 
 def setup_logging(settings: Settings, *, quiet: bool = False) -> None:
@@ -67,6 +68,15 @@ def setup_logging(settings: Settings, *, quiet: bool = False) -> None:
 class Root:
     settings: Settings
     store: Store
+
+    def claim_store(self) -> IO[str] | None:
+        """A long-running command's claim on a SQLite store (StoreInUse if another holds it);
+        on PostgreSQL any number of processes share the database."""
+        if self.store.sqlite_path is None:
+            return None
+        from clara_es.adapters.filelock import hold
+
+        return hold(self.store.sqlite_path)
 
     def configure_logging(self, *, quiet: bool = False) -> None:
         setup_logging(self.settings, quiet=quiet)
@@ -92,7 +102,8 @@ class Root:
             from clara_es.adapters.rooms import room_cleaner
 
             cleaner = room_cleaner(self.settings, app.clock)
-        return start_worker(app, pipeline or InMemoryAudioPipeline(), cleaner, self.settings)
+        return start_worker(app, pipeline or InMemoryAudioPipeline(), cleaner, self.settings,
+                            store=self.store)
 
     def reactions(self, app: VoiceSessions, stop: threading.Event) -> None:
         """Runner: the process manager, its timers and the effect runner, until `stop`."""

@@ -27,6 +27,16 @@ class Settings(BaseSettings):
     cleanup_tries: int = Field(5, ge=1, description="RoomService calls before CleanupFailed")
     cleanup_retry_s: float = Field(0.5, gt=0, description="first wait between cleanup tries")
     poll_interval_s: float = Field(0.2, gt=0, description="how often `run` looks for new facts")
+    lease_s: float = Field(30.0, gt=0, description="a claimed job's lease: then another takes it")
+    timer_threads: int = Field(4, ge=1, le=64, description="threads firing due timers")
+    effect_threads: int = Field(4, ge=1, le=64, description="threads running effects")
+    ready_max_overdue_s: float = Field(
+        30.0, gt=0, description="/readyz fails while a due job waits longer than this"
+    )
+
+    # Connections per pool (each process has a few pools, see README): size and overflow.
+    pool_size: int = Field(2, ge=1, le=100, description="PostgreSQL connections kept per pool")
+    pool_max_overflow: int = Field(4, ge=0, le=100, description="extra connections under load")
 
     # Log lines of the long-running commands: key=value (kv) or JSON lines.
     log_format: Literal["kv", "json"] = "kv"

@@ -39,8 +39,11 @@ def alembic_config(store: Store | None = None) -> Config:
 
 
 def upgrade(store: Store, revision: str = "head") -> None:
-    command.upgrade(alembic_config(store), revision)
+    """Migrate; safe when several processes start at once (they take turns)."""
+    with store.schema_lock():
+        command.upgrade(alembic_config(store), revision)
 
 
 def downgrade(store: Store, revision: str = "base") -> None:
-    command.downgrade(alembic_config(store), revision)
+    with store.schema_lock():
+        command.downgrade(alembic_config(store), revision)

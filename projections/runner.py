@@ -9,6 +9,7 @@ SQLite: its recorder has no subscribe(), so the runner polls the notification lo
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -28,9 +29,9 @@ from projections.view import View
 log = logging.getLogger(__name__)
 
 BATCH = 500
-# Each runner holds a few connections of its own: the app's (LISTEN, reads), the view's.
-# POSTGRES_POOL_SIZE / POSTGRES_MAX_OVERFLOW in the environment win (the tests keep them small).
-POOL = {"POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "4"}
+# POSTGRES_POOL_SIZE / POSTGRES_MAX_OVERFLOW in the environment win over the store's budget
+# (the tests keep them small).
+POOL_VARS = ("POSTGRES_POOL_SIZE", "POSTGRES_MAX_OVERFLOW")
 
 
 class ViewProjection(Projection[ViewRecorder]):
@@ -73,7 +74,8 @@ class ViewRunner:
         self.name = view_class.name
         self.poll_interval = poll_interval
         self.batch = batch
-        pool = {name: os.environ.get(name, size) for name, size in POOL.items()}
+        # Pools as the store says (the settings' budget): the app's (reads) and the view's.
+        pool = {name: os.environ[name] for name in POOL_VARS if name in os.environ}
         base_env = {**store.eventsourcing_env(), **pool, **(env or {})}
         self.app = VoiceSessions(base_env)
         self._factory = InfrastructureFactory[ViewRecorder].construct(
@@ -148,3 +150,78 @@ class ViewRunner:
         self.interrupt()
         self.app.close()
         self._factory.close()
+
+
+class ViewLocks:
+    """Which views this process runs: on PostgreSQL, one session-level advisory lock per view
+    (`pg_try_advisory_lock`) on one connection of this process, so each view has exactly one
+    active runner across every process on the database; the others stand by. A process that
+    dies loses its connection and with it its locks, and a standby takes the view over.
+    On SQLite (one process per file) every view is this process's."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        env = store.eventsourcing_env()
+        self.prefix = f"clara-es view {env.get('POSTGRES_SCHEMA') or 'public'} "
+        self._conn: Any = None
+        self._held: set[str] = set()
+        self._lock = threading.Lock()
+
+    def acquire(self, name: str) -> bool:
+        if self.store.backend != "postgres":
+            return True
+        with self._lock:
+            try:
+                conn = self._connection()
+                row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))",
+                                   (self.prefix + name,)).fetchone()
+            except Exception as exc:  # the database is away: stand by, try again
+                log.info("view lock for %s not taken: %s", name, exc)
+                self._drop()
+                return False
+            if row is not None and row[0]:
+                self._held.add(name)
+                return True
+            return False
+
+    def holds(self, name: str) -> bool:
+        return self.store.backend != "postgres" or name in self._held
+
+    def check(self) -> set[str]:
+        """Confirm the lock connection lives; the views whose locks were lost with it."""
+        if self.store.backend != "postgres":
+            return set()
+        with self._lock:
+            if self._conn is None:
+                return set()
+            try:
+                self._conn.execute("SELECT 1")
+                return set()
+            except Exception:
+                lost = set(self._held)
+                self._drop()
+                return lost
+
+    def release(self, name: str) -> None:
+        with self._lock:
+            if name in self._held and self._conn is not None:
+                with contextlib.suppress(Exception):
+                    self._conn.execute("SELECT pg_advisory_unlock(hashtext(%s))",
+                                       (self.prefix + name,))
+            self._held.discard(name)
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _connection(self) -> Any:
+        if self._conn is None:
+            self._conn = self.store.connect_postgres()
+        return self._conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+        self._conn = None
+        self._held.clear()

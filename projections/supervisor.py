@@ -1,6 +1,10 @@
 """Keeps every view live: one runner thread per view, restarted from its tracking position
 whenever it stops with an error (a PostgreSQL LISTEN connection that died, a lost
 database), and nudged on a slow timer in case a NOTIFY was missed.
+
+Across processes each view runs in one of them (the holder of the view's advisory lock); in
+the others its thread stands by and tries the lock every `standby_interval`, so when the holder
+dies the view resumes elsewhere from its tracking position within a second or two.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 
 from clara_es.adapters.store import Store
-from projections.runner import ViewRunner
+from projections.runner import ViewLocks, ViewRunner
 from projections.view import View
 from projections.views import select
 
@@ -29,6 +33,7 @@ class Supervisor:
         watchdog_interval: float = 5.0,
         restart_delay: float = 0.2,
         max_restart_delay: float = 5.0,
+        standby_interval: float = 1.0,
     ) -> None:
         self.store = store
         self.views = list(views) if views is not None else select()
@@ -36,8 +41,11 @@ class Supervisor:
         self.watchdog_interval = watchdog_interval
         self.restart_delay = restart_delay
         self.max_restart_delay = max_restart_delay
+        self.standby_interval = standby_interval
         self.restarts = 0
         self.nudges = 0
+        self.locks = ViewLocks(store)
+        self._leave: dict[str, threading.Event] = {}
         self.runners: dict[str, ViewRunner] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -49,6 +57,7 @@ class Supervisor:
             self._spawn(self._supervise, runner, f"projection-{view.name}")
         if self.store.backend == "postgres":
             self._spawn(self._watchdog, None, "projection-watchdog")
+            self._spawn(self._lock_keeper, None, "projection-locks")
         return self
 
     def _spawn(self, target: Callable[..., None], runner: ViewRunner | None, name: str) -> None:
@@ -58,13 +67,28 @@ class Supervisor:
         self._threads.append(thread)
 
     def _supervise(self, runner: ViewRunner) -> None:
-        delay = self.restart_delay
+        """Stand by until this process holds the view's lock, then keep it live while held."""
         while not self._stop.is_set():
+            if not self.locks.acquire(runner.name):
+                self._stop.wait(self.standby_interval)
+                continue
+            leave = self._leave[runner.name] = threading.Event()
+            if self._stop.is_set():
+                leave.set()
+            log.info("event=view_active view=%s position=%s", runner.name, _position(runner))
+            try:
+                self._follow(runner, leave)
+            finally:
+                self.locks.release(runner.name)
+
+    def _follow(self, runner: ViewRunner, leave: threading.Event) -> None:
+        delay = self.restart_delay
+        while not leave.is_set():
             started = time.monotonic()
             try:
-                runner.follow(self._stop)
+                runner.follow(leave)
             except Exception as exc:
-                if self._stop.is_set():
+                if leave.is_set():
                     return
                 self.restarts += 1
                 log.warning(
@@ -73,14 +97,29 @@ class Supervisor:
                 )
                 if time.monotonic() - started > self.max_restart_delay:
                     delay = self.restart_delay
-                self._stop.wait(delay)
+                leave.wait(delay)
                 delay = min(delay * 2, self.max_restart_delay)
+
+    def _lock_keeper(self) -> None:
+        """A lost lock connection means other processes may take the views: leave them."""
+        while not self._stop.wait(self.standby_interval):
+            for name in self.locks.check():
+                log.warning("event=view_lock_lost view=%s", name)
+                self._leave_view(name)
+
+    def _leave_view(self, name: str) -> None:
+        leave = self._leave.get(name)
+        if leave is not None:
+            leave.set()
+        self.runners[name].interrupt()
 
     def _watchdog(self) -> None:
         """A view behind the log that did not move for a whole interval missed a NOTIFY."""
         seen: dict[str, int] = {}
         while not self._stop.wait(self.watchdog_interval):
             for name, runner in self.runners.items():
+                if not self.locks.holds(name):
+                    continue
                 try:
                     position, head = runner.position(), runner.head()
                 except Exception as exc:  # the runner's own restart deals with the database
@@ -99,12 +138,13 @@ class Supervisor:
 
     def stop(self) -> None:
         self._stop.set()
-        for runner in self.runners.values():
-            runner.interrupt()
+        for name in self.runners:
+            self._leave_view(name)
         for thread in self._threads:
             thread.join(timeout=10)
         for runner in self.runners.values():
             runner.close()
+        self.locks.close()
 
     def __enter__(self) -> Supervisor:
         return self.start()
@@ -116,3 +156,10 @@ class Supervisor:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def _position(runner: ViewRunner) -> int | str:
+    try:
+        return runner.position()
+    except Exception:  # only for the log line
+        return "?"

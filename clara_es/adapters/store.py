@@ -8,8 +8,12 @@ The rest of the code receives an eventsourcing environment and does not care whi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -21,11 +25,19 @@ class StoreURLError(ValueError):
     """The database URL cannot be used."""
 
 
+# Alembic's command module is not safe for two threads at once: one migration per process.
+_SCHEMA_CHANGES = threading.RLock()
+
+
 @dataclass(frozen=True)
 class Store:
     url: str
     backend: str  # "sqlite" or "postgres"
     sqlite_path: Path | None = None
+    # PostgreSQL connections per pool (every application, view and the due-work engine has
+    # one): kept open, and opened beyond that under load. See the README's budget.
+    pool_size: int = 2
+    pool_max_overflow: int = 4
 
     @classmethod
     def from_url(cls, url: str) -> Store:
@@ -46,6 +58,26 @@ class Store:
     @classmethod
     def sqlite(cls, path: Path | str) -> Store:
         return cls.from_url(URL.create("sqlite", database=str(path)).render_as_string())
+
+    @classmethod
+    def from_eventsourcing_env(cls, env: Mapping[str, str]) -> Store:
+        """The store an application's environment names (the inverse of eventsourcing_env)."""
+        if env.get("PERSISTENCE_MODULE") == "eventsourcing.sqlite":
+            return cls.sqlite(env["SQLITE_DBNAME"])
+        if env.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":
+            schema = env.get("POSTGRES_SCHEMA")
+            url = URL.create(
+                "postgresql", username=env.get("POSTGRES_USER") or None,
+                password=env.get("POSTGRES_PASSWORD") or None, host=env.get("POSTGRES_HOST"),
+                port=int(env.get("POSTGRES_PORT") or 5432), database=env["POSTGRES_DBNAME"],
+                query={"schema": schema} if schema else {},
+            )
+            return replace(
+                cls.from_url(url.render_as_string(hide_password=False)),
+                pool_size=int(env.get("POSTGRES_POOL_SIZE") or cls.pool_size),
+                pool_max_overflow=int(env.get("POSTGRES_MAX_OVERFLOW") or cls.pool_max_overflow),
+            )
+        raise StoreURLError(f"no database store in {env.get('PERSISTENCE_MODULE')!r}")
 
     @property
     def exists(self) -> bool:
@@ -69,11 +101,42 @@ class Store:
             "POSTGRES_USER": parsed.username or "postgres",
             "POSTGRES_PASSWORD": parsed.password or "",
             "POSTGRES_CONNECT_TIMEOUT": "5",
+            "POSTGRES_POOL_SIZE": str(self.pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(self.pool_max_overflow),
         }
         schema = parsed.query.get("schema")
         if schema:
             env["POSTGRES_SCHEMA"] = schema if isinstance(schema, str) else schema[-1]
         return env
+
+    @contextmanager
+    def schema_lock(self) -> Iterator[None]:
+        """Hold while creating or migrating tables: one process at a time on a PostgreSQL
+        database and schema (an advisory lock), one thread at a time in this process.
+        Concurrent CREATE TABLE IF NOT EXISTS / CREATE OR REPLACE on PostgreSQL fail with
+        "tuple concurrently updated"; behind the lock the second finds the tables made."""
+        with _SCHEMA_CHANGES:
+            if self.backend != "postgres":
+                yield
+                return
+            key = f"clara-es schema {self.eventsourcing_env().get('POSTGRES_SCHEMA') or 'public'}"
+            with self.connect_postgres() as conn:
+                conn.execute("SELECT pg_advisory_lock(hashtext(%s))", (key,))
+                try:
+                    yield
+                finally:
+                    conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+    def connect_postgres(self) -> Any:
+        """A plain psycopg connection (autocommit) to the store's PostgreSQL database."""
+        import psycopg
+
+        env = self.eventsourcing_env()
+        return psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"], host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
+            connect_timeout=5, autocommit=True,
+        )
 
     def sqlalchemy_url(self) -> str:
         """The same database as SQLAlchemy (Alembic) names it."""

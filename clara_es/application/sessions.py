@@ -12,8 +12,9 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, Mapper
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
 
+from clara_es.adapters.store import Store
 from clara_es.application.upcasting import CausalMapper
 from clara_es.domain import (
     Actor,
@@ -70,6 +71,13 @@ class VoiceSessions(Application[UUID]):
         self.clock: Clock = clock or SystemClock()
         self.default_policy = policy or BackoffPolicy()
         self.conflicts_retried = 0
+
+    def construct_recorder(self) -> ApplicationRecorder:
+        """The recorder, its tables created under the store's schema lock (concurrent starts)."""
+        if self.env.get("PERSISTENCE_MODULE") != "eventsourcing.postgres":
+            return super().construct_recorder()
+        with Store.from_eventsourcing_env(self.env).schema_lock():
+            return super().construct_recorder()
 
     def construct_mapper(self) -> Mapper[UUID]:
         # Issue 7: events stored without actor or cause read back (see upcasting.py).

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 from eventsourcing.persistence import PersistenceError
@@ -116,6 +116,16 @@ def root_for(db: Path | None) -> Root:
     try:
         return bootstrap(db)
     except (SettingsError, StoreURLError) as exc:
+        raise CommandError(str(exc)) from None
+
+
+def claim_store(root: Root) -> IO[str] | None:
+    """Refuse a second long-running process on one SQLite file (one line, status 2)."""
+    from clara_es.adapters.filelock import StoreInUse
+
+    try:
+        return root.claim_store()
+    except StoreInUse as exc:
         raise CommandError(str(exc)) from None
 
 

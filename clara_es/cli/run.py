@@ -10,7 +10,14 @@ import click
 
 from clara_es.application import VoiceSessions
 from clara_es.bootstrap import Runner
-from clara_es.cli.common import console, db_option, open_app, root_for, stop_on_signals
+from clara_es.cli.common import (
+    claim_store,
+    console,
+    db_option,
+    open_app,
+    root_for,
+    stop_on_signals,
+)
 
 log = logging.getLogger("clara_es.run")
 
@@ -20,6 +27,7 @@ log = logging.getLogger("clara_es.run")
 def run(db: Path | None) -> None:
     """Run the process manager, its timers, the effect runner and the views until interrupted."""
     root = root_for(db)
+    claim = claim_store(root)  # noqa: F841  (held until the process ends)
     root.configure_logging()
     stop = stop_on_signals()
     runners: dict[str, Runner] = {"reactions": root.reactions, "views": root.views}

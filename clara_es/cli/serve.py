@@ -4,18 +4,29 @@ on the store of CLARA_ES_DATABASE_URL (or --db)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from types import FrameType
 
 import click
 import uvicorn
+from fastapi import FastAPI
 
-from clara_es.cli.common import CommandError, api_credentials, console, db_option, root_for
+from clara_es.bootstrap import bootstrap
+from clara_es.cli.common import (
+    CommandError,
+    api_credentials,
+    claim_store,
+    console,
+    db_option,
+    root_for,
+)
 from clara_es.http import Options, Service, create_app
 
 # On SIGTERM the live feeds end at once; commands in flight get this long to finish (each
 # append is one transaction, so a cut-off command appended all of its events or none).
 GRACE_SECONDS = 5
+MAX_LAG_VARIABLE = "CLARA_ES_SERVE_MAX_LAG"
 
 
 @click.command()
@@ -23,15 +34,30 @@ GRACE_SECONDS = 5
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True)
 @click.option("--max-lag", type=click.IntRange(min=0), default=1000, show_default=True,
               help="/readyz fails while a view is more events than this behind.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Server processes on one port (PostgreSQL): each runs the process manager "
+                   "and stands by for the views.")
 @db_option
-def serve(host: str, port: int, max_lag: int, db: Path | None) -> None:
+def serve(host: str, port: int, max_lag: int, workers: int, db: Path | None) -> None:
     """Serve the HTTP API, the status page (/) and the dashboard (/dashboard)."""
     root = root_for(db)
     api_key, api_secret = api_credentials(root.settings)
+    claim = claim_store(root)  # noqa: F841  (held until the process ends)
     store = root.store
     root.configure_logging()
+    if workers > 1:
+        if store.backend != "postgres":
+            raise CommandError("--workers needs PostgreSQL: SQLite runs one process per file")
+        os.environ[MAX_LAG_VARIABLE] = str(max_lag)  # read by every worker's app factory
+        console.print(f"clara-es on http://{host}:{port}/ with {workers} workers, "
+                      f"store {store.url}")
+        uvicorn.run("clara_es.cli.serve:worker_app", factory=True, host=host, port=port,
+                    workers=workers, log_config=None, log_level=root.settings.log_level,
+                    timeout_graceful_shutdown=GRACE_SECONDS)
+        return
     try:
-        service = root.service(api_key, api_secret, Options(max_lag=max_lag))
+        options = Options(max_lag=max_lag, max_overdue_s=root.settings.ready_max_overdue_s)
+        service = root.service(api_key, api_secret, options)
     except Exception as exc:
         raise CommandError(f"cannot open the store {store.url}: {exc}") from None
     console.print(f"clara-es on http://{host}:{port}/ (dashboard: /dashboard, API: /docs), "
@@ -42,6 +68,16 @@ def serve(host: str, port: int, max_lag: int, db: Path | None) -> None:
         log_level=root.settings.log_level, timeout_graceful_shutdown=GRACE_SECONDS,
     )
     ClosingServer(config, service).run()
+
+
+def worker_app() -> FastAPI:
+    """One worker process of `serve --workers N`: its own service on the configured store."""
+    root = bootstrap()
+    root.configure_logging()
+    api_key, api_secret = api_credentials(root.settings)
+    options = Options(max_lag=int(os.environ.get(MAX_LAG_VARIABLE, "1000")),
+                      max_overdue_s=root.settings.ready_max_overdue_s)
+    return create_app(root.service(api_key, api_secret, options))
 
 
 class ClosingServer(uvicorn.Server):

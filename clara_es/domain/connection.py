@@ -16,7 +16,7 @@ the current state raise InvalidTransition and record nothing.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from clara_es.domain.errors import InvalidTransition
 from clara_es.domain.events import (
@@ -192,6 +192,17 @@ class ConnectionRules(Rules):
             return False
         self._record(WebhookReceived, signal, webhook_id=webhook_id, kind=kind)
         return True
+
+
+def attempt_deadline(fact: ReconnectScheduled | ReconnectAttempted, timeout: timedelta) -> datetime:
+    """The watchdog: by when an attempt must have an outcome before it is failed as timed out.
+
+    A scheduled attempt gets `timeout` after it was due (its client may have died before
+    trying); one that was started gets `timeout` after it started.
+    """
+    if isinstance(fact, ReconnectScheduled):
+        return fact.due_at + timeout
+    return fact.timestamp + timeout
 
 
 def _ms(delta: timedelta) -> int:

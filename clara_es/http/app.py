@@ -35,6 +35,9 @@ class Readiness(BaseModel):
     store: str
     projection_lag: dict[str, int]
     max_lag: int
+    due_backlog: int = 0
+    oldest_overdue_s: float = 0.0
+    max_overdue_s: float = 0.0
 
 
 class WebhookOutcome(BaseModel):
@@ -57,22 +60,27 @@ def healthz() -> Health:
 
 @ops.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
 def readyz(request: Request) -> Readiness | JSONResponse:
-    """The store answers and no view is more than `max_lag` events behind the log."""
+    """The store answers, no view is more than `max_lag` events behind the log, and no due
+    timer or effect waits more than `max_overdue_s` past its time."""
     service: Service = request.app.state.service
+    options = service.options
     try:
-        lag = service.reads.lag()
+        lag, due = service.reads.lag(), service.reads.backlog()
     except Exception as exc:
         log.warning("not ready: %s", exc)
         body = Readiness(status=f"store unreachable: {exc}", store=service.store.backend,
-                         projection_lag={}, max_lag=service.options.max_lag)
+                         projection_lag={}, max_lag=options.max_lag)
         return JSONResponse(body.model_dump(), status_code=503)
-    ready = max(lag.values(), default=0) <= service.options.max_lag and not service.crashed
-    status = ("ready" if ready else f"stopped: {', '.join(service.crashed)}" if service.crashed
-              else "projections behind")
-    body = Readiness(status=status,
-                     store=service.store.backend, projection_lag=lag,
-                     max_lag=service.options.max_lag)
-    return body if ready else JSONResponse(body.model_dump(), status_code=503)
+    unready = [f"stopped: {', '.join(service.crashed)}"] if service.crashed else []
+    if max(lag.values(), default=0) > options.max_lag:
+        unready.append("projections behind")
+    if due.oldest_overdue_s > options.max_overdue_s:
+        unready.append("due work behind")
+    body = Readiness(status="; ".join(unready) or "ready", store=service.store.backend,
+                     projection_lag=lag, max_lag=options.max_lag, due_backlog=due.jobs,
+                     oldest_overdue_s=round(due.oldest_overdue_s, 3),
+                     max_overdue_s=options.max_overdue_s)
+    return JSONResponse(body.model_dump(), status_code=503) if unready else body
 
 
 @ops.get("/metrics", response_class=Response,

@@ -73,9 +73,33 @@ class _Scraped(Collector):
         )
         pending.add_metric([], timers)
         yield pending
+        yield from _backlog(s)
         effect_family = CounterMetricFamily(
             "clara_es_effects", "Side effects by outcome (event type).", labels=["outcome"]
         )
         for outcome, n in sorted(effects.items()):
             effect_family.add_metric([outcome], n)
         yield effect_family
+
+
+def _backlog(service: Service) -> Iterator[Metric]:
+    try:
+        due = service.reads.backlog()
+    except Exception as exc:
+        log.warning("due-work backlog unavailable: %s", exc)
+        return
+    jobs = GaugeMetricFamily(
+        "clara_es_due_backlog", "Timers and effects past their due time, not being worked on."
+    )
+    jobs.add_metric([], due.jobs)
+    yield jobs
+    oldest = GaugeMetricFamily(
+        "clara_es_due_oldest_overdue_seconds", "How long the most overdue waiting job is late."
+    )
+    oldest.add_metric([], due.oldest_overdue_s)
+    yield oldest
+    behind = GaugeMetricFamily(
+        "clara_es_process_manager_lag", "Session facts the due-work rows are behind the log."
+    )
+    behind.add_metric([], due.facts_behind)
+    yield behind

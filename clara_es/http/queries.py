@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from clara_es.application import VoiceSessions
 from clara_es.domain import Clock, UIState
+from clara_es.process.due import Backlog, backlog
 from projections import queries
 from projections.history import history_table
 from projections.queries import HistoryRow
@@ -123,6 +124,10 @@ class Reads:
     def sessions_by_state(self) -> dict[str, int]:
         return self.stats(queries.DEFAULT_GRACE).sessions_by_state
 
+
+    def backlog(self) -> Backlog:
+        """The process manager's due work waiting past its time (any process's)."""
+        return backlog(self.views, self.clock.now(), self.app.recorder.max_notification_id())
 
     def pending_timers(self) -> int:
         """Reconnect attempts scheduled and not yet made (a due time in the UI-state view)."""

@@ -49,6 +49,8 @@ class Options:
     max_lag: int = 1000
     # Keep the views live in this process (off when another process runs the projections).
     follow_views: bool = True
+    # /readyz fails while a due timer or effect waits longer than this past its time.
+    max_overdue_s: float = 30.0
 
 
 class Service:
@@ -73,7 +75,7 @@ class Service:
         self.app = LiveSessions(store.eventsourcing_env(), clock=self.clock, policy=policy)
         self.app.changes = self.changes
         views_db.upgrade(store)
-        self.views = views_db.engine(store, pool_pre_ping=True)
+        self.views = views_db.engine(store, pool_pre_ping=True, **_pool(store))
         self.reads = Reads(self.app, self.views, self.clock)
         self.webhooks = LiveKitWebhooks(self.app, api_key, api_secret)
         self.metrics = Metrics(self)
@@ -114,3 +116,10 @@ class Service:
             self.supervisor = None
         self.app.close()
         self.views.dispose()
+
+
+def _pool(store: Store) -> dict[str, int]:
+    """The reads' pool within the store's budget (SQLite keeps SQLAlchemy's own)."""
+    if store.backend != "postgres":
+        return {}
+    return {"pool_size": store.pool_size, "max_overflow": store.pool_max_overflow}

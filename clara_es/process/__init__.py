@@ -1,5 +1,7 @@
-"""Reactions: the process manager, its durable timers and the effect runner."""
+"""Reactions: the process manager (due work kept from the session facts), its timers and the
+effect runner."""
 
+from clara_es.process.due import Job, ProcessManager
 from clara_es.process.ports import (
     CLEANUP_SKIPPED,
     AudioPipeline,
@@ -9,7 +11,6 @@ from clara_es.process.ports import (
     SessionRef,
     SkippedRoomCleaner,
 )
-from clara_es.process.reactions import ProcessManager, Reaction, reactions_env
 from clara_es.process.worker import Worker, start_worker
 
 __all__ = [
@@ -17,12 +18,11 @@ __all__ = [
     "AudioPipeline",
     "CleanupResult",
     "InMemoryAudioPipeline",
+    "Job",
     "ProcessManager",
-    "Reaction",
     "RoomCleaner",
     "SessionRef",
     "SkippedRoomCleaner",
     "Worker",
-    "reactions_env",
     "start_worker",
 ]

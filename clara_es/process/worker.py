@@ -1,125 +1,100 @@
-"""The timers and the effect runner: act on what the process manager recorded.
+"""The timers and the effect runner: claim the due rows and act on them.
 
-One loop, one thread: catch up with the session facts, then do the most urgent thing that is
-due (pending effects first, then timers by due time), then catch up again, so a fired timer's
-resulting fact clears it before anything else is looked at. Every action goes through a
-VoiceSessions command, so the session aggregate stays the only decider: a timer that lost a
-race is recorded as SignalIgnored, an outcome reported twice is recorded once.
+Every action goes through a VoiceSessions command, so the session aggregate stays the only
+decider: a timer that lost a race is recorded as SignalIgnored, an outcome reported twice is
+recorded once. Any number of workers, in any number of processes, share one due-work table:
+each job is leased to one of them, and taken over by another when its lease ends unfinished.
+
+On wall time (`run_forever`) timers are fired by a few threads, all those due in one pass,
+and effects run in a pool of their own, so a slow RoomService call holds only its own job.
+On a virtual clock (`run_until`, tests, the demo, the simulator) everything runs inline,
+in due order, so a seed replays exactly.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-from uuid import UUID
+import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import datetime, timedelta
 
-from eventsourcing.application import LocalNotificationLog
+import sqlalchemy as sa
+from eventsourcing.persistence import PersistenceError
 
+from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.config import Settings
 from clara_es.domain import Clock
-from clara_es.domain.commands import (
-    FinishCleanup,
-    FinishPipelineRestart,
-    RequestCleanup,
-    RequestPipelineRestart,
-    TimeOutAttempt,
-)
-from clara_es.process.ports import AudioPipeline, RoomCleaner, SessionRef
-from clara_es.process.reactions import LEADER, ProcessManager, Reaction, reactions_env
+from clara_es.domain.commands import RequestCleanup, RequestPipelineRestart, TimeOutAttempt
+from clara_es.process.decisions import ATTEMPT, CLEANUP, EFFECTS, RESTART, TIMERS
+from clara_es.process.due import BATCH, DueWork, Job, ProcessManager, worker_id
+from clara_es.process.effects import Effects
+from clara_es.process.ports import AudioPipeline, RoomCleaner
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Job:
-    session_id: UUID
-    kind: str
-    id: str
-    args: dict[str, Any]
-    due_at: datetime | None  # None: an effect, due now
-
-
 def start_worker(
-    sessions: VoiceSessions, pipeline: AudioPipeline, cleaner: RoomCleaner, settings: Settings
+    sessions: VoiceSessions, pipeline: AudioPipeline, cleaner: RoomCleaner, settings: Settings,
+    store: Store | None = None,
 ) -> Worker:
-    """The process manager on the sessions' store, following them, and its worker."""
-    manager = ProcessManager(reactions_env(sessions.env), settings=settings)
-    # Read the sessions' log in sections as large as the manager pulls (the app's own is 10).
-    log_ = LocalNotificationLog(sessions.recorder, section_size=manager.pull_section_size)
-    manager.follow(LEADER, log_)
-    return Worker(sessions, manager, pipeline, cleaner, settings)
+    """The process manager on the sessions' store (its tables migrated), and a worker."""
+    from clara_es.process.engine import due_engine
+    from projections.db import upgrade
+
+    store = store or Store.from_eventsourcing_env(sessions.env)
+    upgrade(store)
+    engine = due_engine(store)
+    manager = ProcessManager(sessions, engine, settings)
+    return Worker(sessions, manager, Effects(sessions, pipeline, cleaner), settings)
 
 
 class Worker:
     def __init__(
-        self,
-        sessions: VoiceSessions,
-        manager: ProcessManager,
-        pipeline: AudioPipeline,
-        cleaner: RoomCleaner,
+        self, sessions: VoiceSessions, manager: ProcessManager, effects: Effects,
         settings: Settings,
     ) -> None:
         self.sessions = sessions
         self.manager = manager
-        self.pipeline = pipeline
-        self.cleaner = cleaner
+        self.effects = effects
         self.settings = settings
         self.clock: Clock = sessions.clock
+        self.due = DueWork(manager.engine, worker_id(), timedelta(seconds=settings.lease_s))
+
+    @property
+    def pipeline(self) -> AudioPipeline:
+        return self.effects.pipeline
+
+    @property
+    def cleaner(self) -> RoomCleaner:
+        return self.effects.cleaner
 
     def close(self) -> None:
         self.manager.close()
 
-    # ---- what is due -------------------------------------------------------------------------
-
-    def jobs(self) -> list[Job]:
-        """Pending effects first, then timers in due order."""
-        effects, timers = [], []
-        for reaction in self.manager.busy.values():
-            for kind, e in reaction.effects.items():
-                effects.append(Job(reaction.id, kind, e["id"], e["args"], None))
-            for kind, t in reaction.timers.items():
-                timers.append(Job(reaction.id, kind, t["id"], t["args"], t["due_at"]))
-        timers.sort(key=lambda j: (j.due_at, str(j.session_id)))
-        return effects + timers
-
     def next_due(self) -> datetime | None:
-        dues = [j.due_at or self.clock.now() for j in self.jobs()]
-        return min(dues, default=None)
+        return self.due.next_due()
 
-    # ---- running -----------------------------------------------------------------------------
+    # ---- on a virtual clock: inline, in due order -------------------------------------------
 
     def run_pending(self) -> int:
-        """Catch up and do everything due now. Returns how many jobs ran."""
+        """Catch up and do everything due now, inline. Returns how many jobs ran."""
         done = 0
-        failed: set[str] = set()
         while True:
             self.manager.catch_up()
-            now = self.clock.now()
-            job = next(
-                (j for j in self.jobs()
-                 if j.id not in failed and (j.due_at is None or j.due_at <= now)),
-                None,
-            )
-            if job is None:
+            jobs = self.due.claim(self.clock.now(), TIMERS | EFFECTS, BATCH)
+            if not jobs:
                 return done
-            try:
-                self._run(job)
-                done += 1
-            except Exception:
-                log.exception("event=job_failed session=%s kind=%s id=%s",
-                              job.session_id, job.kind, job.id)
-                failed.add(job.id)
+            for job in jobs:
+                self.execute(job)
+            done += len(jobs)
 
     def run_until(self, instant: datetime) -> None:
         """Fire everything due up to `instant`, in order, waiting on the clock in between.
 
         On a VirtualClock the waits are instant: this is how tests and the demo run a
-        minute of reactions in milliseconds. Facts appended by another thread are only
-        seen at the due times; `run_forever` polls for them.
+        minute of reactions in milliseconds.
         """
         while True:
             self.run_pending()
@@ -130,66 +105,79 @@ class Worker:
         self.clock.sleep_until(instant)
         self.run_pending()
 
-    def run_forever(self, stop: threading.Event) -> None:
-        """Wall time: poll for new facts and due timers until `stop` is set."""
-        while not stop.is_set():
-            try:
-                self.run_pending()
-            except Exception:  # the store may be away for a moment: try again next poll
-                log.exception("event=catch_up_failed")
-            due = self.next_due()
-            wait = self.settings.poll_interval_s
-            if due is not None:
-                wait = min(wait, max(0.0, (due - self.clock.now()).total_seconds()))
-            stop.wait(wait)
+    # ---- on wall time: timers in a few threads, effects in a pool ---------------------------
 
-    # ---- the jobs ----------------------------------------------------------------------------
+    def run_forever(self, stop: threading.Event) -> None:
+        """Poll for new facts and due jobs until `stop` is set. Jobs run in the pools while
+        this loop keeps their leases and looks for more."""
+        timers = ThreadPoolExecutor(self.settings.timer_threads, thread_name_prefix="timer")
+        effects = ThreadPoolExecutor(self.settings.effect_threads, thread_name_prefix="effect")
+        fired: dict[Future[None], Job] = {}
+        running: dict[Future[None], Job] = {}
+        renewed = time.monotonic()
+        try:
+            while not stop.is_set():
+                try:
+                    self.manager.catch_up()
+                    now = self.clock.now()
+                    if not fired:  # the whole previous batch of timers is done
+                        for job in self.due.claim(now, TIMERS, BATCH):
+                            fired[timers.submit(self.execute, job)] = job
+                    free = self.settings.effect_threads - len(running)
+                    for job in self.due.claim(now, EFFECTS, free) if free > 0 else []:
+                        running[effects.submit(self.execute, job)] = job
+                    if time.monotonic() - renewed > self.settings.lease_s / 3:
+                        self.due.renew([*fired.values(), *running.values()], self.clock.now())
+                        renewed = time.monotonic()
+                except (sa.exc.SQLAlchemyError, PersistenceError, OSError) as exc:
+                    # the store may be away for a moment: try again next poll
+                    log.warning("event=catch_up_failed error=%r", str(exc).splitlines()[0])
+                if fired:  # back as soon as the batch is done, to claim the next one
+                    wait(list(fired), timeout=self.settings.poll_interval_s)
+                else:
+                    stop.wait(self._wait())
+                fired = {f: j for f, j in fired.items() if not f.done()}
+                running = {f: j for f, j in running.items() if not f.done()}
+        finally:
+            timers.shutdown(wait=True, cancel_futures=True)
+            effects.shutdown(wait=True, cancel_futures=True)
+
+    def _wait(self) -> float:
+        wait = self.settings.poll_interval_s
+        try:
+            due = self.next_due()
+        except sa.exc.SQLAlchemyError:
+            return wait
+        if due is not None:
+            wait = min(wait, max(0.0, (due - self.clock.now()).total_seconds()))
+        return wait
+
+    # ---- one job -----------------------------------------------------------------------------
+
+    def execute(self, job: Job) -> None:
+        """Run one claimed job; a job that raised is tried again later, by any worker."""
+        try:
+            self._run(job)
+        except Exception:
+            log.exception("event=job_failed session=%s kind=%s id=%s tries=%s",
+                          job.session_id, job.kind, job.id, job.tries)
+            delay = min(2.0 ** job.tries, self.settings.lease_s)
+            self.due.retry_at(job, self.clock.now() + timedelta(seconds=delay))
+        else:
+            self.due.done(job)
 
     def _run(self, job: Job) -> None:
-        reaction: Reaction = self.manager.busy[job.session_id]
-        ref = SessionRef(job.session_id, reaction.room, reaction.participant)
-        match (job.kind, job.due_at is None):
-            case ("attempt", False):
-                log.info("event=attempt_deadline session=%s attempt=%s",
-                         job.session_id, job.args["attempt"])
-                self.sessions.handle(
-                    TimeOutAttempt(attempt=job.args["attempt"], command_id=job.id), job.session_id
-                )
-            case ("restart", False):
-                self.sessions.handle(
-                    RequestPipelineRestart(
-                        cap=self.settings.pipeline_restart_cap, command_id=job.id
-                    ),
-                    job.session_id,
-                )
-            case ("cleanup", False):
-                self.sessions.handle(
-                    RequestCleanup(reason=job.args["reason"], command_id=job.id), job.session_id
-                )
-            case ("restart", True):
-                self._restart(ref, job)
-            case ("cleanup", True):
-                self._cleanup(ref, job)
-
-    def _restart(self, ref: SessionRef, job: Job) -> None:
-        error: str | None = None
-        try:
-            self.pipeline.restart(ref)
-        except Exception as exc:
-            error = str(exc) or type(exc).__name__
-        log.info("event=pipeline_restart session=%s participant=%s restart=%s outcome=%s%s",
-                 ref.session_id, ref.participant, job.args.get("restart"),
-                 "failed" if error else "restarted", f" error={error!r}" if error else "")
-        self.sessions.handle(
-            FinishPipelineRestart(request_id=job.id, error=error), ref.session_id
-        )
-
-    def _cleanup(self, ref: SessionRef, job: Job) -> None:
-        self.pipeline.stop(ref)
-        result = self.cleaner.cleanup(ref, delete_room=bool(job.args.get("delete_room")))
-        log.info("event=cleanup session=%s room=%s participant=%s outcome=%s detail=%r",
-                 ref.session_id, ref.room, ref.participant, result.outcome, result.detail)
-        self.sessions.handle(
-            FinishCleanup(request_id=job.id, outcome=result.outcome, detail=result.detail),
-            ref.session_id,
-        )
+        if job.kind == ATTEMPT:
+            log.info("event=attempt_deadline session=%s attempt=%s",
+                     job.session_id, job.args["attempt"])
+            self.sessions.handle(TimeOutAttempt(attempt=job.args["attempt"], command_id=job.id),
+                                 job.session_id)
+        elif job.kind == RESTART:
+            cap = self.settings.pipeline_restart_cap
+            self.sessions.handle(RequestPipelineRestart(cap=cap, command_id=job.id),
+                                 job.session_id)
+        elif job.kind == CLEANUP:
+            self.sessions.handle(RequestCleanup(reason=job.args["reason"], command_id=job.id),
+                                 job.session_id)
+        else:
+            self.effects.run(job)

@@ -26,3 +26,20 @@ def test_timers_survive_a_restart_of_the_process_manager(
         worker.run_pending()
     timed_out = [e for e in session_history(app, session_id) if e.type == "ReconnectAttemptFailed"]
     assert [(e.details["attempt"], e.occurred_at) for e in timed_out] == [(1, clock.now())]
+
+
+def test_due_work_lives_in_the_store_and_a_restart_reads_no_history(
+    store: Store, make_app: AppFactory, clock: VirtualClock
+) -> None:
+    app = make_app()
+    with worker_on(app) as worker:
+        session_id = connected(app)
+        app.disconnected(session_id, "network")
+        worker.run_pending()
+        position = worker.manager.position()
+    assert position == app.recorder.max_notification_id()
+    with worker_on(app) as worker:  # starts where the first left off, from the rows
+        assert worker.manager.catch_up() == 0
+        assert worker.next_due() == clock.now() + timedelta(seconds=11)
+    if store.sqlite_path is not None:
+        assert not any(p.name.endswith(".reactions.db") for p in store.sqlite_path.parent.iterdir())

@@ -19,7 +19,7 @@ from clara_es.domain.commands import (
     RequestPipelineRestart,
     TimeOutAttempt,
 )
-from clara_es.process import InMemoryAudioPipeline, reactions_env
+from clara_es.process import InMemoryAudioPipeline
 from tests.support.apps import AppFactory
 from tests.support.worker import settings, worker_on
 
@@ -176,11 +176,3 @@ def test_an_ended_session_is_cleaned_up_at_once(
     kinds = types(app, session_id)
     assert kinds[-3:] == ["SessionEnded", "CleanupRequested", "CleanupSkipped"]
     assert app.status(session_id).connection_state == "ended"
-
-
-def test_the_process_manager_has_its_own_tables_or_sqlite_file() -> None:
-    sqlite = reactions_env({"PERSISTENCE_MODULE": "eventsourcing.sqlite",
-                            "SQLITE_DBNAME": "data/clara-es.db"})
-    assert sqlite["SQLITE_DBNAME"] == "data/clara-es.reactions.db"
-    postgres = {"PERSISTENCE_MODULE": "eventsourcing.postgres", "POSTGRES_DBNAME": "clara"}
-    assert reactions_env(postgres) == postgres  # tables reactions_events, reactions_tracking

@@ -36,6 +36,8 @@ def test_postgres_url_gives_eventsourcing_its_settings() -> None:
         "POSTGRES_PASSWORD": "p@ss",
         "POSTGRES_CONNECT_TIMEOUT": "5",
         "POSTGRES_SCHEMA": "tenant_1",
+        "POSTGRES_POOL_SIZE": "2",  # bounded pools (CLARA_ES_POOL_SIZE, ..._MAX_OVERFLOW)
+        "POSTGRES_MAX_OVERFLOW": "4",
     }
     assert store.sqlalchemy_url() == "postgresql+psycopg://clara:p%40ss@db.internal:5433/voice"
 
@@ -76,3 +78,11 @@ def test_a_password_is_not_repeated_in_the_error() -> None:
     with pytest.raises(StoreURLError) as error:
         Store.from_url("mysql://root:hunter2@localhost/x")
     assert "hunter2" not in str(error.value)
+
+
+def test_an_applications_environment_names_its_store_again() -> None:
+    store = Store.from_url("postgresql://clara:p%40ss@db.internal:5433/voice?schema=tenant_1")
+    again = Store.from_eventsourcing_env(store.eventsourcing_env())
+    assert again.eventsourcing_env() == store.eventsourcing_env()
+    sqlite = Store.sqlite("data/clara-es.db")
+    assert Store.from_eventsourcing_env(sqlite.eventsourcing_env()) == sqlite

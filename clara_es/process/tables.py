@@ -1,0 +1,41 @@
+"""The process manager's tables: due work, the rooms of sessions not yet cleaned up, and the
+position in the sessions' log up to which both are kept (one row per followed application).
+
+Alembic creates them (migration 0002) on both backends; they live beside the events and the
+views, in the same database.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+# One row per pending timer or effect of a session, at most one of each kind.
+due_work = sa.Table(
+    "due_work",
+    metadata,
+    sa.Column("session_id", sa.String(36), primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("job_id", sa.String(64), nullable=False),
+    sa.Column("due_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("args", sa.JSON, nullable=False),
+    sa.Column("lease_owner", sa.String(128), nullable=True),
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("tries", sa.Integer, nullable=False, server_default="0"),
+)
+
+# Sessions whose room may still be in use: from SessionStarted until cleanup is requested.
+due_rooms = sa.Table(
+    "due_rooms",
+    metadata,
+    sa.Column("session_id", sa.String(36), primary_key=True),
+    sa.Column("room", sa.String(200), nullable=False, index=True),
+)
+
+due_tracking = sa.Table(
+    "due_tracking",
+    metadata,
+    sa.Column("application_name", sa.Text, primary_key=True),
+    sa.Column("notification_id", sa.BigInteger, nullable=False, server_default="0"),
+)
