@@ -11,7 +11,7 @@ the column types' own bind processors: they are stored the way SQLAlchemy reads 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -52,10 +52,18 @@ class Compiled:
     def parameters(self, values: dict[str, Any]) -> dict[str, Any]:
         params = dict(self.defaults)
         for name, value in values.items():
-            plain = _plain(value)
+            value = plain(value)
             processor = self.processors.get(name)
-            params[name] = plain if processor is None else processor(plain)
+            params[name] = value if processor is None else processor(value)
         return params
+
+    def plain_parameters(self, values: dict[str, Any]) -> dict[str, Any]:
+        """`parameters` for values that are already plain (see `plain`): a view's batch."""
+        values = {**self.defaults, **values}
+        for name, processor in self.processors.items():
+            if name in values:
+                values[name] = processor(values[name])
+        return values
 
 
 def bound(*columns: str) -> dict[str, sa.BindParameter[Any]]:
@@ -86,12 +94,12 @@ def _compile(statement: Statement, backend: Backend, schema: str | None) -> Comp
         if processor is not None:
             processors[name] = processor
         if not bind.required:
-            value = _plain(bind.effective_value)
+            value = plain(bind.effective_value)
             defaults[name] = value if processor is None else processor(value)
     return Compiled(result.string, defaults, processors)
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """What the column types expect: UTC times, session ids as text, JSON as sorted text."""
     if isinstance(value, datetime):
         return value.astimezone(UTC)
@@ -118,3 +126,65 @@ class Sql:
         self.run(statement, **values)
         row = self._cursor.fetchone()
         return None if row is None else dict(row)
+
+    def many(self, statement: Statement, rows: list[dict[str, Any]]) -> None:
+        """Run the statement once per row, sent as one batch; values already `plain`."""
+        if not rows:
+            return
+        sql = compiled(statement, self._backend, self._schema)
+        self._cursor.executemany(sql.sql, [sql.plain_parameters(row) for row in rows])
+
+    def where_in(
+        self, table: sa.Table, column: str, keys: Collection[Any], *where: sa.ColumnElement[bool]
+    ) -> list[dict[str, Any]]:
+        """The table's rows whose `column` is one of `keys` (and `where`), as Python values
+        (times in UTC)."""
+        if not keys:
+            return []
+        dialect = _DIALECTS[self._backend][0]
+        stmt = sa.select(table).where(table.c[column].in_([plain(k) for k in keys]), *where)
+        translate = {None: self._schema} if self._schema else None
+        result = stmt.compile(
+            dialect=dialect, schema_translate_map=translate,
+            render_schema_translate=bool(translate), compile_kwargs={"render_postcompile": True},
+        )
+        self._cursor.execute(result.string, result.construct_params())
+        readers = _readers(table, self._backend)
+        rows = []
+        for row in self._cursor.fetchall():
+            values = dict(row)
+            for name, reader in readers.items():
+                values[name] = reader(values[name])
+            rows.append(values)
+        return rows
+
+
+_READERS: dict[tuple[sa.Table, str], dict[str, Processor]] = {}
+
+
+def _readers(table: sa.Table, backend: Backend) -> dict[str, Processor]:
+    """How to read each column's stored value back: the types' result processors, then UTC."""
+    key = (table, backend)
+    found = _READERS.get(key)
+    if found is None:
+        dialect = _DIALECTS[backend][0]
+        found = {}
+        for column in table.c:
+            processor = column.type.dialect_impl(dialect).result_processor(dialect, None)
+            if isinstance(column.type, sa.DateTime):
+                found[column.name] = _utc_reader(processor)
+            elif processor is not None:
+                found[column.name] = processor
+        _READERS[key] = found
+    return found
+
+
+def _utc_reader(processor: Processor | None) -> Processor:
+    def read(value: Any) -> Any:
+        if processor is not None:
+            value = processor(value)
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value
+
+    return read

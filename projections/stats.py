@@ -7,14 +7,29 @@ are all read from these tables by `projections.queries.stats`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
 import sqlalchemy as sa
 
+from clara_es.domain.events import (
+    CleanupSkipped,
+    Failed,
+    Reconnected,
+    SessionCleanedUp,
+    SessionEnded,
+    SessionEvent,
+    SessionStarted,
+)
+from clara_es.domain.state import ConnectionState
 from projections.schema import metadata, session_id_column, timestamp, tracking_table
-from projections.sql import Sql, bound
-from projections.view import Change, View
+from projections.sql import Insert, Sql
+from projections.view import Logged, Row, Rows, View, after, utc
 
-FINAL = ("Failed", "SessionEnded")
-CLEANED_UP = ("SessionCleanedUp", "CleanupSkipped")
+FINAL = (Failed, SessionEnded)
+CLEANED_UP = (SessionCleanedUp, CleanupSkipped)
 
 stats_sessions = sa.Table(
     "stats_sessions",
@@ -48,20 +63,15 @@ stats_failures = sa.Table(
 )
 
 
-def _set(column: str, *where: sa.ColumnElement[bool]) -> sa.Update:
+def upsert(insert: Insert) -> sa.Executable:
     t = stats_sessions
-    return sa.update(t).where(t.c.session_id == sa.bindparam("session_id"), *where).values(
-        bound(column)
+    stmt = insert(t)
+    return stmt.on_conflict_do_update(
+        index_elements=[t.c.session_id],
+        set_={c.name: stmt.excluded[c.name] for c in t.c if not c.primary_key},
     )
 
 
-START = sa.insert(stats_sessions).values(
-    bound("session_id", "room", "state", "recovered", "started_at")
-)
-STATE = _set("state")
-RECOVERED = _set("recovered")
-FINAL_AT = _set("final_at", stats_sessions.c.final_at.is_(None))
-CLEANED_UP_AT = _set("cleaned_up_at", stats_sessions.c.cleaned_up_at.is_(None))
 RECOVERY = sa.insert(stats_recoveries)
 FAILURE = sa.insert(stats_failures)
 
@@ -71,25 +81,57 @@ class StatsView(View):
     tables = (stats_sessions, stats_recoveries, stats_failures)
     tracking = tracking_table(name)
 
-    def apply(self, db: Sql, change: Change) -> None:
-        key = {"session_id": change.session_id}
-        at = change.occurred_at
-        session = change.session
-        if session is not None:
-            if change.type == "SessionStarted":
-                db.run(START, room=session.room, state=session.state, recovered=False,
-                       started_at=at, **key)
-            else:
-                db.run(STATE, state=session.state, **key)
-        if change.type in FINAL:
-            db.run(FINAL_AT, final_at=at, **key)
-        elif change.type in CLEANED_UP:
-            db.run(CLEANED_UP_AT, cleaned_up_at=at, **key)
-        room = session.room if session is not None else ""
-        if change.type == "Reconnected":
-            db.run(RECOVERED, recovered=True, **key)
-            outage_ms = int(change.details.get("outage_ms", 0))
-            db.run(RECOVERY, version=change.version, room=room, recovered_at=at,
-                   outage_ms=outage_ms, **key)
-        elif change.type == "Failed":
-            db.run(FAILURE, version=change.version, room=room, failed_at=at, **key)
+    def __init__(self) -> None:
+        self.rows = Rows(stats_sessions)
+
+    def apply(self, db: Sql, batch: Sequence[Logged]) -> None:
+        rows = self.rows
+        rows.load(db, batch)
+        changed: dict[UUID, Row] = {}
+        recoveries: list[Row] = []
+        failures: list[Row] = []
+        for _, event in batch:
+            session_id = event.originator_id
+            at = utc(event.timestamp)
+            row = rows.get(session_id)
+            new: Row | None = None
+            if isinstance(event, SessionStarted):
+                new = {
+                    "session_id": str(session_id), "room": event.room,
+                    "state": after(event).state.value, "recovered": False, "started_at": at,
+                    "final_at": None, "cleaned_up_at": None,
+                }
+            elif row is not None:
+                new = _changed(row, event, at)
+            if new is not None and new != row:
+                rows.put(session_id, new)
+                changed[session_id] = row = new
+            if isinstance(event, Reconnected | Failed):
+                key = {"session_id": str(session_id), "version": event.originator_version,
+                       "room": row["room"] if row is not None else ""}
+                if isinstance(event, Reconnected):
+                    recoveries.append({**key, "recovered_at": at, "outage_ms": event.outage_ms})
+                else:
+                    failures.append({**key, "failed_at": at})
+        db.many(upsert, list(changed.values()))
+        db.many(RECOVERY, recoveries)
+        db.many(FAILURE, failures)
+        rows.trim()
+
+    def forget(self) -> None:
+        self.rows.clear()
+
+
+def _changed(row: Row, event: Any, at: datetime | None) -> Row:
+    """The session's row after `event` (a new dict: the old one may be in a rolled-back
+    transaction's memory)."""
+    row = dict(row)
+    if isinstance(event, SessionEvent):
+        row["state"] = ConnectionState(after(event, state=row["state"]).state).value
+    if isinstance(event, FINAL):
+        row["final_at"] = row["final_at"] or at
+    elif isinstance(event, CLEANED_UP):
+        row["cleaned_up_at"] = row["cleaned_up_at"] or at
+    if isinstance(event, Reconnected):
+        row["recovered"] = True
+    return row
