@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar
@@ -93,7 +92,7 @@ class ViewRecorder(TrackingRecorder):
         """Apply `batch` (log order, up to `tracking`) to each view after its `expected`
         position, and move each view's position to `tracking`, in one transaction."""
         try:
-            with self.datastore.transaction(commit=True) as cursor, self._pipelined(cursor):
+            with self.datastore.transaction(commit=True) as cursor:
                 db = self._sql(cursor)
                 for view in self.views:
                     self._apply(db, view, batch, tracking, expected.get(view.name))
@@ -126,9 +125,6 @@ class ViewRecorder(TrackingRecorder):
     def _sql(self, cursor: Any) -> Sql:
         schema = self.datastore.schema if self.backend == "postgres" else None
         return Sql(cursor, self.backend, schema)
-
-    def _pipelined(self, cursor: Any) -> AbstractContextManager[Any]:
-        return nullcontext()
 
     def reset(self, application_name: str) -> None:
         """Delete every row of the group's views and their positions, in one transaction."""
@@ -163,10 +159,6 @@ class PostgresViewRecorder(ViewRecorder, PostgresTrackingRecorder):
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         kwargs["tracking_table_name"] = self.view_classes[0].tracking.name
         super().__init__(datastore, **kwargs)
-
-    def _pipelined(self, cursor: Any) -> AbstractContextManager[Any]:
-        """Send a batch's statements without waiting for each reply (psycopg pipeline mode)."""
-        return cursor.connection.pipeline()
 
 
 @cache

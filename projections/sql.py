@@ -128,7 +128,8 @@ class Sql:
         return None if row is None else dict(row)
 
     def many(self, statement: Statement, rows: list[dict[str, Any]]) -> None:
-        """Run the statement once per row, sent as one batch; values already `plain`."""
+        """Run the statement once per row, sent as one batch (on PostgreSQL, psycopg sends
+        them in pipeline mode and waits once); values already `plain`."""
         if not rows:
             return
         sql = compiled(statement, self._backend, self._schema)
