@@ -63,11 +63,10 @@ class AttemptCountsView(View):
 
     def apply(self, db: Sql, batch: Sequence[Logged]) -> None:
         added: dict[str, Row] = {}
-        for _, event in batch:
+        for _, event, key in batch:
             column = COUNTERS.get(type(event))
             if column is None and not isinstance(event, SessionStarted):
                 continue
-            key = str(event.originator_id)
             row = added.get(key)
             if row is None:
                 row = added[key] = dict.fromkeys(COLUMNS, 0)

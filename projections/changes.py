@@ -26,7 +26,7 @@ def decode(app: Application[UUID], notifications: Sequence[Notification]) -> lis
             event: Any = to_domain_event(notification)
         except TopicError:
             event = _unknown(app, notification)
-        batch.append(Logged(notification.id, event))
+        batch.append(Logged(notification.id, event, str(notification.originator_id)))
     return batch
 
 

@@ -28,9 +28,6 @@ history_table = sa.Table(
     sa.Column("details", sa.Text, nullable=False),
 )
 
-INSERT = sa.insert(history_table)
-
-
 class HistoryView(View):
     name = "history"
     tables = (history_table,)
@@ -44,8 +41,7 @@ class HistoryView(View):
         first = self.first
         first.load(db, batch)
         rows = []
-        for notification_id, event in batch:
-            session_id = event.originator_id
+        for notification_id, event, session_id in batch:
             if isinstance(event, SessionStarted):
                 who = {"room": event.room, "participant": event.participant}
                 first.put(session_id, who)
@@ -53,7 +49,7 @@ class HistoryView(View):
                 who = first.get(session_id) or NOBODY
             fields = record_fields(event)
             rows.append({
-                "session_id": str(session_id),
+                "session_id": session_id,
                 "version": fields["version"],
                 "notification_id": notification_id,
                 "room": who["room"],
@@ -64,7 +60,7 @@ class HistoryView(View):
                 "cause": plain(fields["cause"]),
                 "details": plain(fields["details"]),
             })
-        db.many(INSERT, rows)
+        db.insert(history_table, rows)
         first.trim()
 
     def forget(self) -> None:

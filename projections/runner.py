@@ -26,7 +26,7 @@ from projections.view import Logged, View
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
+BATCH = 5000
 # Each runner holds a few connections of its own: the app's (LISTEN, reads), the view's.
 POOL = {"POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "4"}
 
@@ -41,7 +41,8 @@ class ViewProjection(Projection[ViewRecorder]):
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         """One event and its tracking, the shape eventsourcing's runners deliver."""
         expected = self.view.positions(tracking.application_name)
-        self.view.apply_batch([Logged(tracking.notification_id, domain_event)], tracking, expected)
+        logged = Logged(tracking.notification_id, domain_event, str(domain_event.originator_id))
+        self.view.apply_batch([logged], tracking, expected)
 
     def process_batch(self, notifications: list[Any], expected: Positions | int | None) -> int:
         """Decode notifications (in log order) once, apply them to every view after its

@@ -14,10 +14,12 @@ import json
 from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
 import sqlalchemy as sa
+from psycopg import sql as pg
 from pydantic_core import to_jsonable_python
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -90,13 +92,27 @@ def _compile(statement: Statement, backend: Backend, schema: str | None) -> Comp
     defaults: dict[str, Any] = {}
     processors: dict[str, Processor] = {}
     for bind, name in result.bind_names.items():
-        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if backend == "sqlite" and isinstance(bind.type, sa.DateTime):
+            processor: Processor | None = _sqlite_datetime
+        else:
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if processor is not None:
             processors[name] = processor
         if not bind.required:
             value = plain(bind.effective_value)
             defaults[name] = value if processor is None else processor(value)
     return Compiled(result.string, defaults, processors)
+
+
+def _sqlite_datetime(value: datetime | None) -> str | None:
+    """SQLAlchemy's SQLite storage format for a time (`YYYY-MM-DD HH:MM:SS.ffffff`, the zone
+    dropped), written by one C call instead of a %-format of seven fields."""
+    if value is None:
+        return None
+    return value.isoformat(" ", "microseconds")[:26]  # [26:] is the zone
+
+
+_JSON = json.JSONEncoder(sort_keys=True, default=to_jsonable_python)
 
 
 def plain(value: Any) -> Any:
@@ -106,7 +122,7 @@ def plain(value: Any) -> Any:
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, dict | list):
-        return json.dumps(to_jsonable_python(value), sort_keys=True)
+        return _JSON.encode(value)
     return value
 
 
@@ -135,6 +151,23 @@ class Sql:
         sql = compiled(statement, self._backend, self._schema)
         self._cursor.executemany(sql.sql, [sql.plain_parameters(row) for row in rows])
 
+    def insert(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        """New rows of `table` (values already `plain`): on PostgreSQL one COPY stream, no
+        statement per row; on SQLite an executemany of the table's INSERT."""
+        if not rows:
+            return
+        if self._backend != "postgres":
+            self.many(_insert(table), rows)
+            return
+        columns = [column.name for column in table.c]
+        name = (self._schema, table.name) if self._schema else (table.name,)
+        copy_sql = pg.SQL("COPY {} ({}) FROM STDIN").format(
+            pg.Identifier(*name), pg.SQL(", ").join(map(pg.Identifier, columns))
+        )
+        with self._cursor.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row([row[column] for column in columns])
+
     def where_in(
         self, table: sa.Table, column: str, keys: Collection[Any], *where: sa.ColumnElement[bool]
     ) -> list[dict[str, Any]]:
@@ -158,6 +191,11 @@ class Sql:
                 values[name] = reader(values[name])
             rows.append(values)
         return rows
+
+
+@cache
+def _insert(table: sa.Table) -> sa.Insert:
+    return sa.insert(table)
 
 
 _READERS: dict[tuple[sa.Table, str], dict[str, Processor]] = {}

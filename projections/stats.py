@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
-from uuid import UUID
 
 import sqlalchemy as sa
 
@@ -72,8 +71,6 @@ def upsert(insert: Insert) -> sa.Executable:
     )
 
 
-RECOVERY = sa.insert(stats_recoveries)
-FAILURE = sa.insert(stats_failures)
 
 
 class StatsView(View):
@@ -87,17 +84,16 @@ class StatsView(View):
     def apply(self, db: Sql, batch: Sequence[Logged]) -> None:
         rows = self.rows
         rows.load(db, batch)
-        changed: dict[UUID, Row] = {}
+        changed: dict[str, Row] = {}
         recoveries: list[Row] = []
         failures: list[Row] = []
-        for _, event in batch:
-            session_id = event.originator_id
+        for _, event, session_id in batch:
             at = utc(event.timestamp)
             row = rows.get(session_id)
             new: Row | None = None
             if isinstance(event, SessionStarted):
                 new = {
-                    "session_id": str(session_id), "room": event.room,
+                    "session_id": session_id, "room": event.room,
                     "state": after(event).state.value, "recovered": False, "started_at": at,
                     "final_at": None, "cleaned_up_at": None,
                 }
@@ -107,15 +103,15 @@ class StatsView(View):
                 rows.put(session_id, new)
                 changed[session_id] = row = new
             if isinstance(event, Reconnected | Failed):
-                key = {"session_id": str(session_id), "version": event.originator_version,
+                key = {"session_id": session_id, "version": event.originator_version,
                        "room": row["room"] if row is not None else ""}
                 if isinstance(event, Reconnected):
                     recoveries.append({**key, "recovered_at": at, "outage_ms": event.outage_ms})
                 else:
                     failures.append({**key, "failed_at": at})
         db.many(upsert, list(changed.values()))
-        db.many(RECOVERY, recoveries)
-        db.many(FAILURE, failures)
+        db.insert(stats_recoveries, recoveries)
+        db.insert(stats_failures, failures)
         rows.trim()
 
     def forget(self) -> None:

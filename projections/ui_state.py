@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from uuid import UUID
 
 import sqlalchemy as sa
 
@@ -52,9 +51,8 @@ class UIStateView(View):
     def apply(self, db: Sql, batch: Sequence[Logged]) -> None:
         rows = self.rows
         rows.load(db, batch)
-        changed: dict[UUID, Row] = {}
-        for _, event in batch:
-            session_id = event.originator_id
+        changed: dict[str, Row] = {}
+        for _, event, session_id in batch:
             if isinstance(event, SessionStarted):
                 facts = after(event)
             elif isinstance(event, SessionEvent) and (row := rows.get(session_id)) is not None:
@@ -76,12 +74,12 @@ class UIStateView(View):
         self.rows.clear()
 
 
-def _row(session_id: UUID, event: SessionEvent, facts: Facts) -> Row:
+def _row(session_id: str, event: SessionEvent, facts: Facts) -> Row:
     """What ui_state() shows of the session after `event` (clara_es/domain/status.py)."""
     state = ConnectionState(facts.state)
     max_attempts = int(facts.policy["max_attempts"])
     return {
-        "session_id": str(session_id),
+        "session_id": session_id,
         "room": facts.room,
         "participant": facts.participant,
         "connection_state": state.value,

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, ClassVar, NamedTuple
-from uuid import UUID
 
 import sqlalchemy as sa
 
@@ -33,6 +32,7 @@ class Logged(NamedTuple):
 
     notification_id: int
     event: Any
+    session_id: str  # the event's session, as text: the views' key
 
 
 class View(ABC):
@@ -66,19 +66,19 @@ class Rows:
         self.table = table
         self.where = where
         self.maxsize = maxsize
-        self._rows: OrderedDict[UUID, Row] = OrderedDict()
+        self._rows: OrderedDict[str, Row] = OrderedDict()
 
     def load(self, db: Sql, batch: Sequence[Logged]) -> None:
         """Read the rows this batch needs and memory lacks (a session's SessionStarted in the
         batch makes its row, so nothing is read for it)."""
         missing = [s for s in _continued(batch) if s not in self._rows]
         for row in db.where_in(self.table, "session_id", missing, *self.where):
-            self._rows[UUID(row["session_id"])] = row
+            self._rows[row["session_id"]] = row
 
-    def get(self, session_id: UUID) -> Row | None:
+    def get(self, session_id: str) -> Row | None:
         return self._rows.get(session_id)
 
-    def put(self, session_id: UUID, row: Row) -> None:
+    def put(self, session_id: str, row: Row) -> None:
         rows = self._rows
         rows[session_id] = row
         rows.move_to_end(session_id)
@@ -92,12 +92,11 @@ class Rows:
         self._rows.clear()
 
 
-def _continued(batch: Iterable[Logged]) -> set[UUID]:
+def _continued(batch: Iterable[Logged]) -> set[str]:
     """Sessions whose first event in the batch is not their start."""
-    seen: set[UUID] = set()
+    seen: set[str] = set()
     continued = set()
-    for _, event in batch:
-        session_id = event.originator_id
+    for _, event, session_id in batch:
         if session_id not in seen:
             seen.add(session_id)
             if not isinstance(event, SessionStarted):
