@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -17,7 +18,7 @@ from clara_es.domain.events import (
     SessionStarted,
 )
 from projections.schema import metadata, session_id_column, tracking_table
-from projections.sql import Insert, Sql, bound
+from projections.sql import Sql
 from projections.view import Logged, Row, View
 
 # Event class -> the counter it adds one to. Other classes count nothing.
@@ -44,10 +45,9 @@ attempt_counts_table = sa.Table(
 )
 
 
-def add(insert: Insert) -> sa.Executable:
-    """The session's row with the batch's counts added (a row is made for its first)."""
+def add(stmt: Any) -> sa.Executable:
+    """The batch's counts added to the session's row."""
     t = attempt_counts_table
-    stmt = insert(t).values(bound("session_id", *COLUMNS))
     return stmt.on_conflict_do_update(
         index_elements=[t.c.session_id],
         set_={column: t.c[column] + stmt.excluded[column] for column in COLUMNS},
@@ -73,4 +73,4 @@ class AttemptCountsView(View):
                 row["session_id"] = key
             if column is not None:
                 row[column] += 1
-        db.many(add, list(added.values()))
+        db.upsert(attempt_counts_table, list(added.values()), add)

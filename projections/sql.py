@@ -35,6 +35,9 @@ class Insert(Protocol):
 # A Core statement, or a function of the dialect's `insert` for ON CONFLICT statements.
 Statement = sa.Executable | Callable[[Insert], sa.Executable]
 Processor = Callable[[Any], Any]
+# How an upsert resolves a conflict: from the dialect's INSERT of the table to the statement
+# with its ON CONFLICT clause (None: `replace_row`).
+Conflict = Callable[[Any], sa.Executable] | None
 
 _DIALECTS: dict[str, tuple[sa.Dialect, Insert]] = {
     "sqlite": (sqlite.dialect(paramstyle="named"), sqlite.insert),
@@ -159,10 +162,38 @@ class Sql:
         if self._backend != "postgres":
             self.many(_insert(table), rows)
             return
-        columns = [column.name for column in table.c]
+        self._copy(self._identifier(table), table, rows)
+
+    def upsert(
+        self, table: sa.Table, rows: list[dict[str, Any]], conflict: Conflict = None
+    ) -> None:
+        """Rows of `table` inserted, or merged into the row of the same key by `conflict`
+        (by default the new row replaces the old). On PostgreSQL: COPY into a temporary
+        table, then one INSERT ... SELECT ... ON CONFLICT; on SQLite an executemany."""
+        if not rows:
+            return
+        conflict = conflict or replace_row
+        if self._backend != "postgres":
+            self.many(_values_upsert(table, conflict), rows)
+            return
+        staging = f"{table.name}_batch"
+        target = self._identifier(table)
+        self._cursor.execute(
+            pg.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS").format(
+                pg.Identifier(staging), target
+            )
+        )
+        self._copy(pg.Identifier("pg_temp", staging), table, rows)
+        self.run(_staged_upsert(table, conflict))
+
+    def _identifier(self, table: sa.Table) -> pg.Identifier:
         name = (self._schema, table.name) if self._schema else (table.name,)
+        return pg.Identifier(*name)
+
+    def _copy(self, target: pg.Identifier, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        columns = [column.name for column in table.c]
         copy_sql = pg.SQL("COPY {} ({}) FROM STDIN").format(
-            pg.Identifier(*name), pg.SQL(", ").join(map(pg.Identifier, columns))
+            target, pg.SQL(", ").join(map(pg.Identifier, columns))
         )
         with self._cursor.copy(copy_sql) as copy:
             for row in rows:
@@ -196,6 +227,36 @@ class Sql:
 @cache
 def _insert(table: sa.Table) -> sa.Insert:
     return sa.insert(table)
+
+
+def replace_row(stmt: Any) -> sa.Executable:
+    """The conflict most views want: the new row replaces the one with its key."""
+    t = stmt.table
+    return stmt.on_conflict_do_update(
+        index_elements=list(t.primary_key),
+        set_={c.name: stmt.excluded[c.name] for c in t.c if not c.primary_key},
+    )
+
+
+@cache
+def _values_upsert(table: sa.Table, conflict: Callable[[Any], sa.Executable]) -> Statement:
+    def build(insert: Insert) -> sa.Executable:
+        return conflict(insert(table).values(bound(*(c.name for c in table.c))))
+
+    return build
+
+
+@cache
+def _staged_upsert(table: sa.Table, conflict: Callable[[Any], sa.Executable]) -> Statement:
+    staging = sa.table(
+        f"{table.name}_batch", *(sa.column(c.name) for c in table.c), schema="pg_temp"
+    )
+
+    def build(insert: Insert) -> sa.Executable:
+        columns = [c.name for c in table.c]
+        return conflict(insert(table).from_select(columns, sa.select(*staging.c)))
+
+    return build
 
 
 _READERS: dict[tuple[sa.Table, str], dict[str, Processor]] = {}

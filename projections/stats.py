@@ -22,9 +22,8 @@ from clara_es.domain.events import (
     SessionEvent,
     SessionStarted,
 )
-from clara_es.domain.state import ConnectionState
 from projections.schema import metadata, session_id_column, timestamp, tracking_table
-from projections.sql import Insert, Sql
+from projections.sql import Sql
 from projections.view import Logged, Row, Rows, View, after, utc
 
 FINAL = (Failed, SessionEnded)
@@ -62,17 +61,6 @@ stats_failures = sa.Table(
 )
 
 
-def upsert(insert: Insert) -> sa.Executable:
-    t = stats_sessions
-    stmt = insert(t)
-    return stmt.on_conflict_do_update(
-        index_elements=[t.c.session_id],
-        set_={c.name: stmt.excluded[c.name] for c in t.c if not c.primary_key},
-    )
-
-
-
-
 class StatsView(View):
     name = "stats"
     tables = (stats_sessions, stats_recoveries, stats_failures)
@@ -94,12 +82,12 @@ class StatsView(View):
             if isinstance(event, SessionStarted):
                 new = {
                     "session_id": session_id, "room": event.room,
-                    "state": after(event).state.value, "recovered": False, "started_at": at,
+                    "state": str(after(event).state), "recovered": False, "started_at": at,
                     "final_at": None, "cleaned_up_at": None,
                 }
             elif row is not None:
                 new = _changed(row, event, at)
-            if new is not None and new != row:
+            if new is not None:
                 rows.put(session_id, new)
                 changed[session_id] = row = new
             if isinstance(event, Reconnected | Failed):
@@ -109,7 +97,7 @@ class StatsView(View):
                     recoveries.append({**key, "recovered_at": at, "outage_ms": event.outage_ms})
                 else:
                     failures.append({**key, "failed_at": at})
-        db.many(upsert, list(changed.values()))
+        db.upsert(stats_sessions, list(changed.values()))
         db.insert(stats_recoveries, recoveries)
         db.insert(stats_failures, failures)
         rows.trim()
@@ -118,16 +106,18 @@ class StatsView(View):
         self.rows.clear()
 
 
-def _changed(row: Row, event: Any, at: datetime | None) -> Row:
-    """The session's row after `event` (a new dict: the old one may be in a rolled-back
-    transaction's memory)."""
-    row = dict(row)
+def _changed(row: Row, event: Any, at: datetime | None) -> Row | None:
+    """The session's row after `event`, or None if the event changes nothing in it (a new
+    dict: the old one may be in a rolled-back transaction's memory)."""
+    changes: Row = {}
     if isinstance(event, SessionEvent):
-        row["state"] = ConnectionState(after(event, state=row["state"]).state).value
-    if isinstance(event, FINAL):
-        row["final_at"] = row["final_at"] or at
-    elif isinstance(event, CLEANED_UP):
-        row["cleaned_up_at"] = row["cleaned_up_at"] or at
-    if isinstance(event, Reconnected):
-        row["recovered"] = True
-    return row
+        state = after(event, state=row["state"]).state
+        if state != row["state"]:
+            changes["state"] = str(state)
+    if isinstance(event, FINAL) and row["final_at"] is None:
+        changes["final_at"] = at
+    elif isinstance(event, CLEANED_UP) and row["cleaned_up_at"] is None:
+        changes["cleaned_up_at"] = at
+    if isinstance(event, Reconnected) and not row["recovered"]:
+        changes["recovered"] = True
+    return {**row, **changes} if changes else None

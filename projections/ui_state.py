@@ -10,7 +10,7 @@ from clara_es.domain.events import SessionEvent, SessionStarted
 from clara_es.domain.state import ConnectionState
 from clara_es.domain.status import START_ENABLED, status_text
 from projections.schema import metadata, session_id_column, timestamp, tracking_table
-from projections.sql import Insert, Sql
+from projections.sql import Sql
 from projections.view import Facts, Logged, Row, Rows, View, after, utc
 
 ui_state_table = sa.Table(
@@ -28,16 +28,6 @@ ui_state_table = sa.Table(
     timestamp("updated_at"),
     sa.Column("version", sa.Integer, nullable=False),
 )
-
-
-def upsert(insert: Insert) -> sa.Executable:
-    """The session's row as it is now, inserted or replaced."""
-    t = ui_state_table
-    stmt = insert(t)
-    return stmt.on_conflict_do_update(
-        index_elements=[t.c.session_id],
-        set_={c.name: stmt.excluded[c.name] for c in t.c if not c.primary_key},
-    )
 
 
 class UIStateView(View):
@@ -67,7 +57,7 @@ class UIStateView(View):
             row = _row(session_id, event, facts)
             rows.put(session_id, row)
             changed[session_id] = row
-        db.many(upsert, list(changed.values()))
+        db.upsert(ui_state_table, list(changed.values()))
         rows.trim()
 
     def forget(self) -> None:
