@@ -29,21 +29,25 @@ def rebuild(
 def _each(
     store: Store, views: Iterable[type[View]] | None, progress: Progress | None, *, rebuild: bool
 ) -> dict[str, int]:
-    positions = {}
-    for view in views if views is not None else select():
-        runner = ViewRunner(store, view)
-        try:
-            if rebuild:
-                runner.view.reset(runner.app.name)
-            head = runner.head()
-            report = None if progress is None else _reporter(progress, view.name, head)
-            if report is not None:
-                report(runner.position())
-            positions[view.name] = runner.catch_up(progress=report)
-        finally:
-            runner.close()
-    return positions
+    group = list(views) if views is not None else select()
+    runner = ViewRunner(store, group)
+    try:
+        if rebuild:
+            runner.view.reset(runner.app.name)
+        head = runner.head()
+        report = None if progress is None else _reporter(progress, runner.names, head)
+        if report is not None:
+            report(runner.position())
+        runner.catch_up(progress=report)
+        positions = runner.view.positions(runner.app.name)
+    finally:
+        runner.close()
+    return {name: position or 0 for name, position in positions.items()}
 
 
-def _reporter(progress: Progress, name: str, head: int) -> Callable[[int], None]:
-    return lambda position: progress(name, position, head)
+def _reporter(progress: Progress, names: list[str], head: int) -> Callable[[int], None]:
+    def report(position: int) -> None:
+        for name in names:
+            progress(name, position, head)
+
+    return report

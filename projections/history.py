@@ -3,11 +3,15 @@ participant, time range and event type."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 
+from clara_es.application.records import record_fields
+from clara_es.domain.events import SessionStarted
 from projections.schema import metadata, session_id_column, timestamp, tracking_table
-from projections.sql import Sql
-from projections.view import Change, View
+from projections.sql import Sql, plain
+from projections.view import Logged, Rows, View, utc
 
 history_table = sa.Table(
     "history",
@@ -24,31 +28,43 @@ history_table = sa.Table(
     sa.Column("details", sa.Text, nullable=False),
 )
 
-INSERT = sa.insert(history_table)
-WHO = sa.select(history_table.c.room, history_table.c.participant).where(
-    history_table.c.session_id == sa.bindparam("session_id"), history_table.c.version == 1
-)
-
-
 class HistoryView(View):
     name = "history"
     tables = (history_table,)
     tracking = tracking_table(name)
 
-    def apply(self, db: Sql, change: Change) -> None:
-        if change.session is not None:
-            who = {"room": change.session.room, "participant": change.session.participant}
-        else:
-            who = db.one(WHO, session_id=change.session_id) or {"room": "", "participant": ""}
-        db.run(
-            INSERT,
-            session_id=change.session_id,
-            version=change.version,
-            notification_id=change.notification_id,
-            occurred_at=change.occurred_at,
-            type=change.type,
-            actor=change.actor,
-            cause=change.cause,
-            details=change.details,
-            **who,
-        )
+    def __init__(self) -> None:
+        # Each session's room and participant: its first row's.
+        self.first = Rows(history_table, history_table.c.version == 1)
+
+    def apply(self, db: Sql, batch: Sequence[Logged]) -> None:
+        first = self.first
+        first.load(db, batch)
+        rows = []
+        for notification_id, event, session_id in batch:
+            if isinstance(event, SessionStarted):
+                who = {"room": event.room, "participant": event.participant}
+                first.put(session_id, who)
+            else:
+                who = first.get(session_id) or NOBODY
+            fields = record_fields(event)
+            rows.append({
+                "session_id": session_id,
+                "version": fields["version"],
+                "notification_id": notification_id,
+                "room": who["room"],
+                "participant": who["participant"],
+                "occurred_at": utc(fields["occurred_at"]),
+                "type": fields["type"],
+                "actor": fields["actor"],
+                "cause": plain(fields["cause"]),
+                "details": plain(fields["details"]),
+            })
+        db.insert(history_table, rows)
+        first.trim()
+
+    def forget(self) -> None:
+        self.first.clear()
+
+
+NOBODY = {"room": "", "participant": ""}

@@ -12,9 +12,8 @@ from uuid import UUID
 
 import sqlalchemy as sa
 from psycopg.errors import UndefinedTable
-from pydantic import BaseModel
 
-from clara_es.application import VoiceSessions
+from clara_es.application import EventRecord, VoiceSessions
 from clara_es.domain import UIState
 from projections.attempt_counts import COUNTERS, attempt_counts_table
 from projections.db import ViewsMissing
@@ -27,17 +26,12 @@ APPLICATION = VoiceSessions.name
 DEFAULT_GRACE = timedelta(minutes=5)
 
 
-class HistoryRow(BaseModel):
-    session_id: UUID
-    version: int
+class HistoryRow(EventRecord):
+    """A record of the history view: where it is in the log, and whose session it is."""
+
     notification_id: int
     room: str
     participant: str
-    occurred_at: datetime
-    type: str
-    actor: str
-    cause: dict[str, Any]
-    details: dict[str, Any]
 
 
 @contextmanager

@@ -1,14 +1,14 @@
-"""Each view as an eventsourcing TrackingRecorder, one class per backend.
+"""A group of views as one eventsourcing TrackingRecorder, one class per backend.
 
-A view's rows and its tracking record are written in ONE transaction of eventsourcing's
+The views' rows and their tracking records are written in ONE transaction of eventsourcing's
 datastore, so an event is applied exactly once: a crash before the commit leaves neither,
 a crash after leaves both. The tables are created by the Alembic migrations, never here.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Sequence
-from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar
@@ -16,11 +16,10 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
-from eventsourcing.sqlite import SQLiteDatastore, SQLiteTrackingRecorder
-from sqlalchemy.dialects import sqlite
+from eventsourcing.sqlite import SQLiteTrackingRecorder
 
 from projections.sql import Backend, Insert, Sql, Statement
-from projections.view import Change, View
+from projections.view import Logged, View
 
 
 @dataclass(frozen=True)
@@ -30,6 +29,7 @@ class TrackingStatements:
     advance: sa.Update  # compare-and-set: two runners of a view never both apply an event
     first: Statement
     forget: sa.Delete
+    select: sa.Select[Any]
 
 
 @cache
@@ -46,74 +46,109 @@ def tracking_statements(table: sa.Table) -> TrackingStatements:
         row = {"application_name": sa.bindparam("app"), "notification_id": sa.bindparam("new")}
         return insert(table).values(row).on_conflict_do_nothing().returning(table.c.notification_id)
 
-    return TrackingStatements(advance, first, sa.delete(table).where(app))
+    select = sa.select(table.c.notification_id).where(app)
+    return TrackingStatements(advance, first, sa.delete(table).where(app), select)
 
 
 class PositionMoved(IntegrityError):
     """Another runner moved this view's position first: re-read it and go on from there."""
 
 
-class ViewRecorder(TrackingRecorder):
-    """The shared part: apply a batch of changes and move the position, atomically."""
+Positions = dict[str, int | None]  # each view's tracking position (None: nothing applied)
 
-    view_class: ClassVar[type[View]]
+
+class ViewRecorder(TrackingRecorder):
+    """A group of views fed by one reader: each batch changes every view's rows and moves
+    every view's position in one transaction. Each view keeps its own position, so one view
+    can be rebuilt while the others stay; a view already past an event skips it."""
+
+    view_classes: ClassVar[tuple[type[View], ...]]
     backend: ClassVar[Backend]
     datastore: Any
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.view = self.view_class()
-        self.statements = tracking_statements(self.view.tracking)
+        self.views = [view_class() for view_class in self.view_classes]
+        self.names = [view.name for view in self.views]
 
     def create_table(self) -> None:
         """Alembic owns the view tables and the tracking table (`clara-es db upgrade`)."""
 
-    def apply_changes(
-        self, changes: Sequence[Change], tracking: Tracking, expected: int | None
-    ) -> None:
-        """Apply `changes` and move the position from `expected` to `tracking`."""
-        with self.datastore.transaction(commit=True) as cursor, self._pipelined(cursor):
+    def positions(self, application_name: str) -> Positions:
+        with self.datastore.transaction(commit=False) as cursor:
             db = self._sql(cursor)
-            statements = self.statements
-            statement = statements.first if expected is None else statements.advance
-            moved = db.one(
-                statement,
-                app=tracking.application_name,
-                new=tracking.notification_id,
-                expected=expected,
+            return {
+                view.name: _position(db, view, application_name) for view in self.views
+            }
+
+    def max_tracking_id(self, application_name: str) -> int | None:
+        """The group's position: the least of its views' (what every view has applied)."""
+        positions = self.positions(application_name).values()
+        return None if None in positions else min(p or 0 for p in positions)
+
+    def apply_batch(
+        self, batch: Sequence[Logged], tracking: Tracking, expected: Positions
+    ) -> None:
+        """Apply `batch` (log order, up to `tracking`) to each view after its `expected`
+        position, and move each view's position to `tracking`, in one transaction."""
+        try:
+            with self.datastore.transaction(commit=True) as cursor:
+                db = self._sql(cursor)
+                for view in self.views:
+                    self._apply(db, view, batch, tracking, expected.get(view.name))
+        except BaseException:
+            for view in self.views:
+                view.forget()
+            raise
+
+    def _apply(
+        self, db: Sql, view: View, batch: Sequence[Logged], tracking: Tracking,
+        expected: int | None,
+    ) -> None:
+        after = expected or 0
+        if after >= tracking.notification_id:
+            return
+        statements = tracking_statements(view.tracking)
+        moved = db.one(
+            statements.first if expected is None else statements.advance,
+            app=tracking.application_name, new=tracking.notification_id, expected=expected,
+        )
+        if moved is None:
+            raise PositionMoved(
+                f"{view.name}: position is no longer {expected} "
+                f"(another runner applied up to notification {tracking.notification_id})"
             )
-            if moved is None:
-                raise PositionMoved(
-                    f"{self.view.name}: position is no longer {expected} "
-                    f"(another runner applied up to notification {tracking.notification_id})"
-                )
-            for change in changes:
-                self.view.apply(db, change)
+        if batch and batch[0].notification_id <= after:
+            batch = batch[bisect_right(batch, after, key=_notification_id):]
+        view.apply(db, batch)
 
     def _sql(self, cursor: Any) -> Sql:
         schema = self.datastore.schema if self.backend == "postgres" else None
         return Sql(cursor, self.backend, schema)
 
-    def _pipelined(self, cursor: Any) -> AbstractContextManager[Any]:
-        return nullcontext()
-
     def reset(self, application_name: str) -> None:
-        """Delete every row of the view and its position, in one transaction."""
+        """Delete every row of the group's views and their positions, in one transaction."""
         with self.datastore.transaction(commit=True) as cursor:
             db = self._sql(cursor)
-            self.view.reset(db)
-            db.run(self.statements.forget, app=application_name)
+            for view in self.views:
+                view.reset(db)
+                db.run(tracking_statements(view.tracking).forget, app=application_name)
+
+
+def _position(db: Sql, view: View, application_name: str) -> int | None:
+    row = db.one(tracking_statements(view.tracking).select, app=application_name)
+    return None if row is None else row["notification_id"]
+
+
+def _notification_id(logged: Logged) -> int:
+    return logged.notification_id
 
 
 class SQLiteViewRecorder(ViewRecorder, SQLiteTrackingRecorder):
+    """eventsourcing's own tracking statements are not used: each view has its own table."""
+
     backend = "sqlite"
 
-    def __init__(self, datastore: SQLiteDatastore, **kwargs: Any) -> None:
-        super().__init__(datastore, **kwargs)
-        # eventsourcing's own statements name one shared table; each view has its own.
-        self.insert_tracking_statement, self.select_max_tracking_id_statement = (
-            _sqlite_tracking(self.view.tracking)
-        )
     def construct_create_table_statements(self) -> list[str]:
         return []
 
@@ -122,38 +157,12 @@ class PostgresViewRecorder(ViewRecorder, PostgresTrackingRecorder):
     backend = "postgres"
 
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
-        kwargs["tracking_table_name"] = self.view_class.tracking.name
+        kwargs["tracking_table_name"] = self.view_classes[0].tracking.name
         super().__init__(datastore, **kwargs)
 
-    def _pipelined(self, cursor: Any) -> AbstractContextManager[Any]:
-        """Send a batch's statements without waiting for each reply (psycopg pipeline mode)."""
-        return cursor.connection.pipeline()
-
 
 @cache
-def _sqlite_tracking(table: sa.Table) -> tuple[str, str]:
-    """eventsourcing's single-row tracking insert and its max-position select, on `table`."""
-    new = sa.bindparam("notification_id")
-    insert = (
-        sqlite.insert(table)
-        .values(application_name=sa.bindparam("application_name"), notification_id=new)
-        .on_conflict_do_update(
-            index_elements=[table.c.application_name],
-            set_={"notification_id": new},
-            where=table.c.notification_id < new,
-        )
-        .returning(table.c.notification_id)
-    )
-    select_max = sa.select(sa.func.max(table.c.notification_id)).where(
-        table.c.application_name == sa.bindparam("application_name")
-    )
-    return (
-        str(insert.compile(dialect=sqlite.dialect(paramstyle="named"))),
-        str(select_max.compile(dialect=sqlite.dialect(paramstyle="qmark"))),
-    )
-
-
-@cache
-def recorder_class(view_class: type[View], backend: str) -> type[ViewRecorder]:
+def recorder_class(views: tuple[type[View], ...], backend: str) -> type[ViewRecorder]:
     base = SQLiteViewRecorder if backend == "sqlite" else PostgresViewRecorder
-    return type(f"{view_class.__name__}{base.__name__}", (base,), {"view_class": view_class})
+    name = "".join(view.__name__ for view in views) + base.__name__
+    return type(name, (base,), {"view_classes": views})

@@ -1,6 +1,6 @@
-"""A runner keeps one view up to date: it catches up from the view's tracking position in
-batches, then follows new events live, and resumes from the tracking position after any
-restart.
+"""A runner keeps a group of views up to date: one reader of the log catches up from the
+views' tracking positions in batches, decoding each event once for every view, then follows
+new events live, and resumes from the tracking positions after any restart.
 
 Live following differs by backend. PostgreSQL: eventsourcing's own subscription
 (LISTEN/NOTIFY), one transaction per event as eventsourcing's ProjectionRunner does.
@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from eventsourcing.persistence import InfrastructureFactory, Subscription, Tracking
@@ -22,56 +22,61 @@ from eventsourcing.utils import Environment
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
-from projections.changes import SessionFold, change_of, to_changes
-from projections.recorders import ViewRecorder, recorder_class
-from projections.view import View
+from projections.changes import decode
+from projections.recorders import Positions, ViewRecorder, recorder_class
+from projections.view import Logged, View
 
 log = logging.getLogger(__name__)
 
-BATCH = 500
+BATCH = 5000
 # POSTGRES_POOL_SIZE / POSTGRES_MAX_OVERFLOW in the environment win over the store's budget
 # (the tests keep them small).
 POOL_VARS = ("POSTGRES_POOL_SIZE", "POSTGRES_MAX_OVERFLOW")
 
 
 class ViewProjection(Projection[ViewRecorder]):
-    """An eventsourcing Projection whose view is a ViewRecorder (rows + tracking, one commit)."""
+    """An eventsourcing Projection whose view is a group of views (rows + tracking, one commit)."""
 
     def __init__(self, view: ViewRecorder, app: VoiceSessions) -> None:
         super().__init__(view)
         self.app = app
-        self.fold = SessionFold(app)
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         """One event and its tracking, the shape eventsourcing's runners deliver."""
-        change = change_of(domain_event, tracking.notification_id, self.fold)
-        expected = self.view.max_tracking_id(tracking.application_name)
-        self.view.apply_changes([change], tracking, expected)
+        expected = self.view.positions(tracking.application_name)
+        logged = Logged(tracking.notification_id, domain_event, str(domain_event.originator_id))
+        self.view.apply_batch([logged], tracking, expected)
 
-    def process_batch(self, notifications: list[Any], expected: int | None) -> int:
-        """Apply notifications (in log order) and move the position; returns the new one."""
-        changes = to_changes(self.app, self.fold, notifications)
+    def process_batch(self, notifications: list[Any], expected: Positions | int | None) -> int:
+        """Decode notifications (in log order) once, apply them to every view after its
+        `expected` position (one for all, or each view's), and move the positions; returns
+        the new position."""
+        if not isinstance(expected, dict):
+            expected = dict.fromkeys(self.view.names, expected)
         last = notifications[-1].id
-        try:
-            self.view.apply_changes(changes, Tracking(self.app.name, last), expected)
-        except Exception:
-            self.fold.forget()
-            raise
+        tracking = Tracking(self.app.name, last)
+        self.view.apply_batch(decode(self.app, notifications), tracking, expected)
         return last
+
+
+def advanced(positions: Positions, to: int) -> Positions:
+    return {name: max(position or 0, to) for name, position in positions.items()}
 
 
 class ViewRunner:
     def __init__(
         self,
         store: Store,
-        view_class: type[View],
+        views: type[View] | Sequence[type[View]],
         *,
         poll_interval: float = 0.1,
         batch: int = BATCH,
         env: Mapping[str, str] | None = None,
     ) -> None:
         self.store = store
-        self.name = view_class.name
+        group = (views,) if isinstance(views, type) else tuple(views)
+        self.names = [view.name for view in group]
+        self.name = "+".join(self.names)
         self.poll_interval = poll_interval
         self.batch = batch
         # Pools as the store says (the settings' budget): the app's (reads) and the view's.
@@ -79,9 +84,9 @@ class ViewRunner:
         base_env = {**store.eventsourcing_env(), **pool, **(env or {})}
         self.app = VoiceSessions(base_env)
         self._factory = InfrastructureFactory[ViewRecorder].construct(
-            env=Environment(view_class.name, base_env)
+            env=Environment(self.name, base_env)
         )
-        recorder = self._factory.tracking_recorder(recorder_class(view_class, store.backend))
+        recorder = self._factory.tracking_recorder(recorder_class(group, store.backend))
         self.projection = ViewProjection(recorder, self.app)
         self._subscription: Subscription[Any] | None = None
         self._lock = threading.Lock()
@@ -101,17 +106,18 @@ class ViewRunner:
         stop: threading.Event | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> int:
-        """Apply every stored event after the tracking position, in batches; returns it."""
-        stored = self.view.max_tracking_id(self.app.name)
-        position = stored or 0
+        """Apply every stored event after the views' positions, in batches read once for
+        every view of the group; returns the group's position."""
+        positions = self.view.positions(self.app.name)
+        position = min(p or 0 for p in positions.values())
         while stop is None or not stop.is_set():
             notifications = self.app.recorder.select_notifications(
                 start=position, limit=self.batch, inclusive_of_start=False
             )
             if not notifications:
                 break
-            position = self.projection.process_batch(list(notifications), stored)
-            stored = position
+            position = self.projection.process_batch(list(notifications), positions)
+            positions = advanced(positions, position)
             if progress is not None:
                 progress(position)
         return position
@@ -126,8 +132,8 @@ class ViewRunner:
                 stop.wait(self.poll_interval)
 
     def _listen(self, stop: threading.Event) -> None:
-        position = self.view.max_tracking_id(self.app.name)
-        subscription = self.app.recorder.subscribe(gt=position)
+        positions = self.view.positions(self.app.name)
+        subscription = self.app.recorder.subscribe(gt=min(p or 0 for p in positions.values()))
         with self._lock:
             self._subscription = subscription
         if stop.is_set():
@@ -135,7 +141,8 @@ class ViewRunner:
         try:
             with subscription:
                 for notification in subscription:
-                    position = self.projection.process_batch([notification], position)
+                    self.projection.process_batch([notification], positions)
+                    positions = advanced(positions, notification.id)
         finally:
             with self._lock:
                 self._subscription = None

@@ -11,13 +11,15 @@ the column types' own bind processors: they are stored the way SQLAlchemy reads 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Collection, Hashable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
 import sqlalchemy as sa
+from psycopg import sql as pg
 from pydantic_core import to_jsonable_python
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -33,6 +35,9 @@ class Insert(Protocol):
 # A Core statement, or a function of the dialect's `insert` for ON CONFLICT statements.
 Statement = sa.Executable | Callable[[Insert], sa.Executable]
 Processor = Callable[[Any], Any]
+# How an upsert resolves a conflict: from the dialect's INSERT of the table to the statement
+# with its ON CONFLICT clause (None: `replace_row`).
+Conflict = Callable[[Any], sa.Executable] | None
 
 _DIALECTS: dict[str, tuple[sa.Dialect, Insert]] = {
     "sqlite": (sqlite.dialect(paramstyle="named"), sqlite.insert),
@@ -52,10 +57,18 @@ class Compiled:
     def parameters(self, values: dict[str, Any]) -> dict[str, Any]:
         params = dict(self.defaults)
         for name, value in values.items():
-            plain = _plain(value)
+            value = plain(value)
             processor = self.processors.get(name)
-            params[name] = plain if processor is None else processor(plain)
+            params[name] = value if processor is None else processor(value)
         return params
+
+    def plain_parameters(self, values: dict[str, Any]) -> dict[str, Any]:
+        """`parameters` for values that are already plain (see `plain`): a view's batch."""
+        values = {**self.defaults, **values}
+        for name, processor in self.processors.items():
+            if name in values:
+                values[name] = processor(values[name])
+        return values
 
 
 def bound(*columns: str) -> dict[str, sa.BindParameter[Any]]:
@@ -82,23 +95,37 @@ def _compile(statement: Statement, backend: Backend, schema: str | None) -> Comp
     defaults: dict[str, Any] = {}
     processors: dict[str, Processor] = {}
     for bind, name in result.bind_names.items():
-        processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+        if backend == "sqlite" and isinstance(bind.type, sa.DateTime):
+            processor: Processor | None = _sqlite_datetime
+        else:
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if processor is not None:
             processors[name] = processor
         if not bind.required:
-            value = _plain(bind.effective_value)
+            value = plain(bind.effective_value)
             defaults[name] = value if processor is None else processor(value)
     return Compiled(result.string, defaults, processors)
 
 
-def _plain(value: Any) -> Any:
+def _sqlite_datetime(value: datetime | None) -> str | None:
+    """SQLAlchemy's SQLite storage format for a time (`YYYY-MM-DD HH:MM:SS.ffffff`, the zone
+    dropped), written by one C call instead of a %-format of seven fields."""
+    if value is None:
+        return None
+    return value.isoformat(" ", "microseconds")[:26]  # [26:] is the zone
+
+
+_JSON = json.JSONEncoder(sort_keys=True, default=to_jsonable_python)
+
+
+def plain(value: Any) -> Any:
     """What the column types expect: UTC times, session ids as text, JSON as sorted text."""
     if isinstance(value, datetime):
         return value.astimezone(UTC)
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, dict | list):
-        return json.dumps(to_jsonable_python(value), sort_keys=True)
+        return _JSON.encode(value)
     return value
 
 
@@ -118,3 +145,146 @@ class Sql:
         self.run(statement, **values)
         row = self._cursor.fetchone()
         return None if row is None else dict(row)
+
+    def many(self, statement: Statement, rows: list[dict[str, Any]]) -> None:
+        """Run the statement once per row, sent as one batch (on PostgreSQL, psycopg sends
+        them in pipeline mode and waits once); values already `plain`."""
+        if not rows:
+            return
+        sql = compiled(statement, self._backend, self._schema)
+        self._cursor.executemany(sql.sql, [sql.plain_parameters(row) for row in rows])
+
+    def insert(self, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        """New rows of `table` (values already `plain`): on PostgreSQL one COPY stream, no
+        statement per row; on SQLite an executemany of the table's INSERT."""
+        if not rows:
+            return
+        if self._backend != "postgres":
+            self.many(_insert(table), rows)
+            return
+        self._copy(self._identifier(table), table, rows)
+
+    def upsert(
+        self, table: sa.Table, rows: list[dict[str, Any]], conflict: Conflict = None
+    ) -> None:
+        """Rows of `table` inserted, or merged into the row of the same key by `conflict`
+        (by default the new row replaces the old). On PostgreSQL: COPY into a temporary
+        table, then one INSERT ... SELECT ... ON CONFLICT; on SQLite an executemany."""
+        if not rows:
+            return
+        conflict = conflict or replace_row
+        if self._backend != "postgres":
+            self.many(_values_upsert(table, conflict), rows)
+            return
+        staging = f"{table.name}_batch"
+        target = self._identifier(table)
+        self._cursor.execute(
+            pg.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS").format(
+                pg.Identifier(staging), target
+            )
+        )
+        self._copy(pg.Identifier("pg_temp", staging), table, rows)
+        self.run(_staged_upsert(table, conflict))
+
+    def _identifier(self, table: sa.Table) -> pg.Identifier:
+        name = (self._schema, table.name) if self._schema else (table.name,)
+        return pg.Identifier(*name)
+
+    def _copy(self, target: pg.Identifier, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        columns = [column.name for column in table.c]
+        copy_sql = pg.SQL("COPY {} ({}) FROM STDIN").format(
+            target, pg.SQL(", ").join(map(pg.Identifier, columns))
+        )
+        with self._cursor.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row([row[column] for column in columns])
+
+    def where_in(
+        self, table: sa.Table, column: str, keys: Collection[Any], *where: sa.ColumnElement[bool]
+    ) -> list[dict[str, Any]]:
+        """The table's rows whose `column` is one of `keys` (and `where`), as Python values
+        (times in UTC)."""
+        if not keys:
+            return []
+        dialect = _DIALECTS[self._backend][0]
+        stmt = sa.select(table).where(table.c[column].in_([plain(k) for k in keys]), *where)
+        translate = {None: self._schema} if self._schema else None
+        result = stmt.compile(
+            dialect=dialect, schema_translate_map=translate,
+            render_schema_translate=bool(translate), compile_kwargs={"render_postcompile": True},
+        )
+        self._cursor.execute(result.string, result.construct_params())
+        readers = _readers(table, self._backend)
+        rows = []
+        for row in self._cursor.fetchall():
+            values = dict(row)
+            for name, reader in readers.items():
+                values[name] = reader(values[name])
+            rows.append(values)
+        return rows
+
+
+@cache
+def _insert(table: sa.Table) -> sa.Insert:
+    return sa.insert(table)
+
+
+def replace_row(stmt: Any) -> sa.Executable:
+    """The conflict most views want: the new row replaces the one with its key."""
+    t = stmt.table
+    return stmt.on_conflict_do_update(
+        index_elements=list(t.primary_key),
+        set_={c.name: stmt.excluded[c.name] for c in t.c if not c.primary_key},
+    )
+
+
+@cache
+def _values_upsert(table: sa.Table, conflict: Callable[[Any], sa.Executable]) -> Statement:
+    def build(insert: Insert) -> sa.Executable:
+        return conflict(insert(table).values(bound(*(c.name for c in table.c))))
+
+    return build
+
+
+@cache
+def _staged_upsert(table: sa.Table, conflict: Callable[[Any], sa.Executable]) -> Statement:
+    staging = sa.table(
+        f"{table.name}_batch", *(sa.column(c.name) for c in table.c), schema="pg_temp"
+    )
+
+    def build(insert: Insert) -> sa.Executable:
+        columns = [c.name for c in table.c]
+        return conflict(insert(table).from_select(columns, sa.select(*staging.c)))
+
+    return build
+
+
+_READERS: dict[tuple[sa.Table, str], dict[str, Processor]] = {}
+
+
+def _readers(table: sa.Table, backend: Backend) -> dict[str, Processor]:
+    """How to read each column's stored value back: the types' result processors, then UTC."""
+    key = (table, backend)
+    found = _READERS.get(key)
+    if found is None:
+        dialect = _DIALECTS[backend][0]
+        found = {}
+        for column in table.c:
+            processor = column.type.dialect_impl(dialect).result_processor(dialect, None)
+            if isinstance(column.type, sa.DateTime):
+                found[column.name] = _utc_reader(processor)
+            elif processor is not None:
+                found[column.name] = processor
+        _READERS[key] = found
+    return found
+
+
+def _utc_reader(processor: Processor | None) -> Processor:
+    def read(value: Any) -> Any:
+        if processor is not None:
+            value = processor(value)
+        if isinstance(value, datetime):
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return value
+
+    return read

@@ -7,14 +7,27 @@ are all read from these tables by `projections.queries.stats`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
 import sqlalchemy as sa
 
+from clara_es.domain.events import (
+    CleanupSkipped,
+    Failed,
+    Reconnected,
+    SessionCleanedUp,
+    SessionEnded,
+    SessionEvent,
+    SessionStarted,
+)
 from projections.schema import metadata, session_id_column, timestamp, tracking_table
-from projections.sql import Sql, bound
-from projections.view import Change, View
+from projections.sql import Sql
+from projections.view import Logged, Row, Rows, View, after, utc
 
-FINAL = ("Failed", "SessionEnded")
-CLEANED_UP = ("SessionCleanedUp", "CleanupSkipped")
+FINAL = (Failed, SessionEnded)
+CLEANED_UP = (SessionCleanedUp, CleanupSkipped)
 
 stats_sessions = sa.Table(
     "stats_sessions",
@@ -48,48 +61,63 @@ stats_failures = sa.Table(
 )
 
 
-def _set(column: str, *where: sa.ColumnElement[bool]) -> sa.Update:
-    t = stats_sessions
-    return sa.update(t).where(t.c.session_id == sa.bindparam("session_id"), *where).values(
-        bound(column)
-    )
-
-
-START = sa.insert(stats_sessions).values(
-    bound("session_id", "room", "state", "recovered", "started_at")
-)
-STATE = _set("state")
-RECOVERED = _set("recovered")
-FINAL_AT = _set("final_at", stats_sessions.c.final_at.is_(None))
-CLEANED_UP_AT = _set("cleaned_up_at", stats_sessions.c.cleaned_up_at.is_(None))
-RECOVERY = sa.insert(stats_recoveries)
-FAILURE = sa.insert(stats_failures)
-
-
 class StatsView(View):
     name = "stats"
     tables = (stats_sessions, stats_recoveries, stats_failures)
     tracking = tracking_table(name)
 
-    def apply(self, db: Sql, change: Change) -> None:
-        key = {"session_id": change.session_id}
-        at = change.occurred_at
-        session = change.session
-        if session is not None:
-            if change.type == "SessionStarted":
-                db.run(START, room=session.room, state=session.state, recovered=False,
-                       started_at=at, **key)
-            else:
-                db.run(STATE, state=session.state, **key)
-        if change.type in FINAL:
-            db.run(FINAL_AT, final_at=at, **key)
-        elif change.type in CLEANED_UP:
-            db.run(CLEANED_UP_AT, cleaned_up_at=at, **key)
-        room = session.room if session is not None else ""
-        if change.type == "Reconnected":
-            db.run(RECOVERED, recovered=True, **key)
-            outage_ms = int(change.details.get("outage_ms", 0))
-            db.run(RECOVERY, version=change.version, room=room, recovered_at=at,
-                   outage_ms=outage_ms, **key)
-        elif change.type == "Failed":
-            db.run(FAILURE, version=change.version, room=room, failed_at=at, **key)
+    def __init__(self) -> None:
+        self.rows = Rows(stats_sessions)
+
+    def apply(self, db: Sql, batch: Sequence[Logged]) -> None:
+        rows = self.rows
+        rows.load(db, batch)
+        changed: dict[str, Row] = {}
+        recoveries: list[Row] = []
+        failures: list[Row] = []
+        for _, event, session_id in batch:
+            at = utc(event.timestamp)
+            row = rows.get(session_id)
+            new: Row | None = None
+            if isinstance(event, SessionStarted):
+                new = {
+                    "session_id": session_id, "room": event.room,
+                    "state": str(after(event).state), "recovered": False, "started_at": at,
+                    "final_at": None, "cleaned_up_at": None,
+                }
+            elif row is not None:
+                new = _changed(row, event, at)
+            if new is not None:
+                rows.put(session_id, new)
+                changed[session_id] = row = new
+            if isinstance(event, Reconnected | Failed):
+                key = {"session_id": session_id, "version": event.originator_version,
+                       "room": row["room"] if row is not None else ""}
+                if isinstance(event, Reconnected):
+                    recoveries.append({**key, "recovered_at": at, "outage_ms": event.outage_ms})
+                else:
+                    failures.append({**key, "failed_at": at})
+        db.upsert(stats_sessions, list(changed.values()))
+        db.insert(stats_recoveries, recoveries)
+        db.insert(stats_failures, failures)
+        rows.trim()
+
+    def forget(self) -> None:
+        self.rows.clear()
+
+
+def _changed(row: Row, event: Any, at: datetime | None) -> Row | None:
+    """The session's row after `event`, or None if the event changes nothing in it (a new
+    dict: the old one may be in a rolled-back transaction's memory)."""
+    changes: Row = {}
+    if isinstance(event, SessionEvent):
+        state = after(event, state=row["state"]).state
+        if state != row["state"]:
+            changes["state"] = str(state)
+    if isinstance(event, FINAL) and row["final_at"] is None:
+        changes["final_at"] = at
+    elif isinstance(event, CLEANED_UP) and row["cleaned_up_at"] is None:
+        changes["cleaned_up_at"] = at
+    if isinstance(event, Reconnected) and not row["recovered"]:
+        changes["recovered"] = True
+    return {**row, **changes} if changes else None

@@ -1,10 +1,11 @@
-"""Keeps every view live: one runner thread per view, restarted from its tracking position
-whenever it stops with an error (a PostgreSQL LISTEN connection that died, a lost
-database), and nudged on a slow timer in case a NOTIFY was missed.
+"""Keeps every view live: one runner thread for the group of views (one reader of the log),
+restarted from the views' tracking positions whenever it stops with an error (a PostgreSQL
+LISTEN connection that died, a lost database), and nudged on a slow timer in case a NOTIFY
+was missed.
 
-Across processes each view runs in one of them (the holder of the view's advisory lock); in
-the others its thread stands by and tries the lock every `standby_interval`, so when the holder
-dies the view resumes elsewhere from its tracking position within a second or two.
+Across processes the group runs in one of them (the holder of its advisory lock); in the
+others its thread stands by and tries the lock every `standby_interval`, so when the holder
+dies the views resume elsewhere from their tracking positions within a second or two.
 """
 
 from __future__ import annotations
@@ -51,10 +52,10 @@ class Supervisor:
         self._threads: list[threading.Thread] = []
 
     def start(self) -> Supervisor:
-        for view in self.views:
-            runner = ViewRunner(self.store, view, poll_interval=self.poll_interval)
-            self.runners[view.name] = runner
-            self._spawn(self._supervise, runner, f"projection-{view.name}")
+        # One runner for the group: one reader of the log feeds every view.
+        runner = ViewRunner(self.store, self.views, poll_interval=self.poll_interval)
+        self.runners[runner.name] = runner
+        self._spawn(self._supervise, runner, f"projection-{runner.name}")
         if self.store.backend == "postgres":
             self._spawn(self._watchdog, None, "projection-watchdog")
             self._spawn(self._lock_keeper, None, "projection-locks")

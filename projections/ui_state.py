@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import sqlalchemy as sa
 
-from clara_es.domain import ui_state
+from clara_es.domain.events import SessionEvent, SessionStarted
+from clara_es.domain.state import ConnectionState
+from clara_es.domain.status import START_ENABLED, status_text
 from projections.schema import metadata, session_id_column, timestamp, tracking_table
-from projections.sql import Insert, Sql
-from projections.view import Change, View
+from projections.sql import Sql
+from projections.view import Facts, Logged, Row, Rows, View, after, utc
 
 ui_state_table = sa.Table(
     "ui_state",
@@ -26,23 +30,54 @@ ui_state_table = sa.Table(
 )
 
 
-def upsert(insert: Insert) -> sa.Executable:
-    """The session's row as it is now, inserted or replaced."""
-    t = ui_state_table
-    stmt = insert(t)
-    return stmt.on_conflict_do_update(
-        index_elements=[t.c.session_id],
-        set_={c.name: stmt.excluded[c.name] for c in t.c if not c.primary_key},
-    )
-
-
 class UIStateView(View):
     name = "ui_state"
     tables = (ui_state_table,)
     tracking = tracking_table(name)
 
-    def apply(self, db: Sql, change: Change) -> None:
-        if change.session is None:
-            return
-        state = ui_state(change.session)
-        db.run(upsert, **state.model_dump())
+    def __init__(self) -> None:
+        self.rows = Rows(ui_state_table)
+
+    def apply(self, db: Sql, batch: Sequence[Logged]) -> None:
+        rows = self.rows
+        rows.load(db, batch)
+        changed: dict[str, Row] = {}
+        for _, event, session_id in batch:
+            if isinstance(event, SessionStarted):
+                facts = after(event)
+            elif isinstance(event, SessionEvent) and (row := rows.get(session_id)) is not None:
+                facts = after(
+                    event, room=row["room"], participant=row["participant"],
+                    state=row["connection_state"], attempt=row["attempt"],
+                    next_retry_at=row["next_retry_at"],
+                    policy={"max_attempts": row["max_attempts"]},
+                )
+            else:
+                continue  # a type this code does not know changes nothing the UI shows
+            row = _row(session_id, event, facts)
+            rows.put(session_id, row)
+            changed[session_id] = row
+        db.upsert(ui_state_table, list(changed.values()))
+        rows.trim()
+
+    def forget(self) -> None:
+        self.rows.clear()
+
+
+def _row(session_id: str, event: SessionEvent, facts: Facts) -> Row:
+    """What ui_state() shows of the session after `event` (clara_es/domain/status.py)."""
+    state = ConnectionState(facts.state)
+    max_attempts = int(facts.policy["max_attempts"])
+    return {
+        "session_id": session_id,
+        "room": facts.room,
+        "participant": facts.participant,
+        "connection_state": state.value,
+        "status_text": status_text(state, facts.attempt, max_attempts),
+        "start_enabled": state in START_ENABLED,
+        "attempt": facts.attempt,
+        "max_attempts": max_attempts,
+        "next_retry_at": utc(facts.next_retry_at),
+        "updated_at": utc(event.timestamp),
+        "version": event.originator_version,
+    }

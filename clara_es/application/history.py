@@ -3,36 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from pydantic import BaseModel
+from clara_es.application.records import HistoryEntry
+from clara_es.domain import SessionNotFound, VoiceSession, ui_state
 
-from clara_es.domain import SessionNotFound, UIState, VoiceSession, ui_state
-
-ENVELOPE = frozenset(
-    {"originator_id", "originator_version", "originator_topic", "timestamp", "actor", "cause"}
-)
-
-
-class HistoryEntry(BaseModel):
-    session_id: UUID
-    version: int
-    type: str
-    occurred_at: datetime
-    actor: str
-    cause: dict[str, Any]
-    details: dict[str, Any]
-    state: UIState
-
-
-def event_type(event: object) -> str:
-    return type(event).__name__
-
-
-def event_details(event: object) -> dict[str, Any]:
-    return {k: v for k, v in vars(event).items() if k not in ENVELOPE}
+if TYPE_CHECKING:
+    from clara_es.application.sessions import VoiceSessions
 
 
 def replay(events: Iterable[Any]) -> Iterator[HistoryEntry]:
@@ -41,20 +19,11 @@ def replay(events: Iterable[Any]) -> Iterator[HistoryEntry]:
     for event in events:
         session = event.mutate(session)
         assert session is not None
-        yield HistoryEntry(
-            session_id=event.originator_id,
-            version=event.originator_version,
-            type=event_type(event),
-            occurred_at=event.timestamp,
-            actor=getattr(event, "actor", ""),
-            cause=getattr(event, "cause", {}),
-            details=event_details(event),
-            state=ui_state(session),
-        )
+        yield HistoryEntry.of(event, state=ui_state(session))
 
 
-def session_history(app: Any, session_id: UUID) -> list[HistoryEntry]:
-    entries = list(replay(app.repository.event_store.get(session_id)))
+def session_history(app: VoiceSessions, session_id: UUID) -> list[HistoryEntry]:
+    entries = list(replay(app.events_after(session_id)))
     if not entries:
         raise SessionNotFound(f"no session {session_id}")
     return entries

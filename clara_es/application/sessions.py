@@ -7,12 +7,13 @@ Every entry point builds a command of the catalogue (clara_es/domain/commands.py
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper
+from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper, StoredEvent
+from eventsourcing.utils import get_topic
 
 from clara_es.adapters.store import Store
 from clara_es.application.upcasting import CausalMapper
@@ -40,9 +41,11 @@ from clara_es.domain.commands import (
     StartAttempt,
     StartSession,
 )
-from clara_es.domain.events import SessionEvent
+from clara_es.domain.events import SessionEvent, SessionStarted
 
 log = logging.getLogger(__name__)
+
+SESSION_STARTED = get_topic(SessionStarted)
 
 
 class VoiceSessions(Application[UUID]):
@@ -155,6 +158,34 @@ class VoiceSessions(Application[UUID]):
 
     def status(self, session_id: UUID) -> UIState:
         return ui_state(self.session(session_id))
+
+    def events_after(
+        self, session_id: UUID, version: int = 0, up_to: int | None = None
+    ) -> list[SessionEvent]:
+        """The session's stored events after `version` (up to `up_to`, inclusive), in order.
+
+        Empty for a session that does not exist (or has nothing newer).
+        """
+        return list(self.repository.event_store.get(session_id, gt=version, lte=up_to))
+
+    def stored_events(self, session_id: UUID) -> list[StoredEvent]:
+        """The session's events as stored (topic and encoded state): for export."""
+        return list(self.recorder.select_events(session_id))
+
+    def insert_stored(self, stored: list[StoredEvent]) -> None:
+        """Append events as stored (an import); IntegrityError if a version is taken."""
+        self.recorder.insert_events(stored)
+
+    def started_sessions(self, page: int = 1000) -> Iterator[UUID]:
+        """Every stored session, in the order they started (from the log, not the views)."""
+        start = 1
+        while True:
+            found = self.recorder.select_notifications(start, page, topics=[SESSION_STARTED])
+            for notification in found:
+                yield UUID(str(notification.originator_id))
+            if len(found) < page:
+                return
+            start = found[-1].id + 1
 
     # ---- shorthands for the commands people type most (tests, the demo, benchmarks) ---------
 

@@ -86,7 +86,7 @@ class Follower:
 
     def newer(self) -> list[UIState]:
         states = []
-        for event in self.app.repository.event_store.get(self.session_id, gt=self.version):
+        for event in self.app.events_after(self.session_id, self.version):
             self.session = event.mutate(self.session)
             assert self.session is not None
             states.append(ui_state(self.session))

@@ -14,17 +14,27 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from clara_es.application import VoiceSessions
-from clara_es.application.history import event_type
+from clara_es.application.records import event_type
 from clara_es.domain import VoiceSession
+from clara_es.domain.events import (
+    CLEANUP_OUTCOMES,
+    CleanupRequested,
+    Disconnected,
+    Failed,
+    ReconnectAttempted,
+    ReconnectAttemptFailed,
+    Reconnected,
+    ReconnectScheduled,
+    SessionEnded,
+    SessionStarted,
+    SignalIgnored,
+    WebhookReceived,
+)
 
-FINAL_EVENTS = frozenset({"Failed", "SessionEnded"})
+FINAL_EVENTS = (Failed, SessionEnded)
 # What may still be appended to a final session: records of signals that no longer apply, and
 # the process manager's cleanup of it.
-AFTER_FINAL = frozenset({"SignalIgnored", "CleanupRequested", "SessionCleanedUp", "CleanupFailed",
-                         "CleanupSkipped", "WebhookReceived"})
-
-
-CLEANUP_OUTCOMES = frozenset({"SessionCleanedUp", "CleanupSkipped", "CleanupFailed"})
+AFTER_FINAL = (SignalIgnored, CleanupRequested, *CLEANUP_OUTCOMES, WebhookReceived)
 
 
 class Violation(BaseModel):
@@ -63,7 +73,7 @@ class Invariants:
         facts = self.facts.setdefault(session_id, SessionFacts())
         found: list[Violation] = []
         last: Any = None
-        for event in self.app.repository.event_store.get(session_id, gt=facts.version):
+        for event in self.app.events_after(session_id, facts.version):
             last = event
             found.extend(self._event(session_id, facts, event))
             facts.version = event.originator_version
@@ -102,42 +112,43 @@ class Invariants:
                                    version=event.originator_version, at=event.timestamp,
                                    message=message))
 
-        if kind == "SessionStarted":
+        if isinstance(event, SessionStarted):
             facts.max_attempts = int(event.policy["max_attempts"])
-        if facts.final is not None and kind not in AFTER_FINAL:
+        if facts.final is not None and not isinstance(event, AFTER_FINAL):
             violation("Failed and SessionEnded are final", f"{kind} after {facts.final}")
-        if kind in FINAL_EVENTS and facts.final is None:
-            facts.final = kind
-        elif kind in ("Disconnected", "Reconnected"):
-            facts.failures_this_outage = 0
-        elif kind == "ReconnectScheduled":
-            facts.scheduled, facts.due_at = event.attempt, event.due_at
-            if event.attempt > facts.max_attempts:
-                violation("attempts never exceed the policy",
-                          f"attempt {event.attempt} scheduled, the policy allows "
-                          f"{facts.max_attempts}")
-        elif kind == "ReconnectAttemptFailed":
-            facts.failures_this_outage += 1
-            if facts.failures_this_outage > facts.max_attempts:
-                violation("attempts never exceed the policy",
-                          f"{facts.failures_this_outage} failed attempts in one outage, the "
-                          f"policy allows {facts.max_attempts}")
-        elif kind == "ReconnectAttempted":
-            facts.started_attempts.append(event.attempt)
-            if event.attempt != facts.scheduled:
-                violation("no effect for a superseded decision",
-                          f"attempt {event.attempt} started, attempt {facts.scheduled} is "
-                          "the one scheduled")
-            elif facts.due_at is not None and event.timestamp < facts.due_at:
-                early = (facts.due_at - event.timestamp).total_seconds()
-                violation("no attempt before its timer",
-                          f"attempt {event.attempt} started {early:.3f} s before it was due")
+        match event:
+            case Failed() | SessionEnded() if facts.final is None:
+                facts.final = kind
+            case Disconnected() | Reconnected():
+                facts.failures_this_outage = 0
+            case ReconnectScheduled():
+                facts.scheduled, facts.due_at = event.attempt, event.due_at
+                if event.attempt > facts.max_attempts:
+                    violation("attempts never exceed the policy",
+                              f"attempt {event.attempt} scheduled, the policy allows "
+                              f"{facts.max_attempts}")
+            case ReconnectAttemptFailed():
+                facts.failures_this_outage += 1
+                if facts.failures_this_outage > facts.max_attempts:
+                    violation("attempts never exceed the policy",
+                              f"{facts.failures_this_outage} failed attempts in one outage, the "
+                              f"policy allows {facts.max_attempts}")
+            case ReconnectAttempted():
+                facts.started_attempts.append(event.attempt)
+                if event.attempt != facts.scheduled:
+                    violation("no effect for a superseded decision",
+                              f"attempt {event.attempt} started, attempt {facts.scheduled} is "
+                              "the one scheduled")
+                elif facts.due_at is not None and event.timestamp < facts.due_at:
+                    early = (facts.due_at - event.timestamp).total_seconds()
+                    violation("no attempt before its timer",
+                              f"attempt {event.attempt} started {early:.3f} s before it was due")
         return found
 
     def cleaned_up_once(self, session_id: UUID) -> Violation | None:
         """At the end: a failed or ended session has exactly one cleanup outcome."""
-        outcomes = [e for e in self.app.repository.event_store.get(session_id)
-                    if event_type(e) in CLEANUP_OUTCOMES]
+        outcomes = [e for e in self.app.events_after(session_id)
+                    if isinstance(e, CLEANUP_OUTCOMES)]
         final = self.facts[session_id].final
         if (final is None and not outcomes) or (final is not None and len(outcomes) == 1):
             return None

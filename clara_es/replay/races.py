@@ -11,18 +11,22 @@ from datetime import datetime
 from enum import StrEnum
 from uuid import UUID
 
-from eventsourcing.utils import get_topic
 from pydantic import BaseModel
 
 from clara_es.application import HistoryEntry, VoiceSessions, session_history
 from clara_es.domain import ConnectionState
-from clara_es.domain.events import SessionStarted
+from clara_es.domain.events import (
+    CleanupRequested,
+    ReconnectAttemptFailed,
+    SessionEnded,
+    SignalIgnored,
+)
 
 OUTAGE_SIGNALS = frozenset({"disconnected", "participant_left", "webhook participant_left"})
 # attempt_timed_out: the process manager's watchdog timer (issue 5)
 ATTEMPT_SIGNALS = frozenset({"attempt_started", "attempt_failed", "attempt_timed_out"})
 SUCCESS_SIGNALS = frozenset({"reconnected", "participant_joined", "webhook participant_joined"})
-CLEANUP_EVENTS = frozenset({"SessionEnded", "CleanupRequested"})
+CLEANUP_EVENTS = (SessionEnded, CleanupRequested)
 
 
 class RaceKind(StrEnum):
@@ -70,7 +74,8 @@ def _classify(previous: HistoryEntry | None, entry: HistoryEntry) -> Iterator[Ra
             f"{entry.actor}'s {cause.get('name')} read v{lost[0]}, another writer appended first",
             f"re-read v{cause.get('read_version')} and decided again: {entry.type}",
         )
-    if entry.type == "SignalIgnored":
+    event = entry.event
+    if isinstance(event, SignalIgnored):
         if signal in OUTAGE_SIGNALS and before == ConnectionState.RECONNECTING:
             yield race(
                 RaceKind.DUPLICATE_OUTAGE, f"{entry.actor} reported {signal}: {reason}",
@@ -91,13 +96,13 @@ def _classify(previous: HistoryEntry | None, entry: HistoryEntry) -> Iterator[Ra
                 RaceKind.CLEANUP_VS_RECONNECT, f"{signal} arrived after the session ended",
                 "the end was appended first; the reconnect is ignored",
             )
-    elif entry.type in CLEANUP_EVENTS and before == ConnectionState.RECONNECTING:
+    elif isinstance(event, CLEANUP_EVENTS) and before == ConnectionState.RECONNECTING:
         yield race(
             RaceKind.CLEANUP_VS_RECONNECT,
             f"{entry.type} while reconnecting",
             "appended first, so it wins: later attempts and successes are ignored",
         )
-    elif entry.type == "ReconnectAttemptFailed" and (
+    elif isinstance(event, ReconnectAttemptFailed) and (
         entry.details.get("error") == "timeout" or entry.actor == "system"
     ):
         yield race(
@@ -111,24 +116,9 @@ def _first_of_decision(previous: HistoryEntry | None, entry: HistoryEntry) -> bo
     return previous is None or previous.cause.get("id") != entry.cause.get("id")
 
 
-SESSION_STARTED = get_topic(SessionStarted)
-PAGE = 1000
-
-
 def session_ids(app: VoiceSessions) -> Iterator[UUID]:
-    """Every stored session, in the order they started (from the application's log).
-
-    The one place that lists sessions for replay tooling; it reads the notification log, so it
-    works on a store whose views were never built.
-    """
-    start = 1
-    while True:
-        page = app.recorder.select_notifications(start, PAGE, topics=[SESSION_STARTED])
-        for notification in page:
-            yield UUID(str(notification.originator_id))
-        if len(page) < PAGE:
-            return
-        start = page[-1].id + 1
+    """Every stored session, in the order they started; works without the views."""
+    return app.started_sessions()
 
 
 def find_races(

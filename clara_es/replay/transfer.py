@@ -52,7 +52,7 @@ def _line(body: dict[str, Any], previous: str) -> tuple[str, str]:
 
 def export_lines(app: VoiceSessions, session_id: UUID, now: datetime) -> Iterator[str]:
     """The session's stream as JSON lines (without newlines)."""
-    stored = app.recorder.select_events(session_id)
+    stored = app.stored_events(session_id)
     if not stored:
         raise SessionNotFound(f"no session {session_id}")
     header = {
@@ -177,7 +177,7 @@ def import_export(app: VoiceSessions, export: Export, new_id: bool = False) -> I
     ]
     _check_applies(app, stored)
     try:
-        app.recorder.insert_events(stored)
+        app.insert_stored(stored)
     except IntegrityError:
         raise ImportRefused(
             f"session {target} already exists in this store (use --new-id to import a copy)"

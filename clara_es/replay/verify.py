@@ -14,29 +14,12 @@ from itertools import groupby
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SerializationInfo, field_serializer
 
-from clara_es.application import VoiceSessions, dispatch
-from clara_es.application.history import event_details, event_type
+from clara_es.application import EventRecord, VoiceSessions, dispatch
+from clara_es.application.records import event_type, record_fields
 from clara_es.domain import Actor, Signal, VirtualClock, VoiceSession
 from clara_es.replay.races import session_ids
-
-
-class EventView(BaseModel):
-    version: int
-    type: str
-    occurred_at: datetime
-    actor: str
-    cause: dict[str, Any]
-    details: dict[str, Any]
-
-    @classmethod
-    def of(cls, event: Any) -> EventView:
-        return cls(
-            version=event.originator_version, type=event_type(event),
-            occurred_at=event.timestamp, actor=event.actor, cause=event.cause,
-            details=event_details(event),
-        )
 
 
 class Difference(BaseModel):
@@ -45,9 +28,18 @@ class Difference(BaseModel):
     session_id: UUID
     version: int
     signal: str
-    stored: EventView | None
-    today: EventView | None
+    stored: EventRecord | None
+    today: EventRecord | None
     note: str
+
+    @field_serializer("stored", "today")
+    def _without_session(
+        self, record: EventRecord | None, info: SerializationInfo
+    ) -> dict[str, Any] | None:
+        # The difference names its session once, at the top.
+        if record is None:
+            return None
+        return record.model_dump(mode=info.mode, exclude={"session_id"})
 
 
 def _decisions(events: Iterable[Any]) -> Iterator[tuple[Any, list[Any]]]:
@@ -76,8 +68,8 @@ def _difference(
 ) -> Difference:
     return Difference(
         session_id=session_id, version=version, signal=str(first.cause.get("name")),
-        stored=EventView.of(was) if was is not None else None,
-        today=EventView.of(today) if today is not None else None, note=note,
+        stored=EventRecord.of(was) if was is not None else None,
+        today=EventRecord.of(today) if today is not None else None, note=note,
     )
 
 
@@ -85,7 +77,7 @@ def verify_session(app: VoiceSessions, session_id: UUID) -> Difference | None:
     """None if today's code appends exactly the stored events for the stored signals."""
     clock = VirtualClock(start=datetime.min.replace(tzinfo=UTC))
     session: VoiceSession | None = None
-    for first, stored in _decisions(app.repository.event_store.get(session_id)):
+    for first, stored in _decisions(app.events_after(session_id)):
         try:
             signal = _signal(first, clock)
             if session is None:
@@ -97,7 +89,7 @@ def verify_session(app: VoiceSessions, session_id: UUID) -> Difference | None:
             return _difference(session_id, first, note, first.originator_version, was=first)
         appended = list(session.collect_events())
         for was, now in zip(stored, appended, strict=False):
-            if EventView.of(was) != EventView.of(now):
+            if record_fields(was) != record_fields(now):
                 note = f"stored {event_type(was)}, today {event_type(now)}"
                 return _difference(session_id, first, note, was.originator_version, now, was)
         if len(appended) > len(stored):

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from clara_es.application import VoiceSessions
 from clara_es.domain import Actor, DomainError, VirtualClock, VoiceSession
 from clara_es.domain.commands import ChangeQuality
+from clara_es.domain.events import ReconnectAttempted
 from clara_es.process.worker import Worker as ProcessWorker
 from clara_es.replay.faults import Fault, Plan
 from clara_es.replay.invariants import Invariants, Violation
@@ -253,8 +254,8 @@ class World:
         before = self.invariants.facts[session_id].version  # checked after every command
 
         def connect_if_started() -> None:
-            started = [e for e in self.app.repository.event_store.get(session_id, gt=before)
-                       if type(e).__name__ == "ReconnectAttempted"]
+            started = [e for e in self.app.events_after(session_id, before)
+                       if isinstance(e, ReconnectAttempted)]
             if started:
                 self.connect(index, attempt)
 

@@ -29,6 +29,7 @@ from clara_es.adapters.livekit.clock import AsyncClock
 from clara_es.application import VoiceSessions
 from clara_es.domain import ConnectionState, UIState
 from clara_es.domain.commands import StartResume
+from clara_es.domain.events import Connecting, ReconnectAttempted, SessionEvent
 from clara_es.domain.session import FINAL_STATES
 
 log = logging.getLogger(__name__)
@@ -101,7 +102,7 @@ class ReconnectingClient:
     async def connect(self) -> UIState:
         """Start Session. While connecting or reconnecting it starts nothing new."""
         state = self._publish(self.app.connect(self.session_id))
-        if self.busy or not self._decided(state, "Connecting"):
+        if self.busy or not self._decided(state, Connecting):
             return state  # the session was not idle: it recorded the refusal
         self._connecting = True
         try:
@@ -166,7 +167,7 @@ class ReconnectingClient:
             attempt = session.attempt
             await self.clock.sleep_until(due)
             started = self._publish(self.app.attempt_started(self.session_id, attempt))
-            if not self._decided(started, "ReconnectAttempted"):
+            if not self._decided(started, ReconnectAttempted):
                 continue  # the session moved on while we waited (recorded as SignalIgnored)
             self._connecting = True
             try:
@@ -179,16 +180,14 @@ class ReconnectingClient:
             finally:
                 self._connecting = False
 
-    def _decided(self, state: UIState, event_type: str) -> bool:
+    def _decided(self, state: UIState, event_type: type[SessionEvent]) -> bool:
         """Whether our command (which produced `state`) recorded `event_type`.
 
         The event at the version our own command saved is ours, so this is exact even when
         another process works on the same session: of two clients only one connects.
         """
-        events = self.app.repository.event_store.get(
-            self.session_id, gt=state.version - 1, lte=state.version
-        )
-        return [type(e).__name__ for e in events] == [event_type]
+        events = self.app.events_after(self.session_id, state.version - 1, up_to=state.version)
+        return len(events) == 1 and isinstance(events[0], event_type)
 
     def _publish(self, state: UIState) -> UIState:
         if state.version != self._state.version:

@@ -1,0 +1,70 @@
+"""The views in one pass: one reader feeds every view, each from its own rows."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+
+from clara_es.adapters.store import Store
+from clara_es.application import VoiceSessions
+from clara_es.domain import VirtualClock
+from projections import queries
+from projections.catch_up import catch_up, rebuild
+from projections.db import engine, upgrade
+from projections.runner import ViewRunner
+from projections.views import VIEWS
+from tests.projections_helpers import build_streams, positions, snapshot
+
+
+@pytest.fixture
+def views(store: Store, app: VoiceSessions) -> Store:
+    upgrade(store)
+    return store
+
+
+def test_a_view_dropped_alone_is_brought_back_by_the_one_reader_of_every_view(
+    views: Store, app: VoiceSessions, clock: VirtualClock
+) -> None:
+    build_streams(app, clock, 12)
+    catch_up(views)
+    alone = ViewRunner(views, VIEWS["attempt_counts"])
+    try:
+        alone.view.reset(app.name)
+    finally:
+        alone.close()
+    build_streams(app, clock, 6)
+    catch_up(views)
+    head = app.recorder.max_notification_id()
+    assert positions(views) == dict.fromkeys(VIEWS, head)
+    live = snapshot(views)
+    rebuild(views)
+    assert snapshot(views) == live
+
+
+def test_sessions_that_go_on_after_a_restart_continue_from_the_rows_in_the_database(
+    views: Store, app: VoiceSessions, clock: VirtualClock
+) -> None:
+    ids: list[UUID] = [app.start(f"room-{i}", f"user-{i}").session_id for i in range(3)]
+    for session_id in ids:
+        app.connect(session_id)
+        app.connected(session_id)
+    catch_up(views)  # this runner stops; the next one starts with nothing in memory
+    for attempt, session_id in enumerate(ids, start=1):
+        app.disconnected(session_id, "network")
+        clock.advance(1)
+        for failed in range(1, attempt):
+            app.attempt_started(session_id, failed)
+            app.attempt_failed(session_id, failed, "unreachable")
+    catch_up(views)
+    view_engine = engine(views)
+    try:
+        for session_id in ids:
+            assert queries.status(view_engine, session_id) == app.status(session_id)
+        counts = {s["session_id"]: s["counts"] for s in queries.sessions(view_engine)}
+    finally:
+        view_engine.dispose()
+    assert [counts[i]["failed_attempts"] for i in ids] == [0, 1, 2]
+    live = snapshot(views)
+    rebuild(views)
+    assert snapshot(views) == live
