@@ -15,14 +15,15 @@ from types import FrameType
 from typing import Any, TypeVar
 
 import click
-from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
 from clara_es.adapters.store import Store, StoreURLError
 from clara_es.application import VoiceSessions
 from clara_es.bootstrap import Root, SettingsError, bootstrap, read_settings
+from clara_es.cli.errors import OPENED, Where
 from clara_es.config import Settings
 from clara_es.domain import BackoffPolicy, Clock
 
@@ -111,12 +112,47 @@ def settings() -> Settings:
         raise CommandError(str(exc)) from None
 
 
-def root_for(db: Path | None) -> Root:
-    """The process's parts on the chosen store: --db wins over CLARA_ES_DATABASE_URL."""
+def root_for(db: Path | None, *, undo_new: bool = False) -> Root:
+    """The process's parts on the chosen store: --db wins over CLARA_ES_DATABASE_URL.
+
+    The store is recorded for the error boundary (clara_es/cli/errors.py); with `undo_new`,
+    a SQLite file this command creates is taken away again if the command fails. A
+    PostgreSQL server is tried once here, so an unreachable one is one line at once rather
+    than a pool's timeout later.
+    """
     try:
-        return bootstrap(db)
+        root = bootstrap(db)
     except (SettingsError, StoreURLError) as exc:
         raise CommandError(str(exc)) from None
+    store = root.store
+    if store.sqlite_path is not None:
+        OPENED.sqlite(store.sqlite_path, undo_new=undo_new)
+    else:
+        OPENED.where = Where(make_url(store.url).render_as_string(hide_password=True),
+                             "postgres")
+        probe_postgres(store)
+    return root
+
+
+def probe_postgres(store: Store) -> None:
+    """One connection to the server, closed at once; raises psycopg's error if it fails."""
+    import psycopg
+
+    env = store.eventsourcing_env()
+    with psycopg.connect(
+        host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], dbname=env["POSTGRES_DBNAME"],
+        user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
+        connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+    ):
+        pass
+
+
+def require_folder(store: Store) -> None:
+    """A SQLite store goes in a folder that exists: a command never creates folders."""
+    path = store.sqlite_path
+    if path is not None and not path.parent.is_dir():
+        raise CommandError(f"no folder {path.parent} for {path.name}: create it first, or "
+                           "choose another --db")
 
 
 def resolve_store(db: Path | None) -> Store:
@@ -140,14 +176,13 @@ def open_app(
     clock: Clock | None = None,
     policy: BackoffPolicy | None = None,
 ) -> Iterator[VoiceSessions]:
-    """The application on the root's store. Reading commands never create a database."""
+    """The application on the root's store. Reading commands never create a database; a
+    store error reaches the error boundary (clara_es/cli/errors.py)."""
     store = root.store
     if not create and not store.exists:
         raise CommandError(f"no database at {store.sqlite_path} (run `clara-es demo --db` first)")
-    try:
-        app = root.open_sessions(clock=clock, policy=policy)
-    except PersistenceError as exc:
-        raise CommandError(f"cannot open the store {store.url}: {exc}") from None
+    require_folder(store)
+    app = root.open_sessions(clock=clock, policy=policy)
     try:
         yield app
     finally:

@@ -17,8 +17,10 @@ from clara_es.cli.common import (
     policy_options,
     print_json,
     root_for,
+    settings,
     short,
 )
+from clara_es.cli.errors import OPENED
 from clara_es.demo import DemoRun, run_demo
 from clara_es.domain import BackoffPolicy, SystemClock, VirtualClock
 from clara_es.process import InMemoryAudioPipeline
@@ -35,8 +37,10 @@ def demo(db: Path | None, as_json: bool, realtime: bool, policy: BackoffPolicy) 
     """Run the reconnection checklist: a 5 s drop that recovers, a 40 s outage that fails
     and is cleaned up by the server."""
     clock = SystemClock() if realtime else VirtualClock()
+    # --db, else CLARA_ES_DATABASE_URL when it is set, else a store thrown away afterwards.
+    keep = db is not None or "database_url" in settings().model_fields_set
     with tempfile.TemporaryDirectory(prefix="clara-es-demo-") as scratch:
-        root = root_for(db if db is not None else Path(scratch) / "demo.db")
+        root = root_for(db if keep else Path(scratch) / "demo.db", undo_new=True)
         root.configure_logging(quiet=True)
         with open_app(root, create=True, clock=clock, policy=policy) as app:
             # The agent's first pipeline restart fails, to show the backoff and the retry.
@@ -45,12 +49,13 @@ def demo(db: Path | None, as_json: bool, realtime: bool, policy: BackoffPolicy) 
                 run = run_demo(app, server)
             finally:
                 server.close()
-        if db is not None:
+        if keep:
             _update_views(root.store)
+    kept = OPENED.where.text if keep and OPENED.where is not None else None
     if as_json:
-        print_json(_as_document(run, db))
+        print_json(_as_document(run, kept))
     else:
-        _print_table(run, db)
+        _print_table(run, kept, db)
 
 
 def _update_views(store: Store) -> None:
@@ -59,9 +64,9 @@ def _update_views(store: Store) -> None:
     catch_up(store)
 
 
-def _as_document(run: DemoRun, db: Path | None) -> dict[str, object]:
+def _as_document(run: DemoRun, kept: str | None) -> dict[str, object]:
     return {
-        "database": str(db) if db else None,
+        "database": kept,
         "sessions": [
             {
                 "label": s.label,
@@ -88,7 +93,7 @@ def _as_document(run: DemoRun, db: Path | None) -> dict[str, object]:
     }
 
 
-def _print_table(run: DemoRun, db: Path | None) -> None:
+def _print_table(run: DemoRun, kept: str | None, db: Path | None) -> None:
     table = Table(title="clara-es demo: the reconnection checklist")
     for column in ("t", "session", "event", "details"):
         table.add_column(column)
@@ -99,5 +104,6 @@ def _print_table(run: DemoRun, db: Path | None) -> None:
     console.print(table)
     for s in run.sessions:
         console.print(f"session {s.label} ({s.description}): {s.session_id} -> {s.final_state}")
-    if db is not None:
-        console.print(f"stored in {db}: try `clara-es history <session id> --db {db}`")
+    if kept is not None:
+        again = f" --db {db}" if db is not None else ""
+        console.print(f"stored in {kept}: try `clara-es history <session id>{again}`")

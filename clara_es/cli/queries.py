@@ -42,8 +42,6 @@ def views_engine(db: Path | None) -> Iterator[sa.Engine]:
         yield view_engine
     except ViewsMissing as exc:
         raise CommandError(str(exc)) from None
-    except sa.exc.OperationalError as exc:
-        raise CommandError(f"cannot read the views: {exc.orig}") from None
     finally:
         view_engine.dispose()
 

@@ -10,7 +10,7 @@ from types import FrameType
 import click
 import uvicorn
 
-from clara_es.cli.common import CommandError, api_credentials, console, db_option, root_for
+from clara_es.cli.common import api_credentials, console, db_option, require_folder, root_for
 from clara_es.http import Options, Service, create_app
 
 # On SIGTERM the live feeds end at once; commands in flight get this long to finish (each
@@ -29,11 +29,9 @@ def serve(host: str, port: int, max_lag: int, db: Path | None) -> None:
     root = root_for(db)
     api_key, api_secret = api_credentials(root.settings)
     store = root.store
+    require_folder(store)
     root.configure_logging()
-    try:
-        service = root.service(api_key, api_secret, Options(max_lag=max_lag))
-    except Exception as exc:
-        raise CommandError(f"cannot open the store {store.url}: {exc}") from None
+    service = root.service(api_key, api_secret, Options(max_lag=max_lag))
     console.print(f"clara-es on http://{host}:{port}/ (dashboard: /dashboard, API: /docs), "
                   f"store {store.url}")
     # log_config=None: uvicorn's loggers go through the process's log lines, not their own.
