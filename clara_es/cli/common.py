@@ -91,7 +91,9 @@ def policy_options(f: F) -> F:
             kwargs["policy"] = BackoffPolicy(**fields)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'policy'}: {e['msg']}" for e in exc.errors()
+                f"{'.'.join(map(str, e['loc'])) or 'policy'}: "
+                f"{e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
             )
             raise CommandError(f"invalid policy: {problems}") from None
         return f(*args, **kwargs)
