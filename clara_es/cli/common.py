@@ -23,7 +23,7 @@ from sqlalchemy.engine import make_url
 from clara_es.adapters.store import Store, StoreURLError
 from clara_es.application import VoiceSessions
 from clara_es.bootstrap import Root, SettingsError, bootstrap, read_settings
-from clara_es.cli.errors import OPENED, Where
+from clara_es.cli.errors import OPENED, Where, preflight
 from clara_es.config import Settings
 from clara_es.domain import BackoffPolicy, Clock
 
@@ -129,6 +129,9 @@ def root_for(db: Path | None, *, undo_new: bool = False) -> Root:
     store = root.store
     if store.sqlite_path is not None:
         OPENED.sqlite(store.sqlite_path, undo_new=undo_new)
+        problem = preflight(store.sqlite_path)
+        if problem:
+            raise CommandError(problem)
     else:
         OPENED.where = Where(make_url(store.url).render_as_string(hide_password=True),
                              "postgres")

@@ -95,11 +95,10 @@ def explain(exc: BaseException, where: Where | None) -> str | None:
                     "written by a newer version?); upgrade clara-es to use it")
     if not any(_is_store_error(inner) or isinstance(inner, OSError) for inner in chain):
         return None
-    if where is not None and where.backend == "sqlite" and _read_only_folder(Path(where.text)):
-        return (f"the folder of {place} is read-only (SQLite writes its journal beside the "
-                "file); make the folder writable, or copy the store to a writable one")
-    if where is not None and where.backend == "sqlite" and _disk_full(Path(where.text)):
-        return f"the disk holding {place} is full; free some space and try again"
+    if where is not None and where.backend == "sqlite":
+        line = preflight(Path(where.text))
+        if line:
+            return line
     for inner in chain:
         if isinstance(inner, sqlite3.Error):
             text = str(inner).lower()
@@ -133,6 +132,16 @@ def _postgres(chain: list[BaseException], place: str) -> str | None:
         if any(p in text for p in POSTGRES_UNREACHABLE):
             return (f"cannot reach PostgreSQL at {place} ({first_line(inner)}); start the "
                     "server, or point CLARA_ES_DATABASE_URL at one that runs")
+    return None
+
+
+def preflight(path: Path) -> str | None:
+    """What stops SQLite before it opens `path` (it would leave its journal files behind)."""
+    if _read_only_folder(path):
+        return (f"the folder of {path} is read-only (SQLite writes its journal beside the "
+                "file); make the folder writable, or copy the store to a writable one")
+    if _disk_full(path):
+        return f"the disk holding {path} is full; free some space and try again"
     return None
 
 
