@@ -28,6 +28,11 @@ class Settings(BaseSettings):
     cleanup_retry_s: float = Field(0.5, gt=0, description="first wait between cleanup tries")
     poll_interval_s: float = Field(0.2, gt=0, description="how often `run` looks for new facts")
 
+    # The HTTP service: the largest request body read (413 beyond, before the token is
+    # checked), and how long a request waits on the store before it answers 503.
+    http_max_body_bytes: int = Field(1_048_576, ge=1, description="largest request body")
+    store_timeout_s: float = Field(5.0, gt=0, description="a request's wait on the store")
+
     # Log lines of the long-running commands: key=value (kv) or JSON lines.
     log_format: Literal["kv", "json"] = "kv"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"

@@ -31,7 +31,11 @@ def serve(host: str, port: int, max_lag: int, db: Path | None) -> None:
     store = root.store
     require_folder(store)
     root.configure_logging()
-    service = root.service(api_key, api_secret, Options(max_lag=max_lag))
+    settings = root.settings
+    service = root.service(api_key, api_secret, Options(
+        max_lag=max_lag, max_body_bytes=settings.http_max_body_bytes,
+        store_timeout_s=settings.store_timeout_s,
+    ))
     console.print(f"clara-es on http://{host}:{port}/ (dashboard: /dashboard, API: /docs), "
                   f"store {store.url}")
     # log_config=None: uvicorn's loggers go through the process's log lines, not their own.

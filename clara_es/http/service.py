@@ -49,6 +49,10 @@ class Options:
     max_lag: int = 1000
     # Keep the views live in this process (off when another process runs the projections).
     follow_views: bool = True
+    # The largest request body read; a longer one is 413, before its token is checked.
+    max_body_bytes: int = 1_048_576
+    # Seconds a request (or /readyz) waits on the store before it answers 503.
+    store_timeout_s: float = 5.0
 
 
 class Service:
