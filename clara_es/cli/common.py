@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ import click
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 from rich.console import Console
+from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from clara_es.adapters.store import Store, StoreURLError
@@ -28,9 +30,15 @@ from clara_es.config import Settings
 from clara_es.domain import BackoffPolicy, Clock
 
 F = TypeVar("F", bound=Callable[..., Any])
+PIPED_WIDTH = 10_000
+ID_WIDTH = 36  # a session id, never cut: the other columns wrap first
 
-# Piped output has no terminal width; tables stay readable at 160 columns rather than 80.
-console = Console(highlight=False, width=None if Console().is_terminal else 160)
+# A terminal's width is its own (or COLUMNS); piped output is as wide as its longest line,
+# so nothing is wrapped or cut for the program reading it.
+console = Console(
+    highlight=False,
+    width=None if Console().is_terminal or os.environ.get("COLUMNS") else PIPED_WIDTH,
+)
 
 
 class CommandError(click.ClickException):
@@ -192,6 +200,37 @@ def open_app(
         yield app
     finally:
         app.close()
+
+
+def wide_option(f: F) -> F:
+    return click.option(
+        "--wide", is_flag=True,
+        help="Full timestamps (microseconds and zone); --json always has them.",
+    )(f)
+
+
+def id_column(table: Table, header: str = "session") -> None:
+    table.add_column(header, no_wrap=True, min_width=ID_WIDTH)
+
+
+def time_column(table: Table, header: str, wide: bool) -> None:
+    """A timestamp column: folded onto a second line when space is short, never cut."""
+    table.add_column(header, overflow="fold")
+
+
+def fit(table: Table) -> Table:
+    """Every column that may wrap folds what does not fit instead of cutting it with `…`."""
+    for column in table.columns:
+        if not column.no_wrap:
+            column.overflow = "fold"
+    return table
+
+
+def when(value: datetime | None, wide: bool = False) -> str:
+    """A time for a table: to the millisecond, or (`wide`) in full."""
+    if value is None:
+        return "-"
+    return value.isoformat() if wide else value.isoformat(sep=" ", timespec="milliseconds")
 
 
 def print_json(data: Any) -> None:

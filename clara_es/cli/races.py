@@ -15,10 +15,14 @@ from clara_es.cli.common import (
     CommandError,
     console,
     db_option,
+    fit,
+    id_column,
     json_option,
     open_app,
     print_json,
     root_for,
+    time_column,
+    when,
 )
 from clara_es.replay.races import find_races, session_ids
 
@@ -48,16 +52,18 @@ def races(session_id: UUID | None, since: str | None, db: Path | None, as_json: 
         return
     sessions = {r.session_id for r in found}
     table = Table(title=f"{len(found)} races in {len(sessions)} sessions")
-    for column in ("time (UTC)", "session", "v", "race"):
+    time_column(table, "time", False)
+    id_column(table)
+    for column in ("v", "race"):
         table.add_column(column, no_wrap=True)
     for column in ("what happened", "how it was resolved"):
         table.add_column(column)
     for r in found:
         table.add_row(
-            r.occurred_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], str(r.session_id), str(r.version),
+            when(r.occurred_at), str(r.session_id), str(r.version),
             str(r.kind), r.explanation, r.resolution,
         )
-    console.print(table)
+    console.print(fit(table))
 
 
 def _instant(value: str) -> datetime | None:

@@ -34,7 +34,7 @@ def serve(host: str, port: int, max_lag: int, db: Path | None) -> None:
     settings = root.settings
     service = root.service(api_key, api_secret, Options(
         max_lag=max_lag, max_body_bytes=settings.http_max_body_bytes,
-        store_timeout_s=settings.store_timeout_s,
+        store_timeout_s=settings.store_timeout_s, webhook_window_s=settings.webhook_window_s,
     ))
     console.print(f"clara-es on http://{host}:{port}/ (dashboard: /dashboard, API: /docs), "
                   f"store {store.url}")

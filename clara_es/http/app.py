@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from clara_es.adapters.livekit.webhooks import UnknownRoom, WebhookRejected
-from clara_es.http import commands, problems, reads
+from clara_es.http import commands, docs, problems, reads
 from clara_es.http.guards import BodyLimit, StoreDeadline, hide_tokens_in_access_log
 from clara_es.http.problems import ApiProblem, responses
 from clara_es.http.service import Service
@@ -153,6 +153,8 @@ def create_app(service: Service) -> FastAPI:
         summary="Event-sourced LiveKit voice sessions that recover from network blinks.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     problems.install(app)
@@ -166,6 +168,7 @@ def create_app(service: Service) -> FastAPI:
     app.include_router(ops)
     app.include_router(pages)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    docs.install(app)
     _document_problem(app)
     return app
 

@@ -7,8 +7,10 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from clara_es.adapters.livekit.deliveries import WebhookDeliveries
 from clara_es.adapters.livekit.webhooks import LiveKitWebhooks
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
@@ -53,6 +55,8 @@ class Options:
     max_body_bytes: int = 1_048_576
     # Seconds a request (or /readyz) waits on the store before it answers 503.
     store_timeout_s: float = 5.0
+    # Seconds a webhook id is remembered: a redelivery within them changes nothing.
+    webhook_window_s: float = 86400.0
 
 
 class Service:
@@ -79,7 +83,10 @@ class Service:
         views_db.upgrade(store)
         self.views = views_db.engine(store, pool_pre_ping=True)
         self.reads = Reads(self.app, self.views, self.clock)
-        self.webhooks = LiveKitWebhooks(self.app, api_key, api_secret)
+        self.webhooks = LiveKitWebhooks(
+            self.app, api_key, api_secret, deliveries=WebhookDeliveries(
+                self.views, self.clock, timedelta(seconds=self.options.webhook_window_s)),
+        )
         self.metrics = Metrics(self)
         self.supervisor: Supervisor | None = None
         self.background = background or {}

@@ -5,6 +5,7 @@ answers 503 with Retry-After, and health answers all the while; tokens stay out 
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 from collections.abc import Iterator
 
@@ -88,3 +89,13 @@ def test_the_live_feed_token_never_reaches_the_access_log() -> None:
     line = record.getMessage()
     assert "eyJabc" not in line
     assert "access_token=***&a=1" in line
+
+
+def test_the_api_pages_load_nothing_from_another_host(http: httpx.Client) -> None:
+    for page in ("/docs", "/redoc"):
+        response = http.get(page)
+        assert response.status_code == 200
+        sources = re.findall(r'(?:src|href)="([^"]+)"', response.text)
+        assert sources and all(s.startswith("/") for s in sources), sources
+        for source in sources:
+            assert http.get(source).status_code == 200, source
