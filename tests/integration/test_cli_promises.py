@@ -101,3 +101,12 @@ def test_a_store_from_a_newer_version_is_one_line(
     conn.close()
     err = refused(clara_es(capsys, "db", "upgrade", "--db", str(db)))
     assert "0099_from_the_future" in err and "upgrade clara-es" in err
+
+
+def test_the_readme_documents_every_setting() -> None:
+    from clara_es.config import Settings
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    missing = [f"CLARA_ES_{name.upper()}" for name in Settings.model_fields
+               if f"CLARA_ES_{name.upper()}" not in readme]
+    assert missing == []
