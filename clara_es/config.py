@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     pool_size: int = Field(2, ge=1, le=100, description="PostgreSQL connections kept per pool")
     pool_max_overflow: int = Field(4, ge=0, le=100, description="extra connections under load")
 
+    # The HTTP service: the largest request body read (413 beyond, before the token is
+    # checked), and how long a request waits on the store before it answers 503.
+    http_max_body_bytes: int = Field(1_048_576, ge=1, description="largest request body")
+    store_timeout_s: float = Field(5.0, gt=0, description="a request's wait on the store")
+    webhook_window_s: float = Field(86400.0, gt=0, description="webhook ids remembered")
+
     # Log lines of the long-running commands: key=value (kv) or JSON lines.
     log_format: Literal["kv", "json"] = "kv"
     log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"

@@ -83,8 +83,26 @@ def cli() -> None:
     """Event-sourced LiveKit voice sessions that recover from network blinks."""
 
 
+def _one_line(exc: Exception) -> str:
+    """A domain refusal or a store error as one line; anything else is a bug and is raised."""
+    # A command that raised a DomainError has imported the domain already.
+    domain = sys.modules.get("clara_es.domain.errors")
+    if domain is not None and isinstance(exc, domain.DomainError):
+        return str(exc)
+    from clara_es.cli.errors import OPENED, explain
+
+    line = explain(exc, OPENED.where)
+    if line is None:
+        raise exc
+    OPENED.remove_new_files()
+    return line
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: errors are one line on stderr and exit status 2."""
+    from clara_es.cli.errors import OPENED
+
+    OPENED.forget()
     try:
         code = cli.main(args=argv, prog_name="clara-es", standalone_mode=False)
     except click.exceptions.Abort:
@@ -94,10 +112,6 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"clara-es: error: {exc.format_message()}", err=True)
         sys.exit(2)
     except Exception as exc:
-        # A command that raised a DomainError has imported the domain already.
-        errors = sys.modules.get("clara_es.domain.errors")
-        if errors is None or not isinstance(exc, errors.DomainError):
-            raise
-        click.echo(f"clara-es: error: {exc}", err=True)
+        click.echo(f"clara-es: error: {_one_line(exc)}", err=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -15,21 +16,29 @@ from types import FrameType
 from typing import IO, Any, TypeVar
 
 import click
-from eventsourcing.persistence import PersistenceError
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from clara_es.adapters.store import Store, StoreURLError
 from clara_es.application import VoiceSessions
 from clara_es.bootstrap import Root, SettingsError, bootstrap, read_settings
+from clara_es.cli.errors import OPENED, Where, preflight
 from clara_es.config import Settings
 from clara_es.domain import BackoffPolicy, Clock
 
 F = TypeVar("F", bound=Callable[..., Any])
+PIPED_WIDTH = 10_000
+ID_WIDTH = 36  # a session id, never cut: the other columns wrap first
 
-# Piped output has no terminal width; tables stay readable at 160 columns rather than 80.
-console = Console(highlight=False, width=None if Console().is_terminal else 160)
+# A terminal's width is its own (or COLUMNS); piped output is as wide as its longest line,
+# so nothing is wrapped or cut for the program reading it.
+console = Console(
+    highlight=False,
+    width=None if Console().is_terminal or os.environ.get("COLUMNS") else PIPED_WIDTH,
+)
 
 
 class CommandError(click.ClickException):
@@ -90,7 +99,9 @@ def policy_options(f: F) -> F:
             kwargs["policy"] = BackoffPolicy(**fields)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'policy'}: {e['msg']}" for e in exc.errors()
+                f"{'.'.join(map(str, e['loc'])) or 'policy'}: "
+                f"{e['msg'].removeprefix('Value error, ')}"
+                for e in exc.errors()
             )
             raise CommandError(f"invalid policy: {problems}") from None
         return f(*args, **kwargs)
@@ -111,12 +122,50 @@ def settings() -> Settings:
         raise CommandError(str(exc)) from None
 
 
-def root_for(db: Path | None) -> Root:
-    """The process's parts on the chosen store: --db wins over CLARA_ES_DATABASE_URL."""
+def root_for(db: Path | None, *, undo_new: bool = False) -> Root:
+    """The process's parts on the chosen store: --db wins over CLARA_ES_DATABASE_URL.
+
+    The store is recorded for the error boundary (clara_es/cli/errors.py); with `undo_new`,
+    a SQLite file this command creates is taken away again if the command fails. A
+    PostgreSQL server is tried once here, so an unreachable one is one line at once rather
+    than a pool's timeout later.
+    """
     try:
-        return bootstrap(db)
+        root = bootstrap(db)
     except (SettingsError, StoreURLError) as exc:
         raise CommandError(str(exc)) from None
+    store = root.store
+    if store.sqlite_path is not None:
+        OPENED.sqlite(store.sqlite_path, undo_new=undo_new)
+        problem = preflight(store.sqlite_path)
+        if problem:
+            raise CommandError(problem)
+    else:
+        OPENED.where = Where(make_url(store.url).render_as_string(hide_password=True),
+                             "postgres")
+        probe_postgres(store)
+    return root
+
+
+def probe_postgres(store: Store) -> None:
+    """One connection to the server, closed at once; raises psycopg's error if it fails."""
+    import psycopg
+
+    env = store.eventsourcing_env()
+    with psycopg.connect(
+        host=env["POSTGRES_HOST"], port=env["POSTGRES_PORT"], dbname=env["POSTGRES_DBNAME"],
+        user=env["POSTGRES_USER"], password=env["POSTGRES_PASSWORD"] or None,
+        connect_timeout=int(env["POSTGRES_CONNECT_TIMEOUT"]),
+    ):
+        pass
+
+
+def require_folder(store: Store) -> None:
+    """A SQLite store goes in a folder that exists: a command never creates folders."""
+    path = store.sqlite_path
+    if path is not None and not path.parent.is_dir():
+        raise CommandError(f"no folder {path.parent} for {path.name}: create it first, or "
+                           "choose another --db")
 
 
 def claim_store(root: Root) -> IO[str] | None:
@@ -150,18 +199,48 @@ def open_app(
     clock: Clock | None = None,
     policy: BackoffPolicy | None = None,
 ) -> Iterator[VoiceSessions]:
-    """The application on the root's store. Reading commands never create a database."""
+    """The application on the root's store. Reading commands never create a database; a
+    store error reaches the error boundary (clara_es/cli/errors.py)."""
     store = root.store
     if not create and not store.exists:
         raise CommandError(f"no database at {store.sqlite_path} (run `clara-es demo --db` first)")
-    try:
-        app = root.open_sessions(clock=clock, policy=policy)
-    except PersistenceError as exc:
-        raise CommandError(f"cannot open the store {store.url}: {exc}") from None
+    require_folder(store)
+    app = root.open_sessions(clock=clock, policy=policy)
     try:
         yield app
     finally:
         app.close()
+
+
+def wide_option(f: F) -> F:
+    return click.option(
+        "--wide", is_flag=True,
+        help="Full timestamps (microseconds and zone); --json always has them.",
+    )(f)
+
+
+def id_column(table: Table, header: str = "session") -> None:
+    table.add_column(header, no_wrap=True, min_width=ID_WIDTH)
+
+
+def time_column(table: Table, header: str, wide: bool) -> None:
+    """A timestamp column: folded onto a second line when space is short, never cut."""
+    table.add_column(header, overflow="fold")
+
+
+def fit(table: Table) -> Table:
+    """Every column that may wrap folds what does not fit instead of cutting it with `…`."""
+    for column in table.columns:
+        if not column.no_wrap:
+            column.overflow = "fold"
+    return table
+
+
+def when(value: datetime | None, wide: bool = False) -> str:
+    """A time for a table: to the millisecond, or (`wide`) in full."""
+    if value is None:
+        return "-"
+    return value.isoformat() if wide else value.isoformat(sep=" ", timespec="milliseconds")
 
 
 def print_json(data: Any) -> None:

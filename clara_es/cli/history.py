@@ -13,11 +13,16 @@ from clara_es.application import session_history
 from clara_es.cli.common import (
     console,
     db_option,
+    fit,
+    id_column,
     json_option,
     open_app,
     print_json,
     root_for,
     short,
+    time_column,
+    when,
+    wide_option,
 )
 from clara_es.cli.queries import views_engine
 from projections import queries
@@ -47,6 +52,7 @@ class Instant(click.ParamType):
 @click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
 @db_option
 @json_option
+@wide_option
 def history(
     session_id: UUID | None,
     room: str | None,
@@ -57,6 +63,7 @@ def history(
     limit: int,
     db: Path | None,
     as_json: bool,
+    wide: bool,
 ) -> None:
     """Print stored events, oldest first.
 
@@ -64,7 +71,7 @@ def history(
     filter (or no SESSION_ID): matching events of all sessions, from the history view.
     """
     if session_id is not None and not (room or participant or since or until or types):
-        _print_stream(session_id, db, as_json)
+        _print_stream(session_id, db, as_json, wide)
         return
     with views_engine(db) as view_engine:
         rows = queries.history(
@@ -75,29 +82,32 @@ def history(
         print_json([r.model_dump(mode="json") for r in rows])
         return
     table = Table(title=f"{len(rows)} events")
-    for column in ("time", "session", "room", "participant", "v", "event", "actor", "details"):
+    time_column(table, "time", wide)
+    id_column(table)
+    for column in ("room", "participant", "v", "event", "actor", "details"):
         table.add_column(column)
     for r in rows:
         table.add_row(
-            r.occurred_at.isoformat(timespec="milliseconds"), str(r.session_id)[:8], r.room,
+            when(r.occurred_at, wide), str(r.session_id), r.room,
             r.participant, str(r.version), r.type, r.actor, short(r.details),
         )
-    console.print(table)
+    console.print(fit(table))
 
 
-def _print_stream(session_id: UUID, db: Path | None, as_json: bool) -> None:
+def _print_stream(session_id: UUID, db: Path | None, as_json: bool, wide: bool) -> None:
     with open_app(root_for(db)) as app:
         entries = session_history(app, session_id)
     if as_json:
         print_json([e.model_dump(mode="json") for e in entries])
         return
     table = Table(title=f"session {session_id}")
-    for column in ("time", "v", "event", "actor", "details"):
+    time_column(table, "time", wide)
+    for column in ("v", "event", "actor", "details"):
         table.add_column(column)
-    table.add_column("status", no_wrap=True)
+    table.add_column("status")
     for e in entries:
         table.add_row(
-            e.occurred_at.isoformat(timespec="milliseconds"), str(e.version), e.type, e.actor,
+            when(e.occurred_at, wide), str(e.version), e.type, e.actor,
             short(e.details), e.state.status_text,
         )
-    console.print(table)
+    console.print(fit(table))

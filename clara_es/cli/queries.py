@@ -18,9 +18,14 @@ from clara_es.cli.common import (
     CommandError,
     console,
     db_option,
+    fit,
+    id_column,
     json_option,
     print_json,
     resolve_store,
+    time_column,
+    when,
+    wide_option,
 )
 from clara_es.domain import ConnectionState
 from projections import queries
@@ -42,8 +47,6 @@ def views_engine(db: Path | None) -> Iterator[sa.Engine]:
         yield view_engine
     except ViewsMissing as exc:
         raise CommandError(str(exc)) from None
-    except sa.exc.OperationalError as exc:
-        raise CommandError(f"cannot read the views: {exc.orig}") from None
     finally:
         view_engine.dispose()
 
@@ -60,8 +63,10 @@ def _when(value: Any) -> str:
 @click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
 @db_option
 @json_option
+@wide_option
 def sessions(
-    state: str | None, room: str | None, limit: int, db: Path | None, as_json: bool
+    state: str | None, room: str | None, limit: int, db: Path | None, as_json: bool,
+    wide: bool,
 ) -> None:
     """List sessions with their UI state and attempt counts, most recent first."""
     with views_engine(db) as view_engine:
@@ -70,24 +75,27 @@ def sessions(
         print_json(rows)
         return
     table = Table(title=f"{len(rows)} sessions")
-    for column in ("session", "room", "participant", "state", "status", "outages",
-                   "attempts", "reconnects", "updated"):
+    id_column(table)
+    for column in ("room", "participant", "state", "status", "outages", "attempts",
+                   "reconnects"):
         table.add_column(column)
+    time_column(table, "updated", wide)
     for r in rows:
         c = r["counts"]
         table.add_row(
             str(r["session_id"]), r["room"], r["participant"], r["connection_state"],
             r["status_text"], str(c["outages"]), str(c["reconnect_attempts"]),
-            str(c["reconnects"]), _when(r["updated_at"]),
+            str(c["reconnects"]), when(r["updated_at"], wide),
         )
-    console.print(table)
+    console.print(fit(table))
 
 
 @click.command()
 @click.argument("session_id", type=click.UUID)
 @db_option
 @json_option
-def status(session_id: UUID, db: Path | None, as_json: bool) -> None:
+@wide_option
+def status(session_id: UUID, db: Path | None, as_json: bool, wide: bool) -> None:
     """What the status light and the Start Session button show for one session."""
     with views_engine(db) as view_engine:
         state = queries.status(view_engine, session_id)
@@ -98,8 +106,8 @@ def status(session_id: UUID, db: Path | None, as_json: bool) -> None:
         return
     table = Table(title=f"session {session_id}", show_header=False)
     for key, value in state.model_dump().items():
-        table.add_row(key, _when(value) if key.endswith("_at") else str(value))
-    console.print(table)
+        table.add_row(key, when(value, wide) if key.endswith("_at") else str(value))
+    console.print(fit(table))
 
 
 @click.command()

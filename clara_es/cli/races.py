@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -10,8 +11,19 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from clara_es.cli.common import console, db_option, json_option, open_app, print_json, root_for
-from clara_es.cli.replay import parse_point
+from clara_es.cli.common import (
+    CommandError,
+    console,
+    db_option,
+    fit,
+    id_column,
+    json_option,
+    open_app,
+    print_json,
+    root_for,
+    time_column,
+    when,
+)
 from clara_es.replay.races import find_races, session_ids
 
 
@@ -24,9 +36,11 @@ def races(session_id: UUID | None, since: str | None, db: Path | None, as_json: 
     """Find races in one session's history, or in every stored session's."""
     start = None
     if since is not None:
-        point = parse_point(since)
-        if isinstance(point, int):
-            raise click.BadParameter(f"{since!r} is not an ISO 8601 time", param_hint="--since")
+        point = None if since.isdigit() else _instant(since)
+        if point is None:
+            raise CommandError(
+                f"--since {since!r} is not an ISO 8601 time (e.g. 2026-01-01T14:03:07Z)"
+            )
         start = point
     with open_app(root_for(db)) as app:
         ids = [session_id] if session_id is not None else list(session_ids(app))
@@ -38,13 +52,23 @@ def races(session_id: UUID | None, since: str | None, db: Path | None, as_json: 
         return
     sessions = {r.session_id for r in found}
     table = Table(title=f"{len(found)} races in {len(sessions)} sessions")
-    for column in ("time (UTC)", "session", "v", "race"):
+    time_column(table, "time", False)
+    id_column(table)
+    for column in ("v", "race"):
         table.add_column(column, no_wrap=True)
     for column in ("what happened", "how it was resolved"):
         table.add_column(column)
     for r in found:
         table.add_row(
-            r.occurred_at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3], str(r.session_id), str(r.version),
+            when(r.occurred_at), str(r.session_id), str(r.version),
             str(r.kind), r.explanation, r.resolution,
         )
-    console.print(table)
+    console.print(fit(table))
+
+
+def _instant(value: str) -> datetime | None:
+    try:
+        instant = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return instant if instant.tzinfo else instant.replace(tzinfo=UTC)

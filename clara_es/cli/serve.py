@@ -19,6 +19,7 @@ from clara_es.cli.common import (
     claim_store,
     console,
     db_option,
+    require_folder,
     root_for,
 )
 from clara_es.http import Options, Service, create_app
@@ -44,6 +45,7 @@ def serve(host: str, port: int, max_lag: int, workers: int, db: Path | None) -> 
     api_key, api_secret = api_credentials(root.settings)
     claim = claim_store(root)  # noqa: F841  (held until the process ends)
     store = root.store
+    require_folder(store)
     root.configure_logging()
     if workers > 1:
         if store.backend != "postgres":
@@ -56,7 +58,12 @@ def serve(host: str, port: int, max_lag: int, workers: int, db: Path | None) -> 
                     timeout_graceful_shutdown=GRACE_SECONDS)
         return
     try:
-        options = Options(max_lag=max_lag, max_overdue_s=root.settings.ready_max_overdue_s)
+        settings = root.settings
+        options = Options(
+            max_lag=max_lag, max_overdue_s=settings.ready_max_overdue_s,
+            max_body_bytes=settings.http_max_body_bytes, store_timeout_s=settings.store_timeout_s,
+            webhook_window_s=settings.webhook_window_s,
+        )
         service = root.service(api_key, api_secret, options)
     except Exception as exc:
         raise CommandError(f"cannot open the store {store.url}: {exc}") from None

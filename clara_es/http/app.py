@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib.resources import files
 
@@ -18,7 +19,8 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from clara_es.adapters.livekit.webhooks import UnknownRoom, WebhookRejected
-from clara_es.http import commands, problems, reads
+from clara_es.http import commands, docs, problems, reads
+from clara_es.http.guards import BodyLimit, StoreDeadline, hide_tokens_in_access_log
 from clara_es.http.problems import ApiProblem, responses
 from clara_es.http.service import Service
 
@@ -53,19 +55,34 @@ ops = APIRouter(tags=["operations"])
 
 
 @ops.get("/healthz")
-def healthz() -> Health:
-    """The process is up."""
+async def healthz() -> Health:
+    """The process is up (answered on the event loop: never behind busy request threads)."""
     return Health(status="ok")
 
 
+# /readyz asks the store from a thread of its own, so requests that hold every pooled
+# thread (waiting on a store that is down) never hold up the answer.
+_probe = ThreadPoolExecutor(max_workers=1, thread_name_prefix="readyz")
+
+
 @ops.get("/readyz", response_model=Readiness, responses={503: {"model": Readiness}})
-def readyz(request: Request) -> Readiness | JSONResponse:
-    """The store answers, no view is more than `max_lag` events behind the log, and no due
-    timer or effect waits more than `max_overdue_s` past its time."""
+async def readyz(request: Request) -> Readiness | JSONResponse:
+    """The store answers within the store timeout, no view is more than `max_lag` events
+    behind the log, and no due timer or effect waits more than `max_overdue_s` past its time."""
     service: Service = request.app.state.service
     options = service.options
     try:
-        lag, due = service.reads.lag(), service.reads.backlog()
+        lag, due = await asyncio.wait_for(
+            asyncio.get_running_loop().run_in_executor(
+                _probe, lambda: (service.reads.lag(), service.reads.backlog())
+            ),
+            options.store_timeout_s,
+        )
+    except TimeoutError:
+        body = Readiness(
+            status=f"store unreachable: no answer within {options.store_timeout_s:g} s",
+            store=service.store.backend, projection_lag={}, max_lag=options.max_lag)
+        return JSONResponse(body.model_dump(), status_code=503)
     except Exception as exc:
         log.warning("not ready: %s", exc)
         body = Readiness(status=f"store unreachable: {exc}", store=service.store.backend,
@@ -91,7 +108,8 @@ def metrics(request: Request) -> Response:
     return Response(service.metrics.exposition(), media_type="text/plain; version=0.0.4")
 
 
-@ops.post("/api/webhooks/livekit", tags=["webhooks"], responses=responses(401, 404, 422))
+@ops.post("/api/webhooks/livekit", tags=["webhooks"],
+          responses=responses(401, 404, 413, 422, 503))
 async def livekit_webhook(request: Request) -> WebhookOutcome:
     """LiveKit's webhooks, verified by their signed Authorization JWT; a redelivery appends
     nothing."""
@@ -144,15 +162,22 @@ def create_app(service: Service) -> FastAPI:
         summary="Event-sourced LiveKit voice sessions that recover from network blinks.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = service
     problems.install(app)
+    # Added last, run first: the size limit before the deadline, both before any route.
+    app.add_middleware(StoreDeadline, seconds=service.options.store_timeout_s)
+    app.add_middleware(BodyLimit, max_bytes=service.options.max_body_bytes)
+    hide_tokens_in_access_log()
     _count_invalid_commands(app, service)
     app.include_router(commands.router)
     app.include_router(reads.router)
     app.include_router(ops)
     app.include_router(pages)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    docs.install(app)
     _document_problem(app)
     return app
 

@@ -90,6 +90,13 @@ class Authenticator:
             claims = self._verifier.verify(token)
         except jwt.ExpiredSignatureError:
             raise ApiProblem(401, "token expired", CHALLENGE) from None
+        except jwt.InvalidSignatureError as exc:
+            raise ApiProblem(401, f"invalid token: {exc}", CHALLENGE) from None
+        except jwt.DecodeError:
+            raise ApiProblem(
+                401, "the bearer token is not a clara-es token: print one with `clara-es token`",
+                CHALLENGE,
+            ) from None
         except jwt.PyJWTError as exc:
             raise ApiProblem(401, f"invalid token: {exc}", CHALLENGE) from None
         video = claims.video or api.VideoGrants()

@@ -21,7 +21,7 @@ from clara_es.http.auth import Caller, Principal, forbidden
 from clara_es.http.problems import ApiProblem, responses
 from clara_es.http.service import Service
 
-COMMAND_ERRORS = responses(401, 403, 404, 409, 422)
+COMMAND_ERRORS = responses(401, 403, 404, 409, 413, 422, 503)
 router = APIRouter(prefix="/api/sessions", tags=["commands"])
 
 
@@ -73,7 +73,8 @@ def run(request: Request, caller: Principal, session_id: UUID, command: Command)
 StartBody = body_model(StartSession)
 
 
-@router.post("", status_code=201, responses=responses(401, 403, 409, 422), name="start")
+@router.post("", status_code=201, responses=responses(401, 403, 409, 413, 422, 503),
+             name="start")
 def start(request: Request, caller: Caller, body: StartBody) -> UIState:  # type: ignore[valid-type]
     """Start a session (idle); a client token may only start its own identity's session."""
     service = service_of(request)

@@ -20,6 +20,8 @@ from projections.db import ViewsMissing
 
 log = logging.getLogger(__name__)
 PROBLEM_JSON = "application/problem+json"
+# FastAPI's 400 for a body it could not parse (anything but a JSON syntax error).
+UNPARSABLE = "There was an error parsing the body"
 
 
 class FieldError(BaseModel):
@@ -112,4 +114,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and exc.detail == UNPARSABLE:
+            # JSON that decodes but cannot be read (nested too deeply, say) is an invalid
+            # body like any other: 422, as documented.
+            message = "the JSON body cannot be read (nested too deeply?)"
+            return problem(422, f"invalid request: body: {message}",
+                           [FieldError(field="body", message=message)])
         return problem(exc.status_code, str(exc.detail), headers=exc.headers)

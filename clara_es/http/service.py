@@ -7,8 +7,10 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
+from clara_es.adapters.livekit.deliveries import WebhookDeliveries
 from clara_es.adapters.livekit.webhooks import LiveKitWebhooks
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
@@ -51,6 +53,12 @@ class Options:
     follow_views: bool = True
     # /readyz fails while a due timer or effect waits longer than this past its time.
     max_overdue_s: float = 30.0
+    # The largest request body read; a longer one is 413, before its token is checked.
+    max_body_bytes: int = 1_048_576
+    # Seconds a request (or /readyz) waits on the store before it answers 503.
+    store_timeout_s: float = 5.0
+    # Seconds a webhook id is remembered: a redelivery within them changes nothing.
+    webhook_window_s: float = 86400.0
 
 
 class Service:
@@ -77,7 +85,10 @@ class Service:
         views_db.upgrade(store)
         self.views = views_db.engine(store, pool_pre_ping=True, **_pool(store))
         self.reads = Reads(self.app, self.views, self.clock)
-        self.webhooks = LiveKitWebhooks(self.app, api_key, api_secret)
+        self.webhooks = LiveKitWebhooks(
+            self.app, api_key, api_secret, deliveries=WebhookDeliveries(
+                self.views, self.clock, timedelta(seconds=self.options.webhook_window_s)),
+        )
         self.metrics = Metrics(self)
         self.supervisor: Supervisor | None = None
         self.background = background or {}

@@ -75,5 +75,5 @@ def test_db_upgrade_to_an_unknown_revision_is_a_one_line_error(sqlite_store: Sto
     done = clara_es("db", "upgrade", "--revision", "nope",
                     env={"CLARA_ES_DATABASE_URL": sqlite_store.url})
     assert done.returncode == 2
-    assert done.stderr.startswith("clara-es: error: cannot upgrade")
+    assert done.stderr.startswith("clara-es: error: unknown revision 'nope'")
     assert len(done.stderr.strip().splitlines()) == 1

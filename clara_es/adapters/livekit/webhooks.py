@@ -2,7 +2,9 @@
 
 LiveKit signs each webhook with a JWT in the Authorization header (the bare token, no
 "Bearer"; both are accepted) whose `sha256` claim is the base64 SHA-256 of the body. It
-retries deliveries, so a webhook id that a session has already recorded appends nothing.
+retries deliveries, so a webhook id that a session has already recorded appends nothing, and
+with `deliveries` (the HTTP service passes them) an id applied within the retry window
+changes nothing at all, whichever sessions it would reach now.
 
   participant_joined              -> the participant is in the room (connected / reconnected)
   participant_left                -> an outage, or the end of the session when the reason
@@ -25,6 +27,7 @@ from google.protobuf.json_format import ParseError
 from livekit import api
 from livekit.protocol.webhook import WebhookEvent
 
+from clara_es.adapters.livekit.deliveries import WebhookDeliveries
 from clara_es.adapters.livekit.leave_reasons import leave_reason
 from clara_es.application import VoiceSessions
 from clara_es.domain import DomainError, UIState
@@ -113,6 +116,7 @@ class LiveKitWebhooks:
         api_key: str,
         api_secret: str,
         resolver: SessionResolver | None = None,
+        deliveries: WebhookDeliveries | None = None,
     ) -> None:
         if not api_key or not api_secret:
             raise ValueError("LiveKit webhooks need the API key and secret that sign them")
@@ -120,6 +124,7 @@ class LiveKitWebhooks:
         self.api_key = api_key
         self._receiver = api.WebhookReceiver(api.TokenVerifier(api_key, api_secret))
         self.resolver: SessionResolver = resolver or RoomIndex(app)
+        self.deliveries = deliveries
 
     def receive(self, body: bytes | str, authorization: str | None) -> WebhookResult:
         """Verify one delivery and apply it. Raises WebhookRejected, appending nothing."""
@@ -136,6 +141,9 @@ class LiveKitWebhooks:
         about = None if event.event == "room_finished" else identity
         if event.event != "room_finished" and not identity:
             raise WebhookRejected(f"{event.event} webhook without a participant identity")
+        if self.deliveries is not None and (when := self.deliveries.seen(event.id)):
+            return replace(result, note=f"webhook {event.id} was applied at "
+                           f"{when.isoformat()}: a redelivery changes nothing")
         session_ids = self.resolver.sessions(room, about)
         if not session_ids:
             return replace(result, note=f"no session for participant {identity!r} in room {room!r}")
@@ -146,6 +154,8 @@ class LiveKitWebhooks:
                 result.applied.append(state)
             else:
                 result.duplicates.append(session_id)
+        if self.deliveries is not None:
+            self.deliveries.record(event.id, event.event)
         return result
 
     def verify(self, body: bytes | str, authorization: str | None) -> WebhookEvent:

@@ -18,7 +18,15 @@ function tokenClaims(token) {
   }
 }
 
+// What to do without a token, in plain words, for a page's error line.
+function noTokenHelp(role) {
+  return "This page needs a token. Print one with `clara-es token --role " + role +
+    " --identity NAME" + (role === "read" ? "" : " --room ROOM") +
+    "` on the server, then open this page again with #token=<the token> at the end of its address.";
+}
+
 async function api(method, path, body) {
+  if (!pageToken()) throw new Error(noTokenHelp(location.pathname === "/dashboard" ? "read" : "client"));
   const response = await fetch(path, {
     method,
     headers: { "Authorization": "Bearer " + pageToken(), "Content-Type": "application/json" },

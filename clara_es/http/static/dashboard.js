@@ -60,6 +60,9 @@ async function refresh() {
   }
 }
 
-if (!pageToken()) $("error").textContent = "No token: open with #token=... (a read token)";
-refresh();
-setInterval(refresh, 5000);
+if (pageToken()) {
+  refresh();
+  setInterval(refresh, 5000);
+} else {
+  $("error").textContent = noTokenHelp("read");
+}

@@ -51,5 +51,5 @@ button.addEventListener("click", async () => {
 });
 
 const sessionId = new URLSearchParams(location.search).get("session");
-if (!pageToken()) errorLine.textContent = "No token: open this page with #token=...";
-if (sessionId) follow(sessionId);
+if (!pageToken()) errorLine.textContent = noTokenHelp("client");
+else if (sessionId) follow(sessionId);

@@ -1,0 +1,130 @@
+"""What every request passes before a route sees it: a body size limit, checked before the
+token and before any parsing, and a bounded wait on the store (503 with Retry-After).
+
+Both are plain ASGI middleware, so a 50 MB body is refused from its Content-Length (or, when
+it is sent in chunks, as soon as it passes the limit) without being read into memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from typing import Any
+
+from fastapi import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from clara_es.http.problems import problem
+
+log = logging.getLogger(__name__)
+
+
+class BodyTooLarge(HTTPException):
+    """An HTTPException, so that FastAPI's body reading lets it through (it turns any other
+    error into a 400) to the problem handler."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(413, f"the request body is larger than {max_bytes} bytes",
+                         headers={"Connection": "close"})
+
+
+class BodyLimit:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited, watched)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refused = BodyTooLarge(self.max_bytes)
+        response = problem(413, refused.detail, headers=refused.headers)
+        await response(scope, receive, send)
+
+
+class StoreDeadline:
+    """An /api request that has not answered after `seconds` answers 503 with Retry-After.
+
+    Its work goes on in its thread and ends by the store's own timeouts; each append is one
+    transaction, so the command was applied whole or not at all, and a retry is decided
+    again by the session. Live feeds are long by design and are left alone.
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not path.startswith("/api/") or path.endswith("/live"):
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await asyncio.wait_for(self.app(scope, receive, watched), self.seconds)
+        except TimeoutError:
+            if started:
+                raise
+            log.warning("event=store_deadline path=%s seconds=%s", path, self.seconds)
+            retry = str(max(1, round(self.seconds)))
+            response = problem(503, f"the store did not answer within {self.seconds:g} s; "
+                               "try again", headers={"Retry-After": retry})
+            await response(scope, receive, send)
+
+
+class HideTokens(logging.Filter):
+    """The live feed takes its token in the query string (`?access_token=`): the access log
+    shows it as `access_token=***`."""
+
+    TOKEN = re.compile(r"((?:access_)?token=)[^&\s\"]+")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._hide(a) for a in record.args)
+        record.msg = self._hide(record.msg)
+        return True
+
+    def _hide(self, value: Any) -> Any:
+        return self.TOKEN.sub(r"\1***", value) if isinstance(value, str) else value
+
+
+def hide_tokens_in_access_log() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, HideTokens) for f in access.filters):
+        access.addFilter(HideTokens())
