@@ -1,6 +1,6 @@
 """Webhook ids the service has applied, for LiveKit's retry window: a redelivered webhook
 changes nothing, whichever sessions it would reach now (a re-sent `room_finished` must not
-end a newer session of the same room). The table is Alembic's (0002_webhook_deliveries)."""
+end a newer session of the same room). The table is Alembic's (0003_webhook_deliveries)."""
 
 from __future__ import annotations
 
