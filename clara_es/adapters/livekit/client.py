@@ -27,8 +27,9 @@ from livekit import rtc
 from clara_es.adapters.livekit import sdk
 from clara_es.adapters.livekit.clock import AsyncClock
 from clara_es.application import VoiceSessions
-from clara_es.domain import ConnectionState, UIState
-from clara_es.domain.commands import StartResume
+from clara_es.domain import UIState, schedule
+from clara_es.domain.commands import Connect, StartResume
+from clara_es.domain.events import Connecting
 from clara_es.domain.session import FINAL_STATES
 
 log = logging.getLogger(__name__)
@@ -100,8 +101,9 @@ class ReconnectingClient:
 
     async def connect(self) -> UIState:
         """Start Session. While connecting or reconnecting it starts nothing new."""
-        state = self._publish(self.app.connect(self.session_id))
-        if self.busy or not self._decided(state, "Connecting"):
+        state, events = self.app.handle_with_events(Connect(), self.session_id)
+        self._publish(state)
+        if self.busy or not any(isinstance(e, Connecting) for e in events):
             return state  # the session was not idle: it recorded the refusal
         self._connecting = True
         try:
@@ -158,37 +160,22 @@ class ReconnectingClient:
             self._reconnect_task.add_done_callback(_log_failure)
 
     async def _reconnect(self) -> None:
-        while True:
-            session = self.app.session(self.session_id)
-            due = session.next_retry_at
-            if session.state != ConnectionState.RECONNECTING or due is None:
-                return  # connected, failed, ended, or the SDK is resuming by itself
-            attempt = session.attempt
-            await self.clock.sleep_until(due)
-            started = self._publish(self.app.attempt_started(self.session_id, attempt))
-            if not self._decided(started, "ReconnectAttempted"):
+        while (due := schedule.due_attempt(self.app.status(self.session_id))) is not None:
+            await self.clock.sleep_until(due.due_at)
+            state, events = self.app.handle_with_events(due.command(), self.session_id)
+            self._publish(state)
+            if not schedule.started(events):
                 continue  # the session moved on while we waited (recorded as SignalIgnored)
             self._connecting = True
+            error: str | None = None
             try:
                 await self._connector(self.url, self.token)
             except Exception as exc:
-                log.info("reconnect attempt %s failed: %s", attempt, exc)
-                self._publish(self.app.attempt_failed(self.session_id, attempt, _text(exc)))
-            else:
-                self._publish(self.app.reconnected(self.session_id))
+                log.info("reconnect attempt %s failed: %s", due.attempt, exc)
+                error = _text(exc)
             finally:
                 self._connecting = False
-
-    def _decided(self, state: UIState, event_type: str) -> bool:
-        """Whether our command (which produced `state`) recorded `event_type`.
-
-        The event at the version our own command saved is ours, so this is exact even when
-        another process works on the same session: of two clients only one connects.
-        """
-        events = self.app.repository.event_store.get(
-            self.session_id, gt=state.version - 1, lte=state.version
-        )
-        return [type(e).__name__ for e in events] == [event_type]
+            self._publish(self.app.handle(schedule.outcome(due.attempt, error), self.session_id))
 
     def _publish(self, state: UIState) -> UIState:
         if state.version != self._state.version:
