@@ -41,6 +41,9 @@ class SessionEvent(Aggregate.Event):
 
     def apply(self, aggregate: Any) -> None:
         self.apply_to(aggregate)
+        key = self.cause.get("idempotency_key")
+        if key is not None:
+            aggregate.remember_request(key, self.cause.get("digest"), self.originator_version)
 
     def apply_to(self, session: SessionState) -> None:
         """What the fact changes in the session; most facts change nothing but the version."""

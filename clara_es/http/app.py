@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from clara_es.adapters.livekit.webhooks import UnknownRoom, WebhookRejected
-from clara_es.http import commands, problems, reads
+from clara_es.http import batch, commands, problems, reads
 from clara_es.http.problems import ApiProblem, responses
 from clara_es.http.service import Service
 
@@ -141,6 +141,7 @@ def create_app(service: Service) -> FastAPI:
     problems.install(app)
     _count_invalid_commands(app, service)
     app.include_router(commands.router)
+    app.include_router(batch.router)
     app.include_router(reads.router)
     app.include_router(ops)
     app.include_router(pages)
