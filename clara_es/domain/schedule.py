@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from clara_es.domain.commands import Command, FailAttempt, ReportReconnected, StartAttempt
@@ -82,6 +82,15 @@ def outcome(attempt: int, error: str | None, **meta: Any) -> Command:
     if error is None:
         return ReportReconnected(**meta)
     return FailAttempt.build(attempt=attempt, error=error, **meta)
+
+
+def early_by(due_at: datetime | None, started_at: datetime) -> timedelta | None:
+    """How long before its due time an attempt was started (None if not early): the session
+    records such a start as reported, and `races`, `replay --verify` and the simulator's
+    invariants flag it."""
+    if due_at is None or started_at >= due_at:
+        return None
+    return due_at - started_at
 
 
 Handle = Callable[[Command], tuple[Any, Sequence[object]]]
