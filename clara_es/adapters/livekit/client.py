@@ -24,7 +24,7 @@ from uuid import UUID
 
 from livekit import rtc
 
-from clara_es.adapters.livekit import sdk
+from clara_es.adapters.livekit import leave, sdk
 from clara_es.adapters.livekit.clock import AsyncClock
 from clara_es.application import VoiceSessions
 from clara_es.domain import UIState, schedule
@@ -48,6 +48,7 @@ class ReconnectingClient:
         *,
         clock: AsyncClock,
         connector: Connector | None = None,
+        room_factory: Callable[[], rtc.Room] | None = None,
     ) -> None:
         self.app = app
         self.session_id = session_id
@@ -55,7 +56,9 @@ class ReconnectingClient:
         self.url = url
         self.token = token
         self.clock = clock
-        self._connector: Connector = connector or room.connect
+        self._connector: Connector | None = connector
+        # Without an injected connector every attempt joins with a fresh Room (see _attempt).
+        self._room_factory = room_factory or (rtc.Room if connector is None else None)
         self._state = app.status(session_id)
         self._subscribers: set[asyncio.Queue[UIState]] = set()
         self._reconnect_task: asyncio.Task[None] | None = None
@@ -64,9 +67,17 @@ class ReconnectingClient:
             "reconnecting": self._on_reconnecting,
             "reconnected": self._on_reconnected,
             "disconnected": self._on_disconnected,
+            "token_refreshed": self._on_token_refreshed,
         }
+        self._listen(room)
+
+    def _listen(self, room: rtc.Room) -> None:
         for name, handler in self._handlers.items():
             room.on(name, handler)  # type: ignore[arg-type]
+
+    def _unlisten(self, room: rtc.Room) -> None:
+        for name, handler in self._handlers.items():
+            room.off(name, handler)  # type: ignore[arg-type]
 
     @property
     def state(self) -> UIState:
@@ -107,7 +118,7 @@ class ReconnectingClient:
             return state  # the session was not idle: it recorded the refusal
         self._connecting = True
         try:
-            await self._connector(self.url, self.token)
+            await self._join(self.room)
         except Exception as exc:
             # A first connect that fails is an outage like any other: follow the schedule.
             self._publish(self.app.disconnected(self.session_id, f"connect failed: {_text(exc)}"))
@@ -132,8 +143,7 @@ class ReconnectingClient:
         """Stop listening to the room and stop following the schedule."""
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
-        for name, handler in self._handlers.items():
-            self.room.off(name, handler)  # type: ignore[arg-type]
+        self._unlisten(self.room)
 
     # ---- what the room reports -------------------------------------------------------------------
 
@@ -144,13 +154,18 @@ class ReconnectingClient:
         self._publish(self.app.reconnected(self.session_id))
 
     def _on_disconnected(self, reason: int | None = None) -> None:
-        if reason == sdk.USER_LEFT:
+        if leave.ends_session(reason):  # left, removed, another device, room gone: no retry
             if self._reconnect_task is not None:
                 self._reconnect_task.cancel()
-            self._publish(self.app.end(self.session_id, "user left the room"))
+            text = "user left the room" if reason == sdk.USER_LEFT else leave.describe(reason)
+            self._publish(self.app.end(self.session_id, text))
             return
-        self._publish(self.app.disconnected(self.session_id, sdk.disconnect_reason(reason)))
+        self._publish(self.app.disconnected(self.session_id, leave.reason_name(reason)))
         self._follow_schedule()
+
+    def _on_token_refreshed(self) -> None:
+        # The SDK keeps the token the server refreshed (rtc 1.2 has no public accessor).
+        self.token = getattr(self.room, "_token", None) or self.token
 
     # ---- the session's schedule ----------------------------------------------------------------
 
@@ -169,13 +184,32 @@ class ReconnectingClient:
             self._connecting = True
             error: str | None = None
             try:
-                await self._connector(self.url, self.token)
+                await self._join(self._fresh_room())
             except Exception as exc:
                 log.info("reconnect attempt %s failed: %s", due.attempt, exc)
                 error = _text(exc)
             finally:
                 self._connecting = False
             self._publish(self.app.handle(schedule.outcome(due.attempt, error), self.session_id))
+
+    def _fresh_room(self) -> rtc.Room:
+        """The Room for a reconnect attempt: a new one, listened to instead of the old.
+
+        A Room the server disconnected keeps its native session: joining with it again fails
+        ("participant already exists") and every connect adds one FFI queue subscription.
+        """
+        if self._room_factory is None:
+            return self.room
+        self._unlisten(self.room)
+        self.room = self._room_factory()
+        self._listen(self.room)
+        return self.room
+
+    async def _join(self, room: rtc.Room) -> None:
+        if self._connector is not None:
+            await self._connector(self.url, self.token)
+        else:
+            await room.connect(self.url, self.token)
 
     def _publish(self, state: UIState) -> UIState:
         if state.version != self._state.version:

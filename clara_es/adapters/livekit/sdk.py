@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from livekit import rtc
 
+from clara_es.adapters.livekit import leave
 from clara_es.domain import Quality
 
 QUALITY = {
@@ -26,10 +27,6 @@ def quality(value: int) -> Quality:
 
 
 def disconnect_reason(value: int | None) -> str:
-    """A DisconnectReason by name ("UNKNOWN_REASON" when LiveKit did not say)."""
-    if value is None:
-        return "UNKNOWN_REASON"
-    try:
-        return rtc.DisconnectReason.Name(value)
-    except ValueError:
-        return f"DisconnectReason({value})"
+    """A DisconnectReason by name ("UNKNOWN_REASON" when LiveKit did not say); leave.py says
+    which reasons end a session."""
+    return leave.reason_name(value)

@@ -1,0 +1,81 @@
+"""The LiveKit client: leave reasons decide between ending and reconnecting, and every
+reconnect attempt joins with a fresh rtc.Room."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from livekit import rtc
+
+from clara_es.adapters.livekit import AsyncVirtualClock, ReconnectingClient
+from clara_es.adapters.livekit.leave import ends_session
+from clara_es.application import VoiceSessions
+from clara_es.domain import ConnectionState, VirtualClock
+
+R = rtc.DisconnectReason
+
+
+def _client(
+    rooms: list[rtc.Room], calls: list[str], fail: bool = False
+) -> tuple[VoiceSessions, ReconnectingClient, AsyncVirtualClock]:
+    clock = VirtualClock()
+    app = VoiceSessions({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock)
+    sid = app.start("room-1", "alice").session_id
+    timers = AsyncVirtualClock(clock)
+
+    async def connect(url: str, token: str) -> None:
+        calls.append(token)
+        if fail:
+            raise rtc.ConnectError("network unreachable")
+
+    def fresh() -> rtc.Room:
+        rooms.append(rtc.Room())
+        return rooms[-1]
+
+    client = ReconnectingClient(app, sid, fresh(), "ws://127.0.0.1:7880", "token-1",
+                                clock=timers, connector=connect, room_factory=fresh)
+    return app, client, timers
+
+
+@pytest.mark.parametrize("reason", [
+    R.PARTICIPANT_REMOVED, R.DUPLICATE_IDENTITY, R.ROOM_DELETED, R.CLIENT_INITIATED])
+def test_being_removed_replaced_or_losing_the_room_ends_the_session(reason: int) -> None:
+    async def main() -> None:
+        rooms: list[rtc.Room] = []
+        calls: list[str] = []
+        _, client, timers = _client(rooms, calls)
+        await client.connect()
+        rooms[-1].emit("disconnected", reason)
+        await timers.advance(60)
+        assert client.state.connection_state == ConnectionState.ENDED
+        assert calls == ["token-1"]  # nothing reconnected
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("reason", [R.SIGNAL_CLOSE, R.SERVER_SHUTDOWN, R.MIGRATION,
+                                    R.JOIN_FAILURE, R.UNKNOWN_REASON, None])
+def test_transport_and_server_failures_reconnect(reason: int | None) -> None:
+    assert not ends_session(reason)
+
+
+def test_every_attempt_joins_with_a_fresh_room_and_the_refreshed_token() -> None:
+    async def main() -> None:
+        rooms: list[rtc.Room] = []
+        calls: list[str] = []
+        _, client, timers = _client(rooms, calls, fail=False)
+        await client.connect()
+        first = rooms[-1]
+        first._token = "token-2"  # what the SDK stores on `token_refreshed`
+        first.emit("token_refreshed")
+        first.emit("disconnected", R.SIGNAL_CLOSE)
+        await timers.run_until(lambda: client.state.connection_state != "reconnecting")
+        assert client.state.connection_state == ConnectionState.CONNECTED
+        assert calls == ["token-1", "token-2"]
+        assert len(rooms) == 2 and client.room is rooms[1]
+        first.emit("disconnected", R.SIGNAL_CLOSE)  # the old room is no longer listened to
+        await timers.advance(10)
+        assert client.state.connection_state == ConnectionState.CONNECTED
+
+    asyncio.run(main())
