@@ -26,6 +26,19 @@ class HistoryEntry(BaseModel):
     details: dict[str, Any]
     state: UIState
 
+    @property
+    def recorded_at(self) -> datetime:
+        """When the service recorded it: later than occurred_at for a fact reported late (the
+        cause keeps it only where the two differ, so older events read as before)."""
+        at = self.cause.get("recorded_at")
+        return datetime.fromisoformat(at) if at else self.occurred_at
+
+    def when(self) -> str:
+        """occurred_at, and how much later it was recorded where that differs."""
+        text = self.occurred_at.isoformat(timespec="milliseconds")
+        late = (self.recorded_at - self.occurred_at).total_seconds()
+        return f"{text} (recorded {late:+.3f} s)" if late else text
+
 
 def event_type(event: object) -> str:
     return type(event).__name__

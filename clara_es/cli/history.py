@@ -97,7 +97,6 @@ def _print_stream(session_id: UUID, db: Path | None, as_json: bool) -> None:
     table.add_column("status", no_wrap=True)
     for e in entries:
         table.add_row(
-            e.occurred_at.isoformat(timespec="milliseconds"), str(e.version), e.type, e.actor,
-            short(e.details), e.state.status_text,
+            e.when(), str(e.version), e.type, e.actor, short(e.details), e.state.status_text,
         )
     console.print(table)

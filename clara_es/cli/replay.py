@@ -127,7 +127,9 @@ def _cause_text(e: HistoryEntry) -> str:
     args = " ".join(
         f"{k}={v}" for k, v in (cause.get("args") or {}).items() if not isinstance(v, dict)
     )
-    return f"{cause.get('name')}({args}) read v{cause.get('read_version')}"
+    late = (e.recorded_at - e.occurred_at).total_seconds()
+    recorded = f", recorded {late:+.3f} s later" if late else ""
+    return f"{cause.get('name')}({args}) read v{cause.get('read_version')}{recorded}"
 
 
 def _print_steps(session_id: UUID, steps: list[ReplayStep]) -> None:
