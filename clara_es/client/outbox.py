@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -65,16 +66,19 @@ class StartedSession:
 class Outbox:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        # One connection, shared by the client and its background flusher under a lock.
+        self._lock = threading.RLock()
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")  # a committed fact survives a power cut
         self._db.executescript(SCHEMA)
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
     def add_session(self, session: StartedSession) -> None:
-        with self._db:
+        with self._lock, self._db:
             self._db.execute(
                 "INSERT OR IGNORE INTO sessions VALUES (?, ?, ?, ?, ?)",
                 (str(session.session_id), session.room, session.participant,
@@ -82,10 +86,11 @@ class Outbox:
             )
 
     def latest_session(self) -> StartedSession | None:
-        row = self._db.execute(
-            "SELECT session_id, room, participant, policy, started_at FROM sessions "
-            "ORDER BY started_at DESC, rowid DESC LIMIT 1"
-        ).fetchone()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT session_id, room, participant, policy, started_at FROM sessions "
+                "ORDER BY started_at DESC, rowid DESC LIMIT 1"
+            ).fetchone()
         if row is None:
             return None
         return StartedSession(UUID(row[0]), row[1], row[2], json.loads(row[3]),
@@ -94,7 +99,7 @@ class Outbox:
     def append(
         self, session_id: UUID, type_: str, body: dict[str, Any], key: str, occurred_at: datetime
     ) -> None:
-        with self._db:
+        with self._lock, self._db:
             self._db.execute(
                 "INSERT INTO facts (session_id, type, body, idempotency_key, occurred_at) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -103,17 +108,18 @@ class Outbox:
 
     def facts(self, session_id: UUID, pending_only: bool = False, limit: int = -1) -> list[Fact]:
         where = " AND delivered_status IS NULL" if pending_only else ""
-        rows = self._db.execute(
-            "SELECT seq, type, body, idempotency_key, occurred_at, delivered_status FROM facts "
-            f"WHERE session_id = ?{where} ORDER BY seq LIMIT ?",
-            (str(session_id), limit),
-        ).fetchall()
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, type, body, idempotency_key, occurred_at, delivered_status "
+                f"FROM facts WHERE session_id = ?{where} ORDER BY seq LIMIT ?",
+                (str(session_id), limit),
+            ).fetchall()
         return [Fact(r[0], r[1], json.loads(r[2]), r[3], datetime.fromisoformat(r[4]), r[5])
                 for r in rows]
 
     def delivered(self, answers: list[tuple[int, int]]) -> None:
         """(seq, the service's status for it): the service has answered for these facts."""
-        with self._db:
+        with self._lock, self._db:
             self._db.executemany(
                 "UPDATE facts SET delivered_status = ? WHERE seq = ?",
                 [(status, seq) for seq, status in answers],

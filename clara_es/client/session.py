@@ -19,8 +19,10 @@ in the middle of a flush) is recorded once.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,10 @@ class Client:
         self.session_id = started.session_id
         self.service_state: UIState | None = None  # the last state the service answered
         self.listeners: list[Callable[[UIState], None]] = []
+        self._flushing = threading.Lock()
+        self._wake: threading.Event | None = None  # set: a background flusher delivers
+        self._stop = threading.Event()
+        self._flusher: threading.Thread | None = None
         self._session = VoiceSession.start(
             started.room, started.participant, BackoffPolicy.model_validate(started.policy),
             Signal(name="start", actor=Actor.CLIENT, at=started.started_at),
@@ -93,6 +99,7 @@ class Client:
         return client
 
     def close(self) -> None:
+        self.stop_flushing()
         self.outbox.close()
 
     # ---- what the screen shows -------------------------------------------------------------
@@ -122,7 +129,10 @@ class Client:
         state = self.state
         for listener in self.listeners:
             listener(state)
-        self.flush()
+        if self._wake is not None:
+            self._wake.set()  # the background flusher sends it: the caller never waits
+        else:
+            self.flush()
         return state, events
 
     def connect(self) -> UIState:
@@ -146,9 +156,38 @@ class Client:
 
     # ---- delivery --------------------------------------------------------------------------
 
+    def start_flushing(self, every: float = 2.0) -> None:
+        """Deliver from a background thread: at once after each report, and every `every`
+        seconds while facts are pending (the service may be back), until stop_flushing()."""
+        self._stop, wake = threading.Event(), threading.Event()
+        self._wake = wake
+
+        def run() -> None:
+            while not self._stop.is_set():
+                wake.clear()
+                with suppress(Refused):  # logged by flush; the facts stay for a later try
+                    self.flush()
+                wake.wait(every if self.pending() else None)
+
+        self._flusher = threading.Thread(target=run, name="clara-es-outbox", daemon=True)
+        self._flusher.start()
+
+    def stop_flushing(self) -> None:
+        if self._wake is None:
+            return
+        self._stop.set()
+        self._wake.set()
+        if self._flusher is not None:
+            self._flusher.join(timeout=30)
+        self._wake = None
+
     def flush(self) -> bool:
         """Send every pending fact, oldest first, in batches. False while the service does not
         answer (the facts stay in the outbox); a refusal of the whole batch is raised."""
+        with self._flushing:
+            return self._flush()
+
+    def _flush(self) -> bool:
         while pending := self.outbox.facts(self.session_id, pending_only=True, limit=BATCH):
             try:
                 answer = self.transport.send(
