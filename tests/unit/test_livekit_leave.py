@@ -10,7 +10,7 @@ from livekit import rtc
 
 from clara_es.adapters.livekit import AsyncVirtualClock, ReconnectingClient
 from clara_es.adapters.livekit.leave import ends_session
-from clara_es.application import VoiceSessions
+from clara_es.application import VoiceSessions, session_history
 from clara_es.domain import ConnectionState, VirtualClock
 
 R = rtc.DisconnectReason
@@ -77,5 +77,31 @@ def test_every_attempt_joins_with_a_fresh_room_and_the_refreshed_token() -> None
         first.emit("disconnected", R.SIGNAL_CLOSE)  # the old room is no longer listened to
         await timers.advance(10)
         assert client.state.connection_state == ConnectionState.CONNECTED
+
+    asyncio.run(main())
+
+
+def test_the_sdk_s_own_resume_comes_first_then_the_schedule_counts_from_its_give_up() -> None:
+    """rtc 1.2 resumes by itself first: up to 10 tries over about 37 s (`reconnecting`), then
+    `disconnected`. The status says Reconnecting... all along; attempt 1 is due a second after
+    the SDK gave up, and the outage is measured from the resume's start."""
+
+    async def main() -> None:
+        rooms: list[rtc.Room] = []
+        calls: list[str] = []
+        app, client, timers = _client(rooms, calls)
+        await client.connect()
+        rooms[-1].emit("reconnecting")
+        for _ in range(10):
+            await timers.advance(3.7)
+            assert client.state.status_text == "Reconnecting..."
+        rooms[-1].emit("disconnected", R.SIGNAL_CLOSE)
+        assert client.state.status_text == "Reconnecting... (attempt 1 of 5)"
+        await timers.run_until(lambda: client.state.connection_state != "reconnecting")
+        assert client.state.status_text == "Connected"
+        reconnected = session_history(app, client.session_id)[-1]
+        # 37 s of the SDK's resume, then attempt 1 a second later
+        assert (reconnected.type, reconnected.details["outage_ms"]) == ("Reconnected", 38000)
+        assert len(rooms) == 2  # the attempt joined with a fresh Room
 
     asyncio.run(main())
