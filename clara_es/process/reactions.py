@@ -96,10 +96,12 @@ def react(reaction: Reaction, fact: Any, settings: Settings, owns_room: bool) ->
     timer_id = uuid5(fact.originator_id, f"{name}/{fact.originator_version}").hex
     match name:
         case "ReconnectScheduled":
-            reaction.set_timer("attempt", timer_id, fact.due_at + timeout,
+            # Deadlines count from when the service learned of it (a batch reported late).
+            reaction.set_timer("attempt", timer_id, max(fact.due_at, fact.recorded_at) + timeout,
                                {"attempt": fact.attempt})
         case "ReconnectAttempted":
-            reaction.set_timer("attempt", timer_id, at + timeout, {"attempt": fact.attempt})
+            reaction.set_timer("attempt", timer_id, fact.recorded_at + timeout,
+                               {"attempt": fact.attempt})
         case "ReconnectAttemptFailed" | "Reconnected":
             reaction.clear("attempt", name)
         case "QualityChanged":
