@@ -4,7 +4,8 @@ in a SQLite outbox and delivered once the service answers, across a restart of t
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
@@ -46,6 +47,16 @@ def offline() -> HttpTransport:
     return HttpTransport(f"http://127.0.0.1:{port}", TOKEN, retries=0, timeout=2)
 
 
+@pytest.fixture
+def client(tmp_path: Path, clock: VirtualClock, online: HttpTransport) -> Iterator[Client]:
+    """A client whose session is connected, its outbox in a SQLite file."""
+    started = Client.start(online, tmp_path / "outbox.db", clock, "room-1", "alice")
+    started.connect()
+    assert started.connected().status_text == "Connected"
+    yield started
+    started.close()
+
+
 def _history(service: Service, sid: UUID) -> list[tuple[str, float, str | None]]:
     entries = session_history(service.app, sid)
     t0 = entries[0].occurred_at
@@ -54,12 +65,9 @@ def _history(service: Service, sid: UUID) -> list[tuple[str, float, str | None]]
 
 
 def test_the_spec_s_30_second_outage_runs_offline_and_is_delivered_after(
-    tmp_path: Path, clock: VirtualClock, service: Service, online: HttpTransport,
+    client: Client, clock: VirtualClock, service: Service, online: HttpTransport,
     offline: HttpTransport,
 ) -> None:
-    client = Client.start(online, tmp_path / "outbox.db", clock, "room-1", "alice")
-    client.connect()
-    assert client.connected().status_text == "Connected"
     assert client.pending() == []
 
     client.transport = offline  # WiFi off: the service cannot be reached for 30 s
@@ -98,12 +106,9 @@ def test_the_spec_s_30_second_outage_runs_offline_and_is_delivered_after(
 
 
 def test_a_40_second_outage_fails_offline_with_start_enabled(
-    tmp_path: Path, clock: VirtualClock, service: Service, online: HttpTransport,
+    client: Client, clock: VirtualClock, service: Service, online: HttpTransport,
     offline: HttpTransport,
 ) -> None:
-    client = Client.start(online, tmp_path / "outbox.db", clock, "room-1", "alice")
-    client.connect()
-    client.connected()
     client.transport = offline
     client.disconnected("wifi off")
     final = client.follow(clock.advance_to, lambda _n: "network unreachable")
@@ -149,3 +154,25 @@ def first_due(client: Client) -> StartAttempt:
     due = due_attempt(client.state)
     assert due is not None
     return due.command()
+
+
+def test_a_background_flusher_delivers_once_the_service_answers(
+    client: Client, service: Service, online: HttpTransport, offline: HttpTransport,
+) -> None:
+    client.transport = offline
+    client.start_flushing(every=0.05)
+    assert client.disconnected("wifi off").status_text == "Reconnecting... (attempt 1 of 5)"
+    assert service.app.status(client.session_id).status_text == "Connected"
+    client.transport = online
+    wait_until(lambda: not client.pending(), "the flusher to deliver the outbox")
+    assert service.app.status(client.session_id).status_text == "Reconnecting... (attempt 1 of 5)"
+    client.stop_flushing()
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """The flusher is a real thread: poll for its work, failing after a generous time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"gave up waiting for {what}")
+        time.sleep(0.01)

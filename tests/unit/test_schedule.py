@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from clara_es.application import VoiceSessions
-from clara_es.domain import ConnectionState, VirtualClock
+from clara_es.domain import ConnectionState
 from clara_es.domain.commands import FailAttempt, ReportReconnected
 from clara_es.domain.schedule import Start, Wait, follow, next_step, outcome
 
-
-def _app(clock: VirtualClock) -> VoiceSessions:
-    return VoiceSessions({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock)
+from .conftest import Dropped
 
 
-def test_the_follower_waits_until_due_then_starts_and_reports_the_spec_schedule() -> None:
-    clock = VirtualClock()
-    app = _app(clock)
-    sid = app.start("room", "alice").session_id
-    app.connect(sid)
-    app.connected(sid)
-    state = app.disconnected(sid, "wifi off")
+def test_the_follower_waits_until_due_then_starts_and_reports_the_spec_schedule(
+    dropped: Dropped,
+) -> None:
+    app, clock, sid, state = dropped.app, dropped.clock, dropped.session_id, dropped.state
     step = next_step(state, clock.now())
     assert step == Wait(1, clock.now() + timedelta(seconds=1))
     assert next_step(state, clock.now() + timedelta(seconds=1)) == Start(1, step.until)
@@ -38,18 +32,9 @@ def test_the_follower_waits_until_due_then_starts_and_reports_the_spec_schedule(
     assert next_step(final, clock.now()) is None
 
 
-def test_an_attempt_in_flight_or_the_sdk_resuming_calls_for_no_attempt() -> None:
-    clock = VirtualClock()
-    app = _app(clock)
-    sid = app.start("room", "alice").session_id
-    app.connect(sid)
-    app.connected(sid)
-    state = app.disconnected(sid, "wifi off")
-    clock.advance(1)
-    in_flight = app.attempt_started(sid, 1)
-    assert next_step(in_flight, clock.now()) is None
+def test_an_attempt_in_flight_calls_for_no_attempt(dropped: Dropped) -> None:
+    dropped.clock.advance(1)
+    in_flight = dropped.app.attempt_started(dropped.session_id, 1)
+    assert next_step(in_flight, dropped.clock.now()) is None
     assert isinstance(outcome(1, "refused"), FailAttempt)
     assert isinstance(outcome(1, None), ReportReconnected)
-    assert state.attempt == 1
-
-
