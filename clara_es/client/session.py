@@ -26,10 +26,20 @@ from contextlib import suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 from clara_es.client.outbox import Fact, Outbox, StartedSession
 from clara_es.client.transport import Refused, Transport, Unreachable
-from clara_es.domain import BackoffPolicy, Clock, Signal, UIState, VoiceSession, schedule, ui_state
+from clara_es.domain import (
+    BackoffPolicy,
+    Clock,
+    SessionNotFound,
+    Signal,
+    UIState,
+    VoiceSession,
+    schedule,
+    ui_state,
+)
 from clara_es.domain.commands import (
     ROUTES,
     Command,
@@ -134,6 +144,23 @@ class Client:
         else:
             self.flush()
         return state, events
+
+    # The interface of the LiveKit client's `Sessions`: a ReconnectingClient runs on this
+    # client as it runs on the application, without a store.
+
+    def status(self, session_id: UUID) -> UIState:
+        self._own(session_id)
+        return self.state
+
+    def handle_with_events(
+        self, command: Command, session_id: UUID | None = None
+    ) -> tuple[UIState, list[Any]]:
+        self._own(session_id)
+        return self.report(command)
+
+    def _own(self, session_id: UUID | None) -> None:
+        if session_id != self.session_id:
+            raise SessionNotFound(f"this client follows {self.session_id}, not {session_id}")
 
     def connect(self) -> UIState:
         return self.report(Connect())[0]

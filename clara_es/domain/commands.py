@@ -172,7 +172,9 @@ class EndSession(Command):
 
 
 class StartResume(Command):
-    name = "resume_started"
+    """The client's room reports `reconnecting`: the SDK resumes by itself first."""
+
+    name, route = "resume_started", "resume-started"
 
     def decide(self, session: VoiceSession, signal: Signal) -> None:
         session.start_resume(signal)

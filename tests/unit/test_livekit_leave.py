@@ -4,6 +4,8 @@ reconnect attempt joins with a fresh rtc.Room."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from livekit import rtc
@@ -11,6 +13,7 @@ from livekit import rtc
 from clara_es.adapters.livekit import AsyncVirtualClock, ReconnectingClient
 from clara_es.adapters.livekit.leave import ends_session
 from clara_es.application import VoiceSessions, session_history
+from clara_es.client import Client, InProcessTransport
 from clara_es.domain import ConnectionState, VirtualClock
 
 R = rtc.DisconnectReason
@@ -103,5 +106,42 @@ def test_the_sdk_s_own_resume_comes_first_then_the_schedule_counts_from_its_give
         # 37 s of the SDK's resume, then attempt 1 a second later
         assert (reconnected.type, reconnected.details["outage_ms"]) == ("Reconnected", 38000)
         assert len(rooms) == 2  # the attempt joined with a fresh Room
+
+    asyncio.run(main())
+
+
+def test_the_livekit_client_runs_on_the_outbox_client_without_the_store(tmp_path: Path) -> None:
+    """The ReconnectingClient decides through clara_es.client: the screen follows the outage
+    while the service hears nothing; once it answers, it holds the same history."""
+
+    async def main() -> None:
+        clock = VirtualClock()
+        service = VoiceSessions({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock)
+        link = InProcessTransport(service)
+        local = Client.start(link, tmp_path / "outbox.db", clock, "room-1", "alice")
+        timers = AsyncVirtualClock(clock)
+        network_back_at = clock.now() + timedelta(seconds=6)
+
+        async def connect(url: str, token: str) -> None:
+            if not link.reachable and clock.now() < network_back_at:  # WiFi off for 6 s
+                raise rtc.ConnectError("network unreachable")
+
+        room = rtc.Room()
+        client = ReconnectingClient(local, local.session_id, room, "ws://127.0.0.1:7880", "t",
+                                    clock=timers, connector=connect)
+        await client.connect()
+        link.reachable = False
+        room.emit("disconnected", R.SIGNAL_CLOSE)
+        assert client.state.status_text == "Reconnecting... (attempt 1 of 5)"
+        await timers.run_until(lambda: client.state.connection_state != "reconnecting")
+        assert client.state.status_text == "Connected"
+        assert service.status(local.session_id).status_text == "Connected"  # heard nothing
+        assert len(local.pending()) == 7  # the drop, attempts 1 and 2 failed, 3 reconnected
+        link.reachable = True
+        assert local.flush() and local.pending() == []
+        types = [e.type for e in session_history(service, local.session_id)]
+        assert types[-4:] == ["ReconnectAttemptFailed", "ReconnectScheduled",
+                              "ReconnectAttempted", "Reconnected"]
+        local.close()
 
     asyncio.run(main())

@@ -18,17 +18,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol
 from uuid import UUID
 
 from livekit import rtc
 
 from clara_es.adapters.livekit import leave, sdk
 from clara_es.adapters.livekit.clock import AsyncClock
-from clara_es.application import VoiceSessions
 from clara_es.domain import UIState, schedule
-from clara_es.domain.commands import Connect, StartResume
+from clara_es.domain.commands import (
+    Command,
+    Connect,
+    EndSession,
+    MarkConnected,
+    ReportDisconnected,
+    ReportReconnected,
+    StartResume,
+)
 from clara_es.domain.events import Connecting
 from clara_es.domain.session import FINAL_STATES
 
@@ -37,10 +44,21 @@ log = logging.getLogger(__name__)
 Connector = Callable[[str, str], Awaitable[Any]]
 
 
+class Sessions(Protocol):
+    """Who decides the client's commands: the application itself (in-process, tests, the
+    demo), or `clara_es.client.Client`, which decides locally and delivers through its outbox."""
+
+    def status(self, session_id: UUID) -> UIState: ...
+
+    def handle_with_events(
+        self, command: Command, session_id: UUID | None = None
+    ) -> tuple[UIState, Sequence[object]]: ...
+
+
 class ReconnectingClient:
     def __init__(
         self,
-        app: VoiceSessions,
+        app: Sessions,
         session_id: UUID,
         room: rtc.Room,
         url: str,
@@ -121,10 +139,11 @@ class ReconnectingClient:
             await self._join(self.room)
         except Exception as exc:
             # A first connect that fails is an outage like any other: follow the schedule.
-            self._publish(self.app.disconnected(self.session_id, f"connect failed: {_text(exc)}"))
+            failed = ReportDisconnected.build(reason=f"connect failed: {_text(exc)}")
+            self._publish(self._send(failed))
             self._follow_schedule()
         else:
-            self._publish(self.app.connected(self.session_id))
+            self._publish(self._send(MarkConnected()))
         finally:
             self._connecting = False
         return self._state
@@ -136,7 +155,7 @@ class ReconnectingClient:
         if self.room.isconnected():
             await self.room.disconnect()  # the room reports CLIENT_INITIATED: the session ends
         if self.app.status(self.session_id).connection_state not in FINAL_STATES:
-            self._publish(self.app.end(self.session_id, "user left"))
+            self._publish(self._send(EndSession.build(reason="user left")))
         return self._state
 
     def close(self) -> None:
@@ -148,19 +167,19 @@ class ReconnectingClient:
     # ---- what the room reports -------------------------------------------------------------------
 
     def _on_reconnecting(self) -> None:
-        self._publish(self.app.handle(StartResume(), self.session_id))
+        self._publish(self._send(StartResume()))
 
     def _on_reconnected(self) -> None:
-        self._publish(self.app.reconnected(self.session_id))
+        self._publish(self._send(ReportReconnected()))
 
     def _on_disconnected(self, reason: int | None = None) -> None:
         if leave.ends_session(reason):  # left, removed, another device, room gone: no retry
             if self._reconnect_task is not None:
                 self._reconnect_task.cancel()
             text = "user left the room" if reason == sdk.USER_LEFT else leave.describe(reason)
-            self._publish(self.app.end(self.session_id, text))
+            self._publish(self._send(EndSession.build(reason=text)))
             return
-        self._publish(self.app.disconnected(self.session_id, leave.reason_name(reason)))
+        self._publish(self._send(ReportDisconnected.build(reason=leave.reason_name(reason))))
         self._follow_schedule()
 
     def _on_token_refreshed(self) -> None:
@@ -190,7 +209,7 @@ class ReconnectingClient:
                 error = _text(exc)
             finally:
                 self._connecting = False
-            self._publish(self.app.handle(schedule.outcome(due.attempt, error), self.session_id))
+            self._publish(self._send(schedule.outcome(due.attempt, error)))
 
     def _fresh_room(self) -> rtc.Room:
         """The Room for a reconnect attempt: a new one, listened to instead of the old.
@@ -210,6 +229,9 @@ class ReconnectingClient:
             await self._connector(self.url, self.token)
         else:
             await room.connect(self.url, self.token)
+
+    def _send(self, command: Command) -> UIState:
+        return self.app.handle_with_events(command, self.session_id)[0]
 
     def _publish(self, state: UIState) -> UIState:
         if state.version != self._state.version:
