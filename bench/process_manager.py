@@ -21,6 +21,7 @@ from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.config import Settings
 from clara_es.domain import VirtualClock
+from clara_es.domain.schedule import follow
 from clara_es.process import InMemoryAudioPipeline, SkippedRoomCleaner, start_worker
 
 
@@ -33,9 +34,8 @@ def measure(store: Store, sessions: int) -> dict[str, float]:
         app.connect(session_id)
         app.connected(session_id)
         state = app.disconnected(session_id, "network")
-        while state.connection_state == "reconnecting":
-            app.attempt_started(session_id, state.attempt)
-            state = app.attempt_failed(session_id, state.attempt, "network unreachable")
+        follow(lambda c, s=session_id: app.handle_with_events(c, s), state, clock.advance_to,
+               lambda _attempt: "network unreachable")
     append_s = time.perf_counter() - t0
     facts = app.recorder.max_notification_id() or 0
 

@@ -20,6 +20,7 @@ from clara_es.adapters.livekit.agent_monitor import DEFAULT_POOR_WINDOW
 from clara_es.application import HistoryEntry, VoiceSessions, session_history
 from clara_es.domain import Clock, ConnectionState
 from clara_es.domain.commands import ChangeQuality, ConfirmPoorQuality
+from clara_es.domain.schedule import follow
 from clara_es.process import Worker
 
 SETTLE = timedelta(seconds=3)
@@ -54,14 +55,10 @@ def _drop(
     app.handle(ConfirmPoorQuality(participant=participant), session_id)
     back_at = clock.now() + outage
     state = app.disconnected(session_id, "network unreachable")
-    while state.connection_state == ConnectionState.RECONNECTING:
-        assert state.next_retry_at is not None
-        server.run_until(state.next_retry_at)
-        app.attempt_started(session_id, state.attempt)
-        if clock.now() >= back_at:
-            state = app.reconnected(session_id)
-        else:
-            state = app.attempt_failed(session_id, state.attempt, "network unreachable")
+    state = follow(
+        lambda command: app.handle_with_events(command, session_id), state, server.run_until,
+        lambda _attempt: None if clock.now() >= back_at else "network unreachable",
+    )
     if state.connection_state == ConnectionState.CONNECTED:
         app.handle(ChangeQuality(participant=participant, quality="good"), session_id)
     server.run_until(clock.now())

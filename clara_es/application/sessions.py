@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import ApplicationRecorder, IntegrityError, Mapper, StoredEvent
@@ -34,6 +36,7 @@ from clara_es.domain.commands import (
     Connect,
     EndSession,
     FailAttempt,
+    IdempotencyConflict,
     InvalidCommand,
     MarkConnected,
     ReportDisconnected,
@@ -46,6 +49,33 @@ from clara_es.domain.events import SessionEvent, SessionStarted
 log = logging.getLogger(__name__)
 
 SESSION_STARTED = get_topic(SessionStarted)
+START_KEYS = UUID("5b1f0a52-6c64-4a55-9a1e-0d7e4c1f0b1a")  # namespace of started sessions' ids
+MAX_AHEAD = timedelta(seconds=5)  # a fact may be reported this far in the service's future
+
+
+def occurred(
+    command: Command, now: datetime, clock_offset: timedelta, last_fact_at: datetime | None
+) -> datetime:
+    """When the fact happened, as the session decides on it.
+
+    The reporter's time, corrected by its clock offset; never after now (a time up to
+    MAX_AHEAD in the future is a clock a little fast, later is refused), and never before the
+    session's last fact, so a stream's times only go forward.
+    """
+    if command.occurred_at is None:
+        return now
+    at = command.occurred_at + clock_offset
+    if at > now + MAX_AHEAD:
+        raise InvalidCommand(
+            f"{command.name}: occurred_at {command.occurred_at.isoformat()} is "
+            f"{(at - now).total_seconds():.1f} s in the service's future"
+        )
+    at = min(at, now)
+    return max(at, last_fact_at) if last_fact_at is not None else at
+
+
+def _ms(delta: timedelta) -> int:
+    return round(delta.total_seconds() * 1000)
 
 
 class VoiceSessions(Application[UUID]):
@@ -90,26 +120,39 @@ class VoiceSessions(Application[UUID]):
 
     # ---- the one way a command is executed --------------------------------------------------
 
-    def handle(self, command: Command, session_id: UUID | None = None) -> UIState:
+    def handle(
+        self, command: Command, session_id: UUID | None = None,
+        clock_offset: timedelta = timedelta(0),
+    ) -> UIState:
         """Let the session decide on `command` and append what it decided: the new UI state."""
-        return self.handle_with_events(command, session_id)[0]
+        return self.handle_with_events(command, session_id, clock_offset)[0]
 
     def handle_with_events(
-        self, command: Command, session_id: UUID | None = None
+        self, command: Command, session_id: UUID | None = None,
+        clock_offset: timedelta = timedelta(0),
     ) -> tuple[UIState, list[SessionEvent]]:
-        """`handle`, also answering the events appended (none for a repeat that changed nothing)."""
+        """`handle`, also answering the events appended (none for a repeat that changed nothing).
+
+        `clock_offset` is how far the reporter's clock is behind the service's (estimated by
+        the batch endpoint): its `occurred_at` is corrected by it.
+        """
         if isinstance(command, StartSession):
             if session_id is not None:
                 raise InvalidCommand("a new session's id is chosen by the service")
-            return self._start(command)
+            return self._start(command, clock_offset)
         if session_id is None:
             raise InvalidCommand(f"{command.name} needs the session's id")
         lost_reads: tuple[int, ...] = ()
         command_id = command.command_id
         for _ in range(self.max_tries):
             session = self.session(session_id)
+            repeat = self._repeat(session, command)
+            if repeat is not None:
+                return repeat, []
             read_version = session.version
-            signal = self._signal(command, read_version, command_id, lost_reads)
+            signal = self._signal(
+                command, read_version, command_id, lost_reads, clock_offset, session.modified_on
+            )
             command_id = signal.id
             command.decide(session, signal)
             events: list[SessionEvent] = list(session.pending_events)
@@ -128,23 +171,65 @@ class VoiceSessions(Application[UUID]):
             f"{command.name} on session {session_id} lost {self.max_tries} races to other writers"
         )
 
-    def _start(self, command: StartSession) -> tuple[UIState, list[SessionEvent]]:
+    def _repeat(self, session: VoiceSession, command: Command) -> UIState | None:
+        """The first answer, if this command's idempotency key was decided before."""
+        if command.idempotency_key is None:
+            return None
+        known = session.answered(command.idempotency_key)
+        if known is None:
+            return None
+        digest, version = known
+        if digest != command.digest():
+            raise IdempotencyConflict(
+                f"idempotency key {command.idempotency_key!r} was used for a different "
+                f"{command.name} (or another command): nothing appended"
+            )
+        return ui_state(self.session(session.id, version=version))
+
+    def _start(
+        self, command: StartSession, clock_offset: timedelta
+    ) -> tuple[UIState, list[SessionEvent]]:
+        session_id = None
+        if command.idempotency_key is not None:
+            # The key names the session: a repeated start finds the session it started.
+            session_id = uuid5(START_KEYS, f"{command.participant}/{command.idempotency_key}")
+            try:
+                existing = self.session(session_id)
+            except SessionNotFound:
+                pass
+            else:
+                repeat = self._repeat(existing, command)
+                if repeat is None:
+                    raise IdempotencyConflict("this idempotency key started another session")
+                return repeat, []
+        received = command
         policy = command.policy or self.default_policy
         if command.policy is None:
             command = command.model_copy(update={"policy": policy})
-        signal = self._signal(command, 0, command.command_id, ())
-        session = VoiceSession.start(command.room, command.participant, policy, signal)
+        signal = self._signal(command, 0, command.command_id, (), clock_offset, None)
+        signal = replace(signal, digest=received.digest() if signal.digest else None)
+        session = VoiceSession.start(
+            command.room, command.participant, policy, signal, session_id=session_id
+        )
         events: list[SessionEvent] = list(session.pending_events)
-        self.save(session)
+        try:
+            self.save(session)
+        except IntegrityError:  # the same start, at the same moment, from another process
+            return self._start(received, clock_offset)
         return ui_state(session), events
 
     def _signal(
         self, command: Command, read_version: int, command_id: str | None,
-        lost_reads: tuple[int, ...],
+        lost_reads: tuple[int, ...], clock_offset: timedelta, last_fact_at: datetime | None,
     ) -> Signal:
+        now = self.clock.now()
+        at = occurred(command, now, clock_offset, last_fact_at)
         return Signal(
-            name=command.name, actor=command.by, at=self.clock.now(), args=command.args(),
+            name=command.name, actor=command.by, at=at, args=command.args(),
             read_version=read_version, lost_reads=lost_reads,
+            recorded_at=now, clock_offset_ms=_ms(clock_offset),
+            idempotency_key=command.idempotency_key,
+            digest=command.digest() if command.idempotency_key else None,
             **({"id": command_id} if command_id else {}),
         )
 

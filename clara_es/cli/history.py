@@ -107,7 +107,7 @@ def _print_stream(session_id: UUID, db: Path | None, as_json: bool, wide: bool) 
     table.add_column("status")
     for e in entries:
         table.add_row(
-            when(e.occurred_at, wide), str(e.version), e.type, e.actor,
+            e.when() if not wide else when(e.occurred_at, wide), str(e.version), e.type, e.actor,
             short(e.details), e.state.status_text,
         )
     console.print(fit(table))

@@ -23,7 +23,7 @@ from clara_es.cli.common import (
     root_for,
 )
 from clara_es.domain import UIState
-from clara_es.replay.races import session_ids
+from clara_es.replay.races import RaceKind, find_races, session_ids
 from clara_es.replay.timeline import ReplayStep, replay_steps, state_at
 from clara_es.replay.verify import Difference, verify_sessions
 
@@ -127,7 +127,9 @@ def _cause_text(e: HistoryEntry) -> str:
     args = " ".join(
         f"{k}={v}" for k, v in (cause.get("args") or {}).items() if not isinstance(v, dict)
     )
-    return f"{cause.get('name')}({args}) read v{cause.get('read_version')}"
+    late = (e.recorded_at - e.occurred_at).total_seconds()
+    recorded = f", recorded {late:+.3f} s later" if late else ""
+    return f"{cause.get('name')}({args}) read v{cause.get('read_version')}{recorded}"
 
 
 def _print_steps(session_id: UUID, steps: list[ReplayStep]) -> None:
@@ -163,10 +165,15 @@ def _verify(session_id: UUID | None, db: Path | None, as_json: bool) -> None:
             checked, differences = verify_sessions(
                 app, ids, progress=lambda _: bar.advance(task)
             )
+        early = [r for r in find_races(app, ids) if r.kind == RaceKind.EARLY_ATTEMPT]
     if as_json:
-        print_json({"sessions_checked": checked, "differences": differences})
+        print_json({"sessions_checked": checked, "differences": differences,
+                    "early_attempts": early})
     else:
         _print_differences(checked, differences)
+        for race in early:
+            console.print(f"  flagged: {race.session_id} v{race.version}: {race.explanation}",
+                          soft_wrap=True)
     if differences:
         click.get_current_context().exit(1)
 

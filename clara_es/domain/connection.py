@@ -198,11 +198,13 @@ def attempt_deadline(fact: ReconnectScheduled | ReconnectAttempted, timeout: tim
     """The watchdog: by when an attempt must have an outcome before it is failed as timed out.
 
     A scheduled attempt gets `timeout` after it was due (its client may have died before
-    trying); one that was started gets `timeout` after it started.
+    trying); one that was started gets `timeout` after it started. Both count from when the
+    service learned of the fact, so an outage reported afterwards in a batch is not raced by
+    timeouts of attempts that already have their outcome further down the batch.
     """
     if isinstance(fact, ReconnectScheduled):
-        return fact.due_at + timeout
-    return fact.timestamp + timeout
+        return max(fact.due_at, fact.recorded_at) + timeout
+    return fact.recorded_at + timeout
 
 
 def _ms(delta: timedelta) -> int:

@@ -39,8 +39,18 @@ class SessionEvent(Aggregate.Event):
         cls.TOPIC = STORED_TOPIC_PREFIX + cls.__name__
         register_topic(cls.TOPIC, cls)
 
+    @property
+    def recorded_at(self) -> datetime:
+        """When the service learned the fact: later than `timestamp` (when it happened) for a
+        fact reported late; kept in the cause only where the two differ."""
+        at = self.cause.get("recorded_at")
+        return datetime.fromisoformat(at) if at else self.timestamp
+
     def apply(self, aggregate: Any) -> None:
         self.apply_to(aggregate)
+        key = self.cause.get("idempotency_key")
+        if key is not None:
+            aggregate.remember_request(key, self.cause.get("digest"), self.originator_version)
 
     def apply_to(self, session: SessionState) -> None:
         """What the fact changes in the session; most facts change nothing but the version."""

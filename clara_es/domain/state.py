@@ -66,6 +66,10 @@ class SessionState:
     webhook_ids: tuple[str, ...] = ()
     WEBHOOK_IDS_KEPT = 256
 
+    # (idempotency key, digest of what was sent, the version its decision ended at)
+    request_keys: tuple[tuple[str, str | None, int], ...] = ()
+    REQUEST_KEYS_KEPT = 1000
+
     reconnection_attempts: int = 0  # pipeline restarts in the current poor-quality episode
     restart_request: str | None = None  # id of the restart that has no outcome yet
     restart_claimed_by: str | None = None  # the agent performing that restart
@@ -78,6 +82,17 @@ class SessionState:
         modified_on: datetime
 
         def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None: ...
+
+    def remember_request(self, key: str, digest: str | None, version: int) -> None:
+        kept = [entry for entry in self.request_keys if entry[0] != key]
+        self.request_keys = (*kept, (key, digest, version))[-self.REQUEST_KEYS_KEPT:]
+
+    def answered(self, key: str) -> tuple[str | None, int] | None:
+        """The digest and end version of the decision made under `key`, if one was recorded."""
+        for known, digest, version in reversed(self.request_keys):
+            if known == key:
+                return digest, version
+        return None
 
     @property
     def backoff(self) -> BackoffPolicy:

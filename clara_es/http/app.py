@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from clara_es.adapters.livekit.webhooks import UnknownRoom, WebhookRejected
-from clara_es.http import commands, docs, problems, reads
+from clara_es.http import batch, commands, docs, problems, reads
 from clara_es.http.guards import BodyLimit, StoreDeadline, hide_tokens_in_access_log
 from clara_es.http.problems import ApiProblem, responses
 from clara_es.http.service import Service
@@ -173,6 +173,7 @@ def create_app(service: Service) -> FastAPI:
     hide_tokens_in_access_log()
     _count_invalid_commands(app, service)
     app.include_router(commands.router)
+    app.include_router(batch.router)
     app.include_router(reads.router)
     app.include_router(ops)
     app.include_router(pages)

@@ -9,14 +9,19 @@ the command, so a refused caller appends nothing.
 from __future__ import annotations
 
 import inspect
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, ConfigDict, create_model
 
 from clara_es.domain import DomainError, SessionNotFound, UIState
-from clara_es.domain.commands import ROUTES, Command, InvalidCommand, StartSession
+from clara_es.domain.commands import (
+    ROUTES,
+    Command,
+    InvalidCommand,
+    StartSession,
+)
 from clara_es.http.auth import Caller, Principal, forbidden
 from clara_es.http.problems import ApiProblem, responses
 from clara_es.http.service import Service
@@ -30,7 +35,7 @@ def body_model(command: type[Command]) -> type[BaseModel] | None:
     fields: dict[str, Any] = {
         name: (info.annotation, info)
         for name, info in command.model_fields.items()
-        if name not in command.META
+        if name not in command.META - command.IN_BODY
     }
     if not fields:
         return None
@@ -38,6 +43,16 @@ def body_model(command: type[Command]) -> type[BaseModel] | None:
         f"{command.__name__}Body", __config__=ConfigDict(extra="forbid"),
         __doc__=command.__doc__, **fields,
     )
+
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key", max_length=200, pattern=r"^[\x21-\x7e]+$",
+        description="a repeat with the same key and body answers the first answer and appends "
+        "nothing; the same key with another body is refused (422)",
+    ),
+]
 
 
 def service_of(request: Request) -> Service:
@@ -75,10 +90,15 @@ StartBody = body_model(StartSession)
 
 @router.post("", status_code=201, responses=responses(401, 403, 409, 413, 422, 503),
              name="start")
-def start(request: Request, caller: Caller, body: StartBody) -> UIState:  # type: ignore[valid-type]
+def start(
+    request: Request, caller: Caller, body: StartBody, idempotency_key: IdempotencyKey = None,  # type: ignore[valid-type]
+) -> UIState:
     """Start a session (idle); a client token may only start its own identity's session."""
     service = service_of(request)
-    command = StartSession(**body.model_dump(exclude_unset=True), actor=caller.actor)  # type: ignore[attr-defined]
+    command = StartSession.build(
+        **body.model_dump(exclude_unset=True),  # type: ignore[attr-defined]
+        actor=caller.actor, idempotency_key=idempotency_key,
+    )
     if not caller.may_start(command.room, command.participant):
         service.metrics.count(command.name, 403)
         raise forbidden(
@@ -96,17 +116,29 @@ def start(request: Request, caller: Caller, body: StartBody) -> UIState:  # type
 def _route(command: type[Command]) -> None:
     body = body_model(command)
 
-    def endpoint(request: Request, caller: Principal, session_id: UUID, **kw: Any) -> UIState:
-        fields = kw["body"].model_dump(exclude_unset=True) if body is not None else {}
-        return run(request, caller, session_id, command(**fields, actor=caller.actor))
+    def endpoint(
+        request: Request, caller: Principal, session_id: UUID, idempotency_key: IdempotencyKey,
+        **kw: Any,
+    ) -> UIState:
+        fields = kw["body"].model_dump(exclude_unset=True) if kw.get("body") is not None else {}
+        return run(request, caller, session_id, command.build(
+            **fields, actor=caller.actor, idempotency_key=idempotency_key))
 
     params = [
         inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
         inspect.Parameter("caller", inspect.Parameter.KEYWORD_ONLY, annotation=Caller),
         inspect.Parameter("session_id", inspect.Parameter.KEYWORD_ONLY, annotation=UUID),
+        inspect.Parameter(
+            "idempotency_key", inspect.Parameter.KEYWORD_ONLY, annotation=IdempotencyKey,
+            default=None,
+        ),
     ]
     if body is not None:
-        params.append(inspect.Parameter("body", inspect.Parameter.KEYWORD_ONLY, annotation=body))
+        # A command whose every field has a default (occurred_at, say) may be sent bodiless.
+        optional = not any(f.is_required() for f in body.model_fields.values())
+        params.append(inspect.Parameter(
+            "body", inspect.Parameter.KEYWORD_ONLY, annotation=body | None if optional else body,
+            **({"default": None} if optional else {})))
     endpoint.__signature__ = inspect.Signature(params, return_annotation=UIState)  # type: ignore[attr-defined]
     router.add_api_route(
         f"/{{session_id}}/{command.route}", endpoint, methods=["POST"], name=command.name,

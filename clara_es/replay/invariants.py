@@ -30,6 +30,7 @@ from clara_es.domain.events import (
     SignalIgnored,
     WebhookReceived,
 )
+from clara_es.domain.schedule import early_by
 
 FINAL_EVENTS = (Failed, SessionEnded)
 # What may still be appended to a final session: records of signals that no longer apply, and
@@ -139,10 +140,10 @@ class Invariants:
                     violation("no effect for a superseded decision",
                               f"attempt {event.attempt} started, attempt {facts.scheduled} is "
                               "the one scheduled")
-                elif facts.due_at is not None and event.timestamp < facts.due_at:
-                    early = (facts.due_at - event.timestamp).total_seconds()
+                elif (early := early_by(facts.due_at, event.timestamp)) is not None:
                     violation("no attempt before its timer",
-                              f"attempt {event.attempt} started {early:.3f} s before it was due")
+                              f"attempt {event.attempt} started {early.total_seconds():.3f} s "
+                              "before its due time")
         return found
 
     def cleaned_up_once(self, session_id: UUID) -> Violation | None:

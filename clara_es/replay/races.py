@@ -21,6 +21,7 @@ from clara_es.domain.events import (
     SessionEnded,
     SignalIgnored,
 )
+from clara_es.domain.schedule import early_by
 
 OUTAGE_SIGNALS = frozenset({"disconnected", "participant_left", "webhook participant_left"})
 # attempt_timed_out: the process manager's watchdog timer (issue 5)
@@ -36,6 +37,7 @@ class RaceKind(StrEnum):
     CLEANUP_VS_RECONNECT = "cleanup raced a reconnect"
     WATCHDOG = "client died mid-reconnect"
     CONCURRENT_WRITERS = "retried after a concurrency conflict"
+    EARLY_ATTEMPT = "attempt started before its due time"
 
 
 class Race(BaseModel):
@@ -67,6 +69,15 @@ def _classify(previous: HistoryEntry | None, entry: HistoryEntry) -> Iterator[Ra
             occurred_at=entry.occurred_at, explanation=explanation, resolution=resolution,
         )
 
+    due_at = previous.state.next_retry_at if previous else None
+    early = early_by(due_at, entry.occurred_at) if entry.type == "ReconnectAttempted" else None
+    if early is not None:
+        yield race(
+            RaceKind.EARLY_ATTEMPT,
+            f"{entry.actor} started attempt {entry.details.get('attempt')} "
+            f"{early.total_seconds():.3f} s before its due time ({due_at:%H:%M:%S.%f})",
+            "recorded as reported: the reporter did not follow the schedule",
+        )
     lost = cause.get("lost_reads") or []
     if lost and _first_of_decision(previous, entry):
         yield race(

@@ -71,7 +71,7 @@ def _run(plans: dict[int, Plan], root: Root, worker: type[TimerWorker]) -> World
     clock = VirtualClock()
     app = root.open_sessions(clock=clock)
     try:
-        world = World(app, clock, plans, worker)
+        world = World(app, clock, plans, worker, deadline_s=root.settings.attempt_timeout_s)
         for index in plans:
             world.at(clock.now() + timedelta(seconds=index * STAGGER), index, "start",
                      _starter(world, index))

@@ -19,6 +19,7 @@ from pydantic import BaseModel, SerializationInfo, field_serializer
 from clara_es.application import EventRecord, VoiceSessions, dispatch
 from clara_es.application.records import event_type, record_fields
 from clara_es.domain import Actor, Signal, VirtualClock, VoiceSession
+from clara_es.domain.signal import signal_of
 from clara_es.replay.races import session_ids
 
 
@@ -56,11 +57,7 @@ def _signal(event: Any, clock: VirtualClock) -> Signal:
     cause = event.cause
     if cause.get("id") is None:
         raise dispatch.UnknownSignal("stored before signals were recorded: nothing to re-run")
-    return Signal(
-        name=cause["name"], actor=Actor(event.actor), at=clock.advance_to(event.timestamp),
-        args=cause.get("args", {}), id=cause["id"], read_version=cause.get("read_version"),
-        lost_reads=tuple(cause.get("lost_reads", ())),
-    )
+    return signal_of(cause, Actor(event.actor), clock.advance_to(event.timestamp))
 
 
 def _difference(

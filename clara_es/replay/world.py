@@ -2,9 +2,10 @@
 one queue ordered by (virtual time, sequence), so a seed replays exactly. After every command
 the invariants are checked on the session's stored stream.
 
-`TimerWorker` is the client's side of the schedule: it starts each due attempt and fails one
-that had no outcome; it keeps its timers in memory and, after a crash, re-arms them from the
-stored sessions. The process manager's worker (issue 5) runs between the steps (`run`).
+`TimerWorker` is the client's side of the schedule (clara_es/domain/schedule.py decides): it
+starts each due attempt; it keeps its timers in memory and, after a crash, re-arms them from the
+stored sessions. The watchdog that fails an attempt without an outcome is the real one: the
+process manager's worker runs between the steps (`run`), on the same clock.
 """
 
 from __future__ import annotations
@@ -22,14 +23,12 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from clara_es.application import VoiceSessions
-from clara_es.domain import Actor, DomainError, VirtualClock, VoiceSession
-from clara_es.domain.commands import ChangeQuality
-from clara_es.domain.events import ReconnectAttempted
+from clara_es.domain import Actor, DomainError, VirtualClock, VoiceSession, schedule
+from clara_es.domain.commands import ChangeQuality, StartAttempt
+from clara_es.domain.status import ui_state
 from clara_es.process.worker import Worker as ProcessWorker
 from clara_es.replay.faults import Fault, Plan
 from clara_es.replay.invariants import Invariants, Violation
-
-DEADLINE = timedelta(seconds=10)  # an attempt without an outcome by then is failed
 
 
 class TraceStep(BaseModel):
@@ -52,28 +51,25 @@ class TimerWorker:
 
     def __init__(self, world: World) -> None:
         self.world = world
-        self.armed: dict[UUID, tuple[str, int, datetime]] = {}
+        self.armed: dict[UUID, tuple[int, datetime]] = {}
         self.up = True
 
     def observe(self, index: int, session: VoiceSession | None = None) -> None:
-        """Arm the timer the session's stored state calls for (its next due attempt or deadline)."""
+        """Arm the timer the session's stored state calls for: its next due attempt."""
         if not self.up:
             return
         session_id = self.world.ids[index]
         session = session or self.world.app.session(session_id)
-        if session.state != "reconnecting" or not session.attempt:
+        due = schedule.due_attempt(ui_state(session))
+        if due is None:
             self.armed.pop(session_id, None)
             return
-        if session.next_retry_at is not None:
-            want = ("due", session.attempt, session.next_retry_at)
-        else:
-            want = ("deadline", session.attempt, session.modified_on + DEADLINE)
+        want = (due.attempt, due.due_at)
         if self.armed.get(session_id) == want:
             return
         self.armed[session_id] = want
-        kind, attempt, at = want
-        fire = self.fire_due if kind == "due" else self.fire_deadline
-        self.world.at(at, index, f"timer {kind} attempt {attempt}", lambda: fire(index, attempt))
+        self.world.at(due.due_at, index, f"timer due attempt {due.attempt}",
+                      lambda: self.fire_due(index, due.attempt))
 
     def attempt_for(self, index: int, armed: int) -> int:
         """The attempt a firing timer starts: the one it was armed for."""
@@ -81,7 +77,7 @@ class TimerWorker:
 
     def fire_due(self, index: int, armed: int) -> None:
         session_id = self.world.ids[index]
-        if not self.up or self.armed.get(session_id, ("", 0))[1] != armed:
+        if not self.up or self.armed.get(session_id, (0,))[0] != armed:
             return  # this worker disarmed it (a newer schedule replaced it) or is down
         self.world.client_attempt(index, self.attempt_for(index, armed), f"timer {armed} fires")
         if armed in self.world.plans[index].duplicate_timer:
@@ -92,15 +88,6 @@ class TimerWorker:
                     index, self.attempt_for(index, armed), f"timer {armed} fires again"
                 ),
             )
-
-    def fire_deadline(self, index: int, attempt: int) -> None:
-        session_id = self.world.ids[index]
-        if not self.up or self.armed.get(session_id) is None:
-            return
-        self.world.command(
-            index, f"watchdog fails attempt {attempt}",
-            lambda: self.world.app.attempt_failed(session_id, attempt, "timeout", Actor.SYSTEM),
-        )
 
     def crash(self, restart_after: float) -> None:
         self.up = False
@@ -119,13 +106,15 @@ class TimerWorker:
 class World:
     def __init__(
         self, app: VoiceSessions, clock: VirtualClock, plans: dict[int, Plan],
-        worker: type[TimerWorker] = TimerWorker,
+        worker: type[TimerWorker] = TimerWorker, deadline_s: float = 10.0,
     ) -> None:
         self.app, self.clock, self.plans = app, clock, plans
+        self.deadline_s = deadline_s  # the process manager's attempt watchdog
         self.started_at = clock.now()
         self.queue: list[_Due] = []
         self.seq = itertools.count()
         self.ids: dict[int, UUID] = {}
+        self.index_of: dict[UUID, int] = {}
         self.connects: dict[int, list[int]] = {}
         self.down_until: dict[int, datetime] = {}
         self.faults: Counter[str] = Counter()
@@ -145,16 +134,38 @@ class World:
         self.at(self.clock.now() + timedelta(seconds=seconds), index, label, action)
 
     def run(self, process_manager: ProcessWorker | None = None) -> None:
-        """Run the queue; the process manager's worker (issue 5) runs its own timers and
-        effects on the same clock in between, and finishes what is left at the end."""
-        while self.queue:
-            due = heapq.heappop(self.queue)
-            if process_manager is not None:
-                process_manager.run_until(due.at)
-            self.clock.advance_to(due.at)
-            due.action()
-        if process_manager is not None:
-            process_manager.run_until(self.clock.now() + timedelta(hours=1))
+        """Run the queue; the process manager's worker runs its own timers (the attempt
+        watchdog among them) and effects on the same clock in between, whichever is due first,
+        and finishes what is left at the end."""
+        pm = process_manager
+        while True:
+            head = self.queue[0].at if self.queue else None
+            due = pm.next_due() if pm is not None else None
+            if pm is not None and due is not None and (head is None or due <= head) \
+                    and self._process_manager_step(pm, due):
+                continue
+            if not self.queue:
+                break
+            step = heapq.heappop(self.queue)
+            if pm is not None:
+                pm.run_until(step.at)  # what is due, but made no progress above
+            self.clock.advance_to(step.at)
+            step.action()
+        if pm is not None:
+            pm.run_until(self.clock.now() + timedelta(hours=1))
+
+    def _process_manager_step(self, pm: ProcessWorker, due: datetime) -> bool:
+        """Run the process manager up to `due`; check the sessions it appended to (the client
+        follows what the watchdog decided). False if it appended nothing."""
+        start = (self.app.recorder.max_notification_id() or 0) + 1
+        pm.run_until(due)
+        touched = {n.originator_id for n in self.app.recorder.select_notifications(start, 10_000)}
+        t = round((self.clock.now() - self.started_at).total_seconds(), 3)
+        for index in sorted(self.index_of[sid] for sid in touched if sid in self.index_of):
+            self.trace.setdefault(index, []).append(
+                TraceStep(t=t, session=index, step="process manager (watchdog, effects)"))
+            self.check(index)
+        return bool(touched)
 
     def command(
         self, index: int, label: str, send: Callable[[], Any],
@@ -170,9 +181,15 @@ class World:
             send()
         if then is not None:
             then()
+        self.check(index)
+
+    def check(self, index: int) -> None:
+        """The client follows the session's stored state; the invariants are checked on it."""
         session = self.app.session(self.ids[index])
         self.worker.observe(index, session)
-        armed = None if not self.worker.up else self.ids[index] in self.worker.armed
+        # An attempt in flight is watched by the process manager's watchdog, not the client.
+        watched = self.worker.up and session.next_retry_at is not None
+        armed = self.ids[index] in self.worker.armed if watched else None
         for violation in self.invariants.check(session, self.connects[index], armed):
             self.violations.setdefault(index, violation)
 
@@ -183,6 +200,7 @@ class World:
 
     def start_session(self, index: int) -> None:
         self.ids[index] = self.app.start(f"sim-room-{index}", f"sim-user-{index}").session_id
+        self.index_of[self.ids[index]] = index
         self.connects[index] = []
         self.command(index, "start, connect", lambda: self.app.connect(self.ids[index]))
         self.command(index, "connected", lambda: self.app.connected(self.ids[index]))
@@ -251,17 +269,17 @@ class World:
     def client_attempt(self, index: int, attempt: int, why: str) -> None:
         """The client starts `attempt` and connects only if its start was recorded."""
         session_id = self.ids[index]
-        before = self.invariants.facts[session_id].version  # checked after every command
+        events: list[Any] = []
+
+        def start() -> None:
+            events.extend(self.app.handle_with_events(
+                StartAttempt.build(attempt=attempt, actor=Actor.SYSTEM), session_id)[1])
 
         def connect_if_started() -> None:
-            started = [e for e in self.app.events_after(session_id, before)
-                       if isinstance(e, ReconnectAttempted)]
-            if started:
+            if schedule.started(events):
                 self.connect(index, attempt)
 
-        self.command(index, f"{why}: attempt {attempt} starts",
-                     lambda: self.app.attempt_started(session_id, attempt, Actor.SYSTEM),
-                     then=connect_if_started)
+        self.command(index, f"{why}: attempt {attempt} starts", start, then=connect_if_started)
 
     def connect(self, index: int, attempt: int) -> None:
         """The effect: room.connect(), whose outcome the client reports later."""
@@ -273,7 +291,7 @@ class World:
         delay = plan.connect_latency
         if attempt in plan.late_outcome:
             self.faults[Fault.LATE] += 1
-            delay += DEADLINE.total_seconds() + 1  # arrives after the watchdog's deadline
+            delay += self.deadline_s + 1  # arrives after the watchdog's deadline
         self.after(delay, index, f"attempt {attempt} outcome",
                    lambda: self.outcome(index, attempt))
 

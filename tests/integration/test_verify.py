@@ -43,7 +43,8 @@ def test_unmodified_code_reports_no_difference(demo: tuple[Path, UUID, UUID]) ->
     db, _, _ = demo
     result = clara_es("replay", "--verify", "--all", "--db", str(db), "--json")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout) == {"sessions_checked": 2, "differences": []}
+    assert json.loads(result.stdout) == {
+        "sessions_checked": 2, "differences": [], "early_attempts": []}
 
 
 def test_a_planted_regression_names_the_affected_session_and_its_first_differing_event(

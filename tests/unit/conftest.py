@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from uuid import UUID
 
 import pytest
 
 from clara_es.application import VoiceSessions
-from clara_es.domain import VirtualClock
+from clara_es.domain import UIState, VirtualClock
 from tests.support.apps import AppFactory, closing_apps
 
 
@@ -43,3 +45,23 @@ def make_app(store_kind: str, clock: VirtualClock) -> Iterator[AppFactory]:
 @pytest.fixture
 def app(make_app: AppFactory) -> VoiceSessions:
     return make_app()
+
+
+@dataclass
+class Dropped:
+    """A connected session whose network just dropped: attempt 1 is due in a second."""
+
+    app: VoiceSessions
+    clock: VirtualClock
+    session_id: UUID
+    state: UIState
+
+
+@pytest.fixture
+def dropped() -> Dropped:
+    clock = VirtualClock()
+    app = VoiceSessions({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock)
+    sid = app.start("room", "alice").session_id
+    app.connect(sid)
+    app.connected(sid)
+    return Dropped(app, clock, sid, app.disconnected(sid, "wifi off"))

@@ -250,7 +250,8 @@ def test_a_first_connect_that_fails_follows_the_schedule(
 def test_close_removes_the_clients_listeners(app: VoiceSessions, clock: VirtualClock) -> None:
     async def main() -> None:
         session_id, room, timers, _network, client = setup(app, clock)
-        assert listeners(room) == {"reconnecting": 1, "reconnected": 1, "disconnected": 1}
+        assert listeners(room) == {
+            "reconnecting": 1, "reconnected": 1, "disconnected": 1, "token_refreshed": 1}
         client.close()
         assert listeners(room) == {}
         room.emit("disconnected", rtc.DisconnectReason.UNKNOWN_REASON)

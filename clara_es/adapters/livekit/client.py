@@ -18,18 +18,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol
 from uuid import UUID
 
 from livekit import rtc
 
 from clara_es.adapters.livekit import sdk
 from clara_es.adapters.livekit.clock import AsyncClock
-from clara_es.application import VoiceSessions
-from clara_es.domain import ConnectionState, UIState
-from clara_es.domain.commands import StartResume
-from clara_es.domain.events import Connecting, ReconnectAttempted, SessionEvent
+from clara_es.adapters.livekit.leave_reasons import leave_reason
+from clara_es.domain import UIState, schedule
+from clara_es.domain.commands import (
+    Command,
+    Connect,
+    EndSession,
+    MarkConnected,
+    ReportDisconnected,
+    ReportReconnected,
+    StartResume,
+)
+from clara_es.domain.events import Connecting
 from clara_es.domain.session import FINAL_STATES
 
 log = logging.getLogger(__name__)
@@ -37,10 +45,21 @@ log = logging.getLogger(__name__)
 Connector = Callable[[str, str], Awaitable[Any]]
 
 
+class Sessions(Protocol):
+    """Who decides the client's commands: the application itself (in-process, tests, the
+    demo), or `clara_es.client.Client`, which decides locally and delivers through its outbox."""
+
+    def status(self, session_id: UUID) -> UIState: ...
+
+    def handle_with_events(
+        self, command: Command, session_id: UUID | None = None
+    ) -> tuple[UIState, Sequence[object]]: ...
+
+
 class ReconnectingClient:
     def __init__(
         self,
-        app: VoiceSessions,
+        app: Sessions,
         session_id: UUID,
         room: rtc.Room,
         url: str,
@@ -48,6 +67,7 @@ class ReconnectingClient:
         *,
         clock: AsyncClock,
         connector: Connector | None = None,
+        room_factory: Callable[[], rtc.Room] | None = None,
     ) -> None:
         self.app = app
         self.session_id = session_id
@@ -55,7 +75,9 @@ class ReconnectingClient:
         self.url = url
         self.token = token
         self.clock = clock
-        self._connector: Connector = connector or room.connect
+        self._connector: Connector | None = connector
+        # Without an injected connector every attempt joins with a fresh Room (see _attempt).
+        self._room_factory = room_factory or (rtc.Room if connector is None else None)
         self._state = app.status(session_id)
         self._subscribers: set[asyncio.Queue[UIState]] = set()
         self._reconnect_task: asyncio.Task[None] | None = None
@@ -64,9 +86,17 @@ class ReconnectingClient:
             "reconnecting": self._on_reconnecting,
             "reconnected": self._on_reconnected,
             "disconnected": self._on_disconnected,
+            "token_refreshed": self._on_token_refreshed,
         }
+        self._listen(room)
+
+    def _listen(self, room: rtc.Room) -> None:
         for name, handler in self._handlers.items():
             room.on(name, handler)  # type: ignore[arg-type]
+
+    def _unlisten(self, room: rtc.Room) -> None:
+        for name, handler in self._handlers.items():
+            room.off(name, handler)  # type: ignore[arg-type]
 
     @property
     def state(self) -> UIState:
@@ -101,18 +131,20 @@ class ReconnectingClient:
 
     async def connect(self) -> UIState:
         """Start Session. While connecting or reconnecting it starts nothing new."""
-        state = self._publish(self.app.connect(self.session_id))
-        if self.busy or not self._decided(state, Connecting):
+        state, events = self.app.handle_with_events(Connect(), self.session_id)
+        self._publish(state)
+        if self.busy or not any(isinstance(e, Connecting) for e in events):
             return state  # the session was not idle: it recorded the refusal
         self._connecting = True
         try:
-            await self._connector(self.url, self.token)
+            await self._join(self.room)
         except Exception as exc:
             # A first connect that fails is an outage like any other: follow the schedule.
-            self._publish(self.app.disconnected(self.session_id, f"connect failed: {_text(exc)}"))
+            failed = ReportDisconnected.build(reason=f"connect failed: {_text(exc)}")
+            self._publish(self._send(failed))
             self._follow_schedule()
         else:
-            self._publish(self.app.connected(self.session_id))
+            self._publish(self._send(MarkConnected()))
         finally:
             self._connecting = False
         return self._state
@@ -124,32 +156,37 @@ class ReconnectingClient:
         if self.room.isconnected():
             await self.room.disconnect()  # the room reports CLIENT_INITIATED: the session ends
         if self.app.status(self.session_id).connection_state not in FINAL_STATES:
-            self._publish(self.app.end(self.session_id, "user left"))
+            self._publish(self._send(EndSession.build(reason="user left")))
         return self._state
 
     def close(self) -> None:
         """Stop listening to the room and stop following the schedule."""
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
-        for name, handler in self._handlers.items():
-            self.room.off(name, handler)  # type: ignore[arg-type]
+        self._unlisten(self.room)
 
     # ---- what the room reports -------------------------------------------------------------------
 
     def _on_reconnecting(self) -> None:
-        self._publish(self.app.handle(StartResume(), self.session_id))
+        self._publish(self._send(StartResume()))
 
     def _on_reconnected(self) -> None:
-        self._publish(self.app.reconnected(self.session_id))
+        self._publish(self._send(ReportReconnected()))
 
     def _on_disconnected(self, reason: int | None = None) -> None:
-        if reason == sdk.USER_LEFT:
+        left = leave_reason(reason)
+        if left.ends_session:  # left, removed, another device, room gone: no retry
             if self._reconnect_task is not None:
                 self._reconnect_task.cancel()
-            self._publish(self.app.end(self.session_id, "user left the room"))
+            text = "user left the room" if reason == sdk.USER_LEFT else left.description
+            self._publish(self._send(EndSession.build(reason=text)))
             return
-        self._publish(self.app.disconnected(self.session_id, sdk.disconnect_reason(reason)))
+        self._publish(self._send(ReportDisconnected.build(reason=left.text)))
         self._follow_schedule()
+
+    def _on_token_refreshed(self) -> None:
+        # The SDK keeps the token the server refreshed (rtc 1.2 has no public accessor).
+        self.token = getattr(self.room, "_token", None) or self.token
 
     # ---- the session's schedule ----------------------------------------------------------------
 
@@ -159,35 +196,44 @@ class ReconnectingClient:
             self._reconnect_task.add_done_callback(_log_failure)
 
     async def _reconnect(self) -> None:
-        while True:
-            session = self.app.session(self.session_id)
-            due = session.next_retry_at
-            if session.state != ConnectionState.RECONNECTING or due is None:
-                return  # connected, failed, ended, or the SDK is resuming by itself
-            attempt = session.attempt
-            await self.clock.sleep_until(due)
-            started = self._publish(self.app.attempt_started(self.session_id, attempt))
-            if not self._decided(started, ReconnectAttempted):
+        while (due := schedule.due_attempt(self.app.status(self.session_id))) is not None:
+            await self.clock.sleep_until(due.due_at)
+            state, events = self.app.handle_with_events(due.command(), self.session_id)
+            self._publish(state)
+            if not schedule.started(events):
                 continue  # the session moved on while we waited (recorded as SignalIgnored)
             self._connecting = True
+            error: str | None = None
             try:
-                await self._connector(self.url, self.token)
+                await self._join(self._fresh_room())
             except Exception as exc:
-                log.info("reconnect attempt %s failed: %s", attempt, exc)
-                self._publish(self.app.attempt_failed(self.session_id, attempt, _text(exc)))
-            else:
-                self._publish(self.app.reconnected(self.session_id))
+                log.info("reconnect attempt %s failed: %s", due.attempt, exc)
+                error = _text(exc)
             finally:
                 self._connecting = False
+            self._publish(self._send(schedule.outcome(due.attempt, error)))
 
-    def _decided(self, state: UIState, event_type: type[SessionEvent]) -> bool:
-        """Whether our command (which produced `state`) recorded `event_type`.
+    def _fresh_room(self) -> rtc.Room:
+        """The Room for a reconnect attempt: a new one, listened to instead of the old.
 
-        The event at the version our own command saved is ours, so this is exact even when
-        another process works on the same session: of two clients only one connects.
+        A Room the server disconnected keeps its native session: joining with it again fails
+        ("participant already exists") and every connect adds one FFI queue subscription.
         """
-        events = self.app.events_after(self.session_id, state.version - 1, up_to=state.version)
-        return len(events) == 1 and isinstance(events[0], event_type)
+        if self._room_factory is None:
+            return self.room
+        self._unlisten(self.room)
+        self.room = self._room_factory()
+        self._listen(self.room)
+        return self.room
+
+    async def _join(self, room: rtc.Room) -> None:
+        if self._connector is not None:
+            await self._connector(self.url, self.token)
+        else:
+            await room.connect(self.url, self.token)
+
+    def _send(self, command: Command) -> UIState:
+        return self.app.handle_with_events(command, self.session_id)[0]
 
     def _publish(self, state: UIState) -> UIState:
         if state.version != self._state.version:

@@ -20,16 +20,17 @@ from livekit.protocol.models import DisconnectReason
 
 UNKNOWN = "UNKNOWN_REASON"
 
-ENDS_SESSION: frozenset[int] = frozenset({
-    DisconnectReason.CLIENT_INITIATED,
-    DisconnectReason.DUPLICATE_IDENTITY,
-    DisconnectReason.PARTICIPANT_REMOVED,
-    DisconnectReason.ROOM_DELETED,
-    DisconnectReason.ROOM_CLOSED,
-    DisconnectReason.USER_UNAVAILABLE,
-    DisconnectReason.USER_REJECTED,
-    DisconnectReason.SIP_TRUNK_FAILURE,
-})
+# The reasons that end the session, and what each means to the person reading the history.
+ENDS_SESSION: dict[int, str] = {
+    DisconnectReason.CLIENT_INITIATED: "the user left",
+    DisconnectReason.DUPLICATE_IDENTITY: "the same identity joined from another device",
+    DisconnectReason.PARTICIPANT_REMOVED: "removed from the room",
+    DisconnectReason.ROOM_DELETED: "the room was deleted",
+    DisconnectReason.ROOM_CLOSED: "the room was closed",
+    DisconnectReason.USER_UNAVAILABLE: "the callee did not answer",
+    DisconnectReason.USER_REJECTED: "the callee rejected the call",
+    DisconnectReason.SIP_TRUNK_FAILURE: "the SIP trunk failed",
+}
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,12 @@ class LeaveReason:
         if self.name == UNKNOWN and self.code != DisconnectReason.UNKNOWN_REASON:
             return f"{UNKNOWN} ({self.code})"
         return self.name
+
+    @property
+    def description(self) -> str:
+        """The name, and what it means where it ends the session."""
+        meaning = ENDS_SESSION.get(self.code)
+        return f"{self.text}: {meaning}" if meaning else self.text
 
 
 def leave_reason(code: int | None) -> LeaveReason:

@@ -1,0 +1,44 @@
+"""A batch reported after the outage is not raced by the attempt watchdog: its deadlines count
+from when the service learned of an attempt, not from when the attempt happened."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from clara_es.application import VoiceSessions, session_history
+from clara_es.application.batch import apply_batch
+from clara_es.config import Settings
+from clara_es.domain import FAILURE_TEXT, VirtualClock
+from clara_es.domain.commands import FailAttempt, ReportDisconnected, StartAttempt
+from clara_es.process import InMemoryAudioPipeline, SkippedRoomCleaner, start_worker
+
+
+def test_the_watchdog_catching_up_between_a_late_batch_s_signals_fails_nothing() -> None:
+    clock = VirtualClock()
+    app = VoiceSessions({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock)
+    settings = Settings.model_construct(**Settings.model_construct().model_dump())
+    worker = start_worker(app, InMemoryAudioPipeline(), SkippedRoomCleaner(), settings)
+    sid = app.start("room-1", "alice").session_id
+    app.connect(sid)
+    app.connected(sid)
+
+    t, dropped = clock.now(), clock.now()
+    outage = [ReportDisconnected(reason="wifi off", occurred_at=t, idempotency_key="d")]
+    for n, delay in enumerate([1, 2, 4, 8, 16], start=1):
+        t += timedelta(seconds=delay)
+        outage.append(StartAttempt(attempt=n, occurred_at=t, idempotency_key=f"s{n}"))
+        t += timedelta(seconds=0.5)
+        outage.append(FailAttempt(attempt=n, error="unreachable", occurred_at=t,
+                                  idempotency_key=f"f{n}"))
+    clock.advance(120)  # the client comes back two minutes later and flushes
+    for command in outage:  # the watchdog catches up between every two signals
+        apply_batch(app, sid, clock.now(), [command])
+        worker.run_pending()
+    worker.run_until(clock.now() + timedelta(seconds=5))
+
+    history = session_history(app, sid)
+    assert history[-1].state.status_text == FAILURE_TEXT
+    assert not [e for e in history if e.cause.get("name") == "attempt_timed_out"]
+    started = [e.occurred_at for e in history if e.type == "ReconnectAttempted"]
+    assert [(s - dropped).total_seconds() for s in started] == [1, 3.5, 8, 16.5, 33]
+    worker.close()
