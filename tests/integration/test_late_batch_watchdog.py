@@ -5,17 +5,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from clara_es.application import VoiceSessions, session_history
+from clara_es.application import session_history
 from clara_es.application.batch import apply_batch
 from clara_es.config import Settings
 from clara_es.domain import FAILURE_TEXT, VirtualClock
 from clara_es.domain.commands import FailAttempt, ReportDisconnected, StartAttempt
 from clara_es.process import InMemoryAudioPipeline, SkippedRoomCleaner, start_worker
+from tests.support.apps import AppFactory
 
 
-def test_the_watchdog_catching_up_between_a_late_batch_s_signals_fails_nothing() -> None:
-    clock = VirtualClock()
-    app = VoiceSessions({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock)
+def test_the_watchdog_catching_up_between_a_late_batch_s_signals_fails_nothing(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    app = make_app()
     settings = Settings.model_construct(**Settings.model_construct().model_dump())
     worker = start_worker(app, InMemoryAudioPipeline(), SkippedRoomCleaner(), settings)
     sid = app.start("room-1", "alice").session_id
