@@ -1,7 +1,7 @@
 """From a recorded signal back to the domain decision, through the command catalogue.
 
 Every event records the signal that caused it; `replay --verify` (and the simulator) rebuild the
-command it was (clara_es/domain/commands.py) and let today's session decide on it again. A
+command it was (clara_es/domain/commands/) and let today's session decide on it again. A
 signal the catalogue does not know is reported, never guessed.
 """
 

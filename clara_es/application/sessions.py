@@ -1,6 +1,6 @@
 """VoiceSessions: the commands and queries of the service, over one event stream per session.
 
-Every entry point builds a command of the catalogue (clara_es/domain/commands.py) and calls
+Every entry point builds a command of the catalogue (clara_es/domain/commands/) and calls
 `handle`; the session decides, and the store serialises writers of one session.
 """
 

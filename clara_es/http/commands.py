@@ -1,7 +1,7 @@
 """Commands: start a session, and every client and agent signal of the catalogue.
 
 The routes, their bodies (OpenAPI schemas) and their metrics labels come from the command
-catalogue (clara_es/domain/commands.py): a command with a `route` is served at
+catalogue (clara_es/domain/commands/): a command with a `route` is served at
 POST /api/sessions/{id}/{route}. Each answers the new UI state; the access check runs before
 the command, so a refused caller appends nothing.
 """
