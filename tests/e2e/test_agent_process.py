@@ -38,9 +38,7 @@ from clara_es.domain.commands import (
 )
 from clara_es.http import Service
 from clara_es.http.auth import Role
-from tests.support.livekit_sdk import recorded
-
-from ..http_helpers import (  # noqa: F401
+from tests.support.http_service import (  # noqa: F401
     base_url,
     client,
     command,
@@ -49,6 +47,7 @@ from ..http_helpers import (  # noqa: F401
     token,
     wait_until,
 )
+from tests.support.livekit_sdk import recorded
 
 ROOT = Path(__file__).resolve().parents[2]
 

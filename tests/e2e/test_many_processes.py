@@ -29,9 +29,9 @@ from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions, session_history
 from clara_es.http.auth import Role
 from projections.catch_up import rebuild
-from tests.http_helpers import bearer
-from tests.projections_helpers import positions, snapshot
-from tests.twirp_server import API_KEY, API_SECRET, FakeRoomService, fake_room_service
+from tests.support.http_service import bearer
+from tests.support.twirp_server import API_KEY, API_SECRET, FakeRoomService, fake_room_service
+from tests.support.view_streams import positions, snapshot
 
 pytestmark = pytest.mark.postgres
 

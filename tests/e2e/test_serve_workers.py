@@ -16,8 +16,8 @@ import pytest
 
 from clara_es.adapters.store import Store
 from clara_es.http.auth import Role
-from tests.http_helpers import bearer
-from tests.twirp_server import API_KEY, API_SECRET
+from tests.support.http_service import bearer
+from tests.support.twirp_server import API_KEY, API_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 KEYS = {"CLARA_ES_LIVEKIT_API_KEY": API_KEY, "CLARA_ES_LIVEKIT_API_SECRET": API_SECRET}

@@ -29,9 +29,8 @@ from clara_es.domain.commands import ChangeQuality, ConfirmPoorQuality, RequestP
 from clara_es.http import Service
 from clara_es.http.auth import Role
 from tests.support.agent_plugins import FakeLLM, FakeSTT, FakeTTS
+from tests.support.http_service import base_url, client, command, service, start_session, token  # noqa: F401
 from tests.support.livekit_sdk import recorded, run
-
-from ..http_helpers import base_url, client, command, service, start_session, token  # noqa: F401
 
 
 async def eventually(condition: Callable[[], Any], what: str, timeout: float = 30) -> None:

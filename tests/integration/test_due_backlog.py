@@ -7,8 +7,8 @@ import httpx
 from clara_es.adapters.store import Store
 from clara_es.domain import VirtualClock
 from clara_es.http import create_app
-from tests.http_helpers import live_server, open_service
-from tests.process_support import worker_on
+from tests.support.http_service import live_server, open_service
+from tests.support.worker import worker_on
 
 
 def test_an_overdue_deadline_shows_in_metrics_and_fails_readiness_until_fired(

@@ -9,8 +9,8 @@ from clara_es.application import VoiceSessions, session_history
 from clara_es.domain import VirtualClock
 from clara_es.domain.commands import RequestCleanup
 from clara_es.process.decisions import CLEANUP, EFFECTS, ROOM_CLEANUP, TIMERS
-from tests.conftest import AppFactory
-from tests.process_support import settings, worker_on
+from tests.support.apps import AppFactory
+from tests.support.worker import settings, worker_on
 
 
 def ended(app: VoiceSessions, room: str = "room-1") -> UUID:

@@ -16,7 +16,7 @@ from clara_es.adapters.store import Store
 from clara_es.domain import VirtualClock
 from clara_es.http import create_app
 from clara_es.http.guards import HideTokens
-from tests.http_helpers import CLIENT, live_server, open_service, start_session
+from tests.support.http_service import CLIENT, live_server, open_service, start_session
 
 PROBLEM = "application/problem+json"
 LIMIT = 4096

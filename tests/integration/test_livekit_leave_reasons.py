@@ -21,9 +21,7 @@ from clara_es.application import VoiceSessions
 from clara_es.domain import ConnectionState
 from clara_es.http import Service
 from clara_es.replay.verify import verify_session
-from tests.support.livekit_sdk import recorded
-
-from ..http_helpers import (  # noqa: F401
+from tests.support.http_service import (  # noqa: F401
     API_KEY,
     API_SECRET,
     ROOM,
@@ -34,6 +32,7 @@ from ..http_helpers import (  # noqa: F401
     service,
     start_session,
 )
+from tests.support.livekit_sdk import recorded
 
 Reason = models.DisconnectReason
 

@@ -14,7 +14,7 @@ from projections.catch_up import catch_up, rebuild
 from projections.db import engine, upgrade
 from projections.runner import ViewRunner
 from projections.views import VIEWS
-from tests.projections_helpers import build_streams, positions, snapshot
+from tests.support.view_streams import build_streams, positions, snapshot
 
 
 @pytest.fixture
