@@ -19,7 +19,14 @@ from uuid import UUID
 from clara_es.adapters.livekit.agent_monitor import DEFAULT_POOR_WINDOW
 from clara_es.application import HistoryEntry, VoiceSessions, session_history
 from clara_es.domain import Clock, ConnectionState
-from clara_es.domain.commands import ChangeQuality, ConfirmPoorQuality
+from clara_es.domain.commands import (
+    ChangeQuality,
+    ConfirmPoorQuality,
+    Connect,
+    MarkConnected,
+    ReportDisconnected,
+    StartSession,
+)
 from clara_es.domain.schedule import follow
 from clara_es.process import Worker
 
@@ -54,7 +61,7 @@ def _drop(
     server.run_until(clock.now() + DEFAULT_POOR_WINDOW)
     app.handle(ConfirmPoorQuality(participant=participant), session_id)
     back_at = clock.now() + outage
-    state = app.disconnected(session_id, "network unreachable")
+    state = app.handle(ReportDisconnected(reason="network unreachable"), session_id)
     state = follow(
         lambda command: app.handle_with_events(command, session_id), state, server.run_until,
         lambda _attempt: None if clock.now() >= back_at else "network unreachable",
@@ -68,9 +75,11 @@ def _session(
     app: VoiceSessions, server: Worker, label: str, outage_s: int, quality: str
 ) -> DemoSession:
     clock = app.clock
-    session_id = app.start(f"demo-room-{label.lower()}", f"demo-user-{label.lower()}").session_id
-    app.connect(session_id)
-    app.connected(session_id)
+    session_id = app.handle(StartSession(
+        room=f"demo-room-{label.lower()}", participant=f"demo-user-{label.lower()}"
+    )).session_id
+    app.handle(Connect(), session_id)
+    app.handle(MarkConnected(), session_id)
     app.handle(
         ChangeQuality(participant=f"demo-user-{label.lower()}", quality="excellent"), session_id
     )

@@ -22,7 +22,7 @@ from clara_es.adapters.livekit.tokens import agent_token
 from clara_es.application import VoiceSessions
 from clara_es.cli.common import CommandError, console, db_option, json_option, open_app, root_for
 from clara_es.domain import Actor, UIState
-from clara_es.domain.commands import ReportParticipantJoined
+from clara_es.domain.commands import ReportParticipantJoined, StartSession
 from clara_es.domain.session import FINAL_STATES
 
 
@@ -115,7 +115,9 @@ def session_for(app: VoiceSessions, room: str, identity: str) -> UUID:
         latest = []
     if latest and app.status(latest[0]).connection_state not in FINAL_STATES:
         return latest[0]
-    return app.start(room, identity, actor=Actor.AGENT).session_id
+    return app.handle(
+        StartSession(room=room, participant=identity, actor=Actor.AGENT)
+    ).session_id
 
 
 def _say(text: str, as_json: bool) -> None:

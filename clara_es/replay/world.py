@@ -24,7 +24,17 @@ from pydantic import BaseModel
 
 from clara_es.application import VoiceSessions
 from clara_es.domain import Actor, DomainError, VirtualClock, VoiceSession, schedule
-from clara_es.domain.commands import ChangeQuality, StartAttempt
+from clara_es.domain.commands import (
+    ChangeQuality,
+    Connect,
+    EndSession,
+    FailAttempt,
+    MarkConnected,
+    ReportDisconnected,
+    ReportReconnected,
+    StartAttempt,
+    StartSession,
+)
 from clara_es.domain.status import ui_state
 from clara_es.process.worker import Worker as ProcessWorker
 from clara_es.replay.faults import Fault, Plan
@@ -199,11 +209,13 @@ class World:
         return self.clock.now() >= self.down_until.get(index, self.clock.now())
 
     def start_session(self, index: int) -> None:
-        self.ids[index] = self.app.start(f"sim-room-{index}", f"sim-user-{index}").session_id
+        self.ids[index] = self.app.handle(
+            StartSession(room=f"sim-room-{index}", participant=f"sim-user-{index}")
+        ).session_id
         self.index_of[self.ids[index]] = index
         self.connects[index] = []
-        self.command(index, "start, connect", lambda: self.app.connect(self.ids[index]))
-        self.command(index, "connected", lambda: self.app.connected(self.ids[index]))
+        self.command(index, "start, connect", lambda: self.app.handle(Connect(), self.ids[index]))
+        self.command(index, "connected", lambda: self.app.handle(MarkConnected(), self.ids[index]))
         self.next_outage(index, 0)
 
     def next_outage(self, index: int, k: int) -> None:
@@ -217,7 +229,8 @@ class World:
         outage = plan.outages[k]
         self.faults[Fault.DROP] += 1
         self.down_until[index] = self.clock.now() + timedelta(seconds=outage.seconds)
-        report = lambda actor: lambda: self.app.disconnected(session_id, "network", actor=actor)  # noqa: E731
+        report = lambda actor: lambda: self.app.handle(  # noqa: E731
+            ReportDisconnected(reason="network", actor=actor), session_id)
         if outage.at_once:
             self.faults[Fault.AT_ONCE] += 1
             self.command(index, "agent and client report the drop at once",
@@ -239,7 +252,7 @@ class World:
             self.faults[Fault.CLEANUP_RACE] += 1
             self.after(outage.seconds / 2, index, "user ends", lambda: self.command(
                 index, "user ends the session while it reconnects",
-                lambda: self.app.end(session_id, "user")))
+                lambda: self.app.handle(EndSession(reason="user"), session_id)))
         crash = plan.worker_crash_at
         if crash is not None and k == 0:
             self.after(0.5 + crash % 5, index, "timer worker crashes",
@@ -298,14 +311,14 @@ class World:
     def outcome(self, index: int, attempt: int) -> None:
         session_id, plan = self.ids[index], self.plans[index]
         if self.network_up(index):
-            send = [("reconnected", lambda: self.app.reconnected(session_id))]
+            send = [("reconnected", lambda: self.app.handle(ReportReconnected(), session_id))]
         else:
-            send = [(f"attempt {attempt} failed", lambda: self.app.attempt_failed(
-                session_id, attempt, "network unreachable"))]
+            failed = FailAttempt(attempt=attempt, error="network unreachable")
+            send = [(f"attempt {attempt} failed", lambda: self.app.handle(failed, session_id))]
         if attempt in plan.reorder_outcome:
             self.faults[Fault.REORDER] += 1
             send.append((f"attempt {attempt} starts (reported after its outcome)",
-                         lambda: self.app.attempt_started(session_id, attempt)))
+                         lambda: self.app.handle(StartAttempt(attempt=attempt), session_id)))
         for label, action in send:
             self.command(index, label, action)
 
