@@ -24,6 +24,9 @@ from pydantic_core import to_jsonable_python
 from sqlalchemy.dialects import postgresql, sqlite
 
 Backend = Literal["sqlite", "postgres"]
+# Fewer rows than this go by executemany on PostgreSQL too: a COPY costs more round trips
+# than it saves for the one or two rows of a live event.
+COPY_FROM = 50
 
 
 class Insert(Protocol):
@@ -159,7 +162,7 @@ class Sql:
         statement per row; on SQLite an executemany of the table's INSERT."""
         if not rows:
             return
-        if self._backend != "postgres":
+        if self._backend != "postgres" or len(rows) < COPY_FROM:
             self.many(_insert(table), rows)
             return
         self._copy(self._identifier(table), table, rows)
@@ -173,7 +176,7 @@ class Sql:
         if not rows:
             return
         conflict = conflict or replace_row
-        if self._backend != "postgres":
+        if self._backend != "postgres" or len(rows) < COPY_FROM:
             self.many(_values_upsert(table, conflict), rows)
             return
         staging = f"{table.name}_batch"
@@ -206,14 +209,19 @@ class Sql:
         (times in UTC)."""
         if not keys:
             return []
-        dialect = _DIALECTS[self._backend][0]
-        stmt = sa.select(table).where(table.c[column].in_([plain(k) for k in keys]), *where)
-        translate = {None: self._schema} if self._schema else None
-        result = stmt.compile(
-            dialect=dialect, schema_translate_map=translate,
-            render_schema_translate=bool(translate), compile_kwargs={"render_postcompile": True},
-        )
-        self._cursor.execute(result.string, result.construct_params())
+        if len(keys) == 1:  # following live: one session at a time, one statement kept
+            (key,) = keys
+            self.run(_where_one(table, column, where), key=key)
+        else:
+            dialect = _DIALECTS[self._backend][0]
+            stmt = sa.select(table).where(table.c[column].in_([plain(k) for k in keys]), *where)
+            translate = {None: self._schema} if self._schema else None
+            result = stmt.compile(
+                dialect=dialect, schema_translate_map=translate,
+                render_schema_translate=bool(translate),
+                compile_kwargs={"render_postcompile": True},
+            )
+            self._cursor.execute(result.string, result.construct_params())
         readers = _readers(table, self._backend)
         rows = []
         for row in self._cursor.fetchall():
@@ -222,6 +230,13 @@ class Sql:
                 values[name] = reader(values[name])
             rows.append(values)
         return rows
+
+
+@cache
+def _where_one(
+    table: sa.Table, column: str, where: tuple[sa.ColumnElement[bool], ...]
+) -> sa.Select[Any]:
+    return sa.select(table).where(table.c[column] == sa.bindparam("key"), *where)
 
 
 @cache
