@@ -14,7 +14,9 @@ from clara_es.cli.common import (
     console,
     db_option,
     json_option,
+    open_app,
     print_json,
+    root_for,
     stop_on_signals,
 )
 from clara_es.cli.queries import existing_store, views_engine
@@ -112,15 +114,17 @@ def rebuild(names: tuple[str, ...], db: Path | None, as_json: bool) -> None:
 @db_option
 @json_option
 def status_(db: Path | None, as_json: bool) -> None:
-    """Each view's position in the event log."""
+    """Each view's position in the event log, the log's head, and how far behind each is."""
     with views_engine(db) as view_engine:
         result = queries.positions(view_engine)
     if as_json:
         print_json(result)
         return
-    table = Table(title="views")
-    table.add_column("view")
-    table.add_column("position")
+    with open_app(root_for(db)) as app:
+        head = app.recorder.max_notification_id() or 0
+    table = Table(title=f"views (the event log's head: {head})")
+    for column in ("view", "position", "head", "behind"):
+        table.add_column(column)
     for name in VIEWS:
-        table.add_row(name, str(result[name]))
+        table.add_row(name, str(result[name]), str(head), str(head - result[name]))
     console.print(table)

@@ -100,7 +100,7 @@ def status(session_id: UUID, db: Path | None, as_json: bool, wide: bool) -> None
     with views_engine(db) as view_engine:
         state = queries.status(view_engine, session_id)
     if state is None:
-        raise CommandError(f"no session {session_id} in the UI-state view")
+        state = _from_the_stream(session_id, db)
     if as_json:
         print_json(state.model_dump(mode="json"))
         return
@@ -108,6 +108,23 @@ def status(session_id: UUID, db: Path | None, as_json: bool, wide: bool) -> None
     for key, value in state.model_dump().items():
         table.add_row(key, when(value, wide) if key.endswith("_at") else str(value))
     console.print(fit(table))
+
+
+def _from_the_stream(session_id: UUID, db: Path | None) -> Any:
+    """A session the view does not have yet (just imported, or the views are behind): its
+    state from its own stream, saying so on stderr."""
+    from clara_es.cli.common import open_app, root_for
+    from clara_es.domain import SessionNotFound
+
+    with open_app(root_for(db)) as app:
+        try:
+            state = app.status(session_id)
+        except SessionNotFound:
+            raise CommandError(f"no session {session_id} in this store") from None
+    click.echo(f"clara-es: the views have not caught up with session {session_id}: shown "
+               "from its stream (run `clara-es projections run` or `projections rebuild`)",
+               err=True)
+    return state
 
 
 @click.command()

@@ -20,12 +20,19 @@ from starlette.concurrency import run_in_threadpool
 
 from clara_es.adapters.livekit.webhooks import UnknownRoom, WebhookRejected
 from clara_es.http import batch, commands, docs, problems, reads
-from clara_es.http.guards import BodyLimit, StoreDeadline, hide_tokens_in_access_log
+from clara_es.http.guards import (
+    BodyLimit,
+    PendingWork,
+    StoreDeadline,
+    hide_tokens_in_access_log,
+)
 from clara_es.http.problems import ApiProblem, responses
 from clara_es.http.service import Service
 
 log = logging.getLogger(__name__)
 STATIC = files("clara_es.http") / "static"
+# The longest shutdown waits for requests answered 503 whose work still runs on the store.
+STORE_DRAIN_S = 60.0
 
 
 class Health(BaseModel):
@@ -148,6 +155,8 @@ def dashboard() -> str:
 def create_app(service: Service) -> FastAPI:
     """The app over an opened Service; the app's lifespan starts and closes the service."""
 
+    pending = PendingWork()
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service.changes.bind(asyncio.get_running_loop())
@@ -155,6 +164,8 @@ def create_app(service: Service) -> FastAPI:
         try:
             yield
         finally:
+            # Requests answered 503 may still be writing: the store closes after them.
+            await pending.drain(STORE_DRAIN_S)
             await run_in_threadpool(service.close)
 
     app = FastAPI(
@@ -168,7 +179,8 @@ def create_app(service: Service) -> FastAPI:
     app.state.service = service
     problems.install(app)
     # Added last, run first: the size limit before the deadline, both before any route.
-    app.add_middleware(StoreDeadline, seconds=service.options.store_timeout_s)
+    app.add_middleware(StoreDeadline, seconds=service.options.store_timeout_s,
+                       pending=pending)
     app.add_middleware(BodyLimit, max_bytes=service.options.max_body_bytes)
     hide_tokens_in_access_log()
     _count_invalid_commands(app, service)

@@ -72,17 +72,35 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class PendingWork:
+    """Requests answered 503 whose work still runs on the store: the service closes the
+    store only after they end (closing a connection under a running statement crashes)."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    def add(self, task: asyncio.Task[None]) -> None:
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def drain(self, seconds: float) -> None:
+        if self.tasks:
+            await asyncio.wait(set(self.tasks), timeout=seconds)
+
+
 class StoreDeadline:
     """An /api request that has not answered after `seconds` answers 503 with Retry-After.
 
-    Its work goes on in its thread and ends by the store's own timeouts; each append is one
-    transaction, so the command was applied whole or not at all, and a retry is decided
-    again by the session. Live feeds are long by design and are left alone.
+    Its work goes on (in its thread, ended by the store's own timeouts) and its late answer
+    is dropped; each append is one transaction, so the command was applied whole or not at
+    all, and a retry is decided again by the session. Live feeds are long by design and are
+    left alone.
     """
 
-    def __init__(self, app: ASGIApp, seconds: float) -> None:
+    def __init__(self, app: ASGIApp, seconds: float, pending: PendingWork) -> None:
         self.app = app
         self.seconds = seconds
+        self.pending = pending
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -90,22 +108,27 @@ class StoreDeadline:
             await self.app(scope, receive, send)
             return
         started = False
+        abandoned = False
 
         async def watched(message: Message) -> None:
             nonlocal started
+            if abandoned:
+                return  # answered 503 already
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        try:
-            await asyncio.wait_for(self.app(scope, receive, watched), self.seconds)
-        except TimeoutError:
-            if started:
-                raise
-            log.warning("event=store_deadline path=%s seconds=%s", path, self.seconds)
-            retry = str(max(1, round(self.seconds)))
-            response = problem(503, f"the store did not answer within {self.seconds:g} s; "
-                               "try again", headers={"Retry-After": retry})
-            await response(scope, receive, send)
+        task = asyncio.ensure_future(self.app(scope, receive, watched))
+        done, _ = await asyncio.wait({task}, timeout=self.seconds)
+        if done or started:
+            await task
+            return
+        abandoned = True
+        self.pending.add(task)
+        log.warning("event=store_deadline path=%s seconds=%s", path, self.seconds)
+        retry = str(max(1, round(self.seconds)))
+        response = problem(503, f"the store did not answer within {self.seconds:g} s; "
+                           "try again", headers={"Retry-After": retry})
+        await response(scope, receive, send)
 
 
 class HideTokens(logging.Filter):

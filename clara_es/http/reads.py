@@ -28,7 +28,7 @@ from clara_es.http.service import Service
 from clara_es.http.sse import describe, feed
 
 router = APIRouter(prefix="/api", tags=["reads"])
-READ_ERRORS = responses(401, 403, 404, 422)
+READ_ERRORS = responses(401, 403, 404, 422, 503)
 
 
 def service_of(request: Request) -> Service:
@@ -41,7 +41,7 @@ def readable(request: Request, caller: Principal, session_id: UUID) -> None:
         raise forbidden(caller, f"read session {session_id}")
 
 
-@router.get("/sessions", responses=responses(401, 422))
+@router.get("/sessions", responses=responses(401, 422, 503))
 def list_sessions(
     request: Request,
     caller: Caller,
@@ -81,7 +81,7 @@ def get_history(
     )
 
 
-@router.get("/stats", responses=responses(401, 403, 422))
+@router.get("/stats", responses=responses(401, 403, 422, 503))
 def get_stats(
     request: Request,
     caller: Caller,

@@ -110,3 +110,19 @@ def test_the_readme_documents_every_setting() -> None:
     missing = [f"CLARA_ES_{name.upper()}" for name in Settings.model_fields
                if f"CLARA_ES_{name.upper()}" not in readme]
     assert missing == []
+
+
+def test_status_after_import_answers_from_the_stream_and_says_why(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CLARA_ES_DATABASE_URL", raising=False)
+    db, export = str(tmp_path / "s.db"), str(tmp_path / "one.jsonl")
+    code, out, _ = clara_es(capsys, "demo", "--db", db, "--json")
+    session_id = json.loads(out)["sessions"][1]["session_id"]
+    assert clara_es(capsys, "export", session_id, "--db", db, "-o", export)[0] == 0
+    code, out, _ = clara_es(capsys, "import", export, "--new-id", "--db", db, "--json")
+    copy = json.loads(out)["session_id"]
+    code, out, err = clara_es(capsys, "status", copy, "--db", db, "--json")
+    assert code == 0
+    assert json.loads(out)["connection_state"] == "failed"
+    assert "views have not caught up" in err
