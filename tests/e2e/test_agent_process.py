@@ -7,7 +7,6 @@ the cleanup as the process manager would) and the agent process performs them.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import queue
 import signal
@@ -22,11 +21,10 @@ from uuid import UUID
 import httpx
 import pytest
 
-if importlib.util.find_spec("livekit.agents") is None:
-    if os.environ.get("CLARA_ES_REQUIRE_AGENTS"):
-        raise ImportError("livekit-agents is required here: pip install -e '.[dev,agents]'")
-    pytest.skip("livekit-agents is not installed: pip install -e '.[dev,agents]'",
-                allow_module_level=True)
+from tests.support.optional import AGENTS_MISSING, livekit_agents_missing
+
+if livekit_agents_missing():
+    pytest.skip(AGENTS_MISSING, allow_module_level=True)
 
 from clara_es.application import VoiceSessions
 from clara_es.domain import Quality

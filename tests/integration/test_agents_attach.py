@@ -4,8 +4,6 @@ linked straight to the store (SQLite file and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,11 +11,10 @@ from uuid import UUID
 
 import pytest
 
-if importlib.util.find_spec("livekit.agents") is None:
-    if os.environ.get("CLARA_ES_REQUIRE_AGENTS"):
-        raise ImportError("livekit-agents is required here: pip install -e '.[dev,agents]'")
-    pytest.skip("livekit-agents is not installed: pip install -e '.[dev,agents]'",
-                allow_module_level=True)
+from tests.support.optional import AGENTS_MISSING, livekit_agents_missing
+
+if livekit_agents_missing():
+    pytest.skip(AGENTS_MISSING, allow_module_level=True)
 
 from livekit.agents import Agent, AgentSession, stt
 
@@ -33,12 +30,11 @@ from clara_es.domain.commands import (
 )
 from tests.support.agent_plugins import FakeLLM, FakeSTT, FakeTTS
 from tests.support.livekit_sdk import recorded, run
+from tests.support.scenarios import connected
 
 
 def poor_session(app: VoiceSessions) -> UUID:
-    session_id = app.start("room-1", "alice").session_id
-    app.connect(session_id)
-    app.connected(session_id)
+    session_id = connected(app)
     app.handle(ChangeQuality(participant="alice", quality=Quality.POOR), session_id)
     app.handle(ConfirmPoorQuality(participant="alice"), session_id)
     return session_id
@@ -65,15 +61,24 @@ async def agent_session() -> tuple[AgentSession, FakeSTT]:
     return session, recognizer
 
 
+async def attached(
+    app: VoiceSessions, clock: VirtualClock, **options: Any
+) -> tuple[UUID, AsyncVirtualClock, AgentSession, FakeSTT, Attachment]:
+    """A poor-quality session with one agent ("agent-a") attached to it."""
+    session_id = poor_session(app)
+    timers = AsyncVirtualClock(clock)
+    session, recognizer = await agent_session()
+    clara = await attach(session, StoreLink(app, session_id, timers), agent_id="agent-a",
+                         **options)
+    return session_id, timers, session, recognizer, clara
+
+
 def test_a_requested_restart_is_claimed_performed_and_reported(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     async def main() -> None:
-        session_id = poor_session(app)
-        timers = AsyncVirtualClock(clock)
-        session, recognizer = await agent_session()
+        session_id, timers, session, recognizer, clara = await attached(app, clock)
         streams = recognizer.streams
-        clara = await attach(session, StoreLink(app, session_id, timers), agent_id="agent-a")
         app.handle(RequestPipelineRestart(cap=3), session_id)
         await until(timers, lambda: "PipelineRestarted" in types(app, session_id))
         await until(timers, lambda: recognizer.streams > streams)
@@ -117,11 +122,7 @@ def test_a_failing_restart_is_reported_with_its_error(
         raise RuntimeError("audio device gone")
 
     async def main() -> None:
-        session_id = poor_session(app)
-        timers = AsyncVirtualClock(clock)
-        session, _ = await agent_session()
-        clara = await attach(session, StoreLink(app, session_id, timers), agent_id="agent-a",
-                             restart=broken)
+        session_id, timers, session, _, clara = await attached(app, clock, restart=broken)
         app.handle(RequestPipelineRestart(cap=3), session_id)
         await until(timers, lambda: "PipelineRestartFailed" in types(app, session_id))
         assert types(app, session_id)[-2:] == ["PipelineRestartClaimed", "PipelineRestartFailed"]
@@ -137,10 +138,7 @@ def test_plugin_errors_and_close_are_recorded_and_cleanup_stops_the_session(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     async def main() -> None:
-        session_id = poor_session(app)
-        timers = AsyncVirtualClock(clock)
-        session, recognizer = await agent_session()
-        clara = await attach(session, StoreLink(app, session_id, timers), agent_id="agent-a")
+        session_id, timers, _, recognizer, clara = await attached(app, clock)
         recognizer.emit("error", stt.STTError(
             timestamp=time.time(), label=recognizer.label,
             error=ConnectionError("stt socket closed"), recoverable=True,

@@ -12,16 +12,10 @@ from clara_es.adapters.livekit import AgentMonitor, AsyncVirtualClock
 from clara_es.application import VoiceSessions, session_history
 from clara_es.domain import Actor, ConnectionState, VirtualClock
 from tests.support.livekit_sdk import as_agent, listeners, recorded, remote, run
+from tests.support.scenarios import connected as connected_session
 
 WINDOW = timedelta(seconds=3)
 Q = rtc.ConnectionQuality
-
-
-def connected_session(app: VoiceSessions) -> UUID:
-    session_id = app.start("room-1", "alice").session_id
-    app.connect(session_id)
-    app.connected(session_id)
-    return session_id
 
 
 def monitored(app: VoiceSessions, clock: VirtualClock) -> tuple[UUID, rtc.Room, AsyncVirtualClock]:
