@@ -27,10 +27,7 @@ if livekit_agents_missing():
     pytest.skip(AGENTS_MISSING, allow_module_level=True)
 
 from clara_es.application import VoiceSessions
-from clara_es.domain import Quality
 from clara_es.domain.commands import (
-    ChangeQuality,
-    ConfirmPoorQuality,
     RequestCleanup,
     RequestPipelineRestart,
 )
@@ -46,6 +43,7 @@ from tests.support.http_service import (  # noqa: F401
     wait_until,
 )
 from tests.support.livekit_sdk import recorded
+from tests.support.scenarios import poor
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -87,11 +85,6 @@ def agent_process(base_url: str, session_id: str, agent_id: str) -> Iterator[Age
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-
-
-def poor(app: VoiceSessions, session_id: UUID) -> None:
-    app.handle(ChangeQuality(participant="alice", quality=Quality.POOR), session_id)
-    app.handle(ConfirmPoorQuality(participant="alice"), session_id)
 
 
 def connected(client: httpx.Client) -> str:

@@ -21,22 +21,19 @@ from livekit.agents import Agent, AgentSession, stt
 from clara_es.adapters.livekit import AsyncVirtualClock
 from clara_es.agents import Attachment, StoreLink, attach
 from clara_es.application import VoiceSessions
-from clara_es.domain import Quality, VirtualClock
+from clara_es.domain import VirtualClock
 from clara_es.domain.commands import (
-    ChangeQuality,
-    ConfirmPoorQuality,
     RequestCleanup,
     RequestPipelineRestart,
 )
 from tests.support.agent_plugins import FakeLLM, FakeSTT, FakeTTS
 from tests.support.livekit_sdk import recorded, run
-from tests.support.scenarios import connected
+from tests.support.scenarios import connected, poor
 
 
 def poor_session(app: VoiceSessions) -> UUID:
     session_id = connected(app)
-    app.handle(ChangeQuality(participant="alice", quality=Quality.POOR), session_id)
-    app.handle(ConfirmPoorQuality(participant="alice"), session_id)
+    poor(app, session_id)
     return session_id
 
 

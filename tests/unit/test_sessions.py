@@ -24,17 +24,11 @@ from clara_es.domain.commands import (
     StartResume,
 )
 from tests.support.scenarios import connected as connected_session
+from tests.support.scenarios import due as wait_for_retry
 
 
 def types(app: VoiceSessions, session_id: UUID) -> list[str]:
     return [entry.type for entry in session_history(app, session_id)]
-
-
-def wait_for_retry(app: VoiceSessions, clock: VirtualClock, session_id: UUID) -> int:
-    status = app.status(session_id)
-    assert status.next_retry_at is not None
-    clock.advance_to(status.next_retry_at)
-    return status.attempt
 
 
 def failed_session(app: VoiceSessions, clock: VirtualClock) -> UUID:
