@@ -27,7 +27,7 @@ from clara_es.domain.commands import (
     RequestPipelineRestart,
 )
 from tests.support.agent_plugins import FakeLLM, FakeSTT, FakeTTS
-from tests.support.livekit_sdk import recorded, run
+from tests.support.livekit_sdk import on_virtual_time, recorded, run
 from tests.support.scenarios import connected, poor
 
 
@@ -70,46 +70,44 @@ async def attached(
     return session_id, timers, session, recognizer, clara
 
 
-def test_a_requested_restart_is_claimed_performed_and_reported(
+@on_virtual_time
+async def test_a_requested_restart_is_claimed_performed_and_reported(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
-    async def main() -> None:
-        session_id, timers, session, recognizer, clara = await attached(app, clock)
-        streams = recognizer.streams
-        app.handle(RequestPipelineRestart(cap=3), session_id)
-        await until(timers, lambda: "PipelineRestarted" in types(app, session_id))
-        await until(timers, lambda: recognizer.streams > streams)
-        assert types(app, session_id)[-3:] == [
-            "PipelineRestartRequested", "PipelineRestartClaimed", "PipelineRestarted",
-        ]
-        requested = [e for e in app.repository.event_store.get(session_id)][-3]
-        assert clara.restarts == [(requested.request_id, None)]  # type: ignore[attr-defined]
-        await clara.aclose()
+    session_id, timers, session, recognizer, clara = await attached(app, clock)
+    streams = recognizer.streams
+    app.handle(RequestPipelineRestart(cap=3), session_id)
+    await until(timers, lambda: "PipelineRestarted" in types(app, session_id))
+    await until(timers, lambda: recognizer.streams > streams)
+    assert types(app, session_id)[-3:] == [
+        "PipelineRestartRequested", "PipelineRestartClaimed", "PipelineRestarted",
+    ]
+    requested = [e for e in app.repository.event_store.get(session_id)][-3]
+    assert clara.restarts == [(requested.request_id, None)]  # type: ignore[attr-defined]
+    await clara.aclose()
+    await session.aclose()
+
+
+
+@on_virtual_time
+async def test_two_agents_never_both_restart(app: VoiceSessions, clock: VirtualClock) -> None:
+    session_id = poor_session(app)
+    timers = AsyncVirtualClock(clock)
+    first, _ = await agent_session()
+    second, _ = await agent_session()
+    clara: list[Attachment] = [
+        await attach(first, StoreLink(app, session_id, timers), agent_id="agent-a"),
+        await attach(second, StoreLink(app, session_id, timers), agent_id="agent-b"),
+    ]
+    app.handle(RequestPipelineRestart(cap=3), session_id)
+    await until(timers, lambda: "PipelineRestarted" in types(app, session_id))
+    await timers.advance(5)
+    assert types(app, session_id).count("PipelineRestartClaimed") == 1
+    assert sum(len(c.restarts) for c in clara) == 1
+    for attachment, session in zip(clara, (first, second), strict=True):
+        await attachment.aclose()
         await session.aclose()
 
-    run(main)
-
-
-def test_two_agents_never_both_restart(app: VoiceSessions, clock: VirtualClock) -> None:
-    async def main() -> None:
-        session_id = poor_session(app)
-        timers = AsyncVirtualClock(clock)
-        first, _ = await agent_session()
-        second, _ = await agent_session()
-        clara: list[Attachment] = [
-            await attach(first, StoreLink(app, session_id, timers), agent_id="agent-a"),
-            await attach(second, StoreLink(app, session_id, timers), agent_id="agent-b"),
-        ]
-        app.handle(RequestPipelineRestart(cap=3), session_id)
-        await until(timers, lambda: "PipelineRestarted" in types(app, session_id))
-        await timers.advance(5)
-        assert types(app, session_id).count("PipelineRestartClaimed") == 1
-        assert sum(len(c.restarts) for c in clara) == 1
-        for attachment, session in zip(clara, (first, second), strict=True):
-            await attachment.aclose()
-            await session.aclose()
-
-    run(main)
 
 
 def test_a_failing_restart_is_reported_with_its_error(
@@ -131,27 +129,26 @@ def test_a_failing_restart_is_reported_with_its_error(
     run(main)
 
 
-def test_plugin_errors_and_close_are_recorded_and_cleanup_stops_the_session(
+@on_virtual_time
+async def test_plugin_errors_and_close_are_recorded_and_cleanup_stops_the_session(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
-    async def main() -> None:
-        session_id, timers, _, recognizer, clara = await attached(app, clock)
-        recognizer.emit("error", stt.STTError(
-            timestamp=time.time(), label=recognizer.label,
-            error=ConnectionError("stt socket closed"), recoverable=True,
-        ))
-        await until(timers, lambda: "AgentErrorReported" in types(app, session_id))
-        error = [e for e in app.repository.event_store.get(session_id)][-1]
-        assert (error.source, error.error, error.recoverable) == (  # type: ignore[attr-defined]
-            "stt", "stt socket closed", True,
-        )
-        app.handle(RequestCleanup(reason="test"), session_id)
-        await timers.advance(1)  # the link's next poll sees the request
-        # AgentSession.aclose() drains on the wall clock (livekit-agents' own timeouts).
-        await asyncio.wait_for(clara.cleaned_up.wait(), timeout=30)
-        await until(timers, lambda: "AgentSessionClosed" in types(app, session_id))
-        closed = [e for e in app.repository.event_store.get(session_id)][-1]
-        assert closed.reason == "user_initiated"  # type: ignore[attr-defined]
-        await clara.aclose()
+    session_id, timers, _, recognizer, clara = await attached(app, clock)
+    recognizer.emit("error", stt.STTError(
+        timestamp=time.time(), label=recognizer.label,
+        error=ConnectionError("stt socket closed"), recoverable=True,
+    ))
+    await until(timers, lambda: "AgentErrorReported" in types(app, session_id))
+    error = [e for e in app.repository.event_store.get(session_id)][-1]
+    assert (error.source, error.error, error.recoverable) == (  # type: ignore[attr-defined]
+        "stt", "stt socket closed", True,
+    )
+    app.handle(RequestCleanup(reason="test"), session_id)
+    await timers.advance(1)  # the link's next poll sees the request
+    # AgentSession.aclose() drains on the wall clock (livekit-agents' own timeouts).
+    await asyncio.wait_for(clara.cleaned_up.wait(), timeout=30)
+    await until(timers, lambda: "AgentSessionClosed" in types(app, session_id))
+    closed = [e for e in app.repository.event_store.get(session_id)][-1]
+    assert closed.reason == "user_initiated"  # type: ignore[attr-defined]
+    await clara.aclose()
 
-    run(main)
