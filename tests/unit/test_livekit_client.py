@@ -48,6 +48,12 @@ async def collect(changes: AsyncIterator[UIState], into: list[str]) -> None:
         into.append(state.status_text)
 
 
+def watch(client: ReconnectingClient) -> tuple[list[str], asyncio.Task[None]]:
+    """The status texts the client's change stream shows, as they come."""
+    statuses: list[str] = []
+    return statuses, asyncio.create_task(collect(client.changes(), statuses))
+
+
 def offsets(calls: list[datetime], start: datetime) -> list[float]:
     return [(c - start).total_seconds() for c in calls]
 
@@ -57,8 +63,7 @@ async def test_a_5_second_drop_recovers_after_the_sdk_resume_and_two_attempts(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id, room, timers, network, client = setup(app, clock)
-    statuses: list[str] = []
-    watcher = asyncio.create_task(collect(client.changes(), statuses))
+    statuses, watcher = watch(client)
     assert (await client.connect()).status_text == "Connected"
     await timers.advance(3)
 
@@ -107,8 +112,7 @@ async def test_a_40_second_outage_fails_after_attempts_at_1_2_4_8_16_seconds(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id, room, timers, network, client = setup(app, clock)
-    statuses: list[str] = []
-    watcher = asyncio.create_task(collect(client.changes(), statuses))
+    statuses, watcher = watch(client)
     await client.connect()
     network.drop(40)
     dropped_at = timers.now()
