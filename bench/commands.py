@@ -10,9 +10,6 @@ can cost in eventsourcing: read an aggregate, trigger one @event, save it.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +19,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, event
 
-from bench.common import backends, fresh_store
+from bench.common import Report, arguments, backends, fresh_store
 from clara_es.application import VoiceSessions
 
 COMMANDS_PER_SESSION = 6
@@ -100,32 +97,25 @@ def bench_bare(env: dict[str, str], sessions: int, writers: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=1000)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    rows = []
+    args = arguments(__doc__, argv, sessions=1000)
+    report = Report(
+        "{store:8} writers={writers}"
+        "  voice-session commands {commands_per_s:>6}/s"
+        "  bare get+save {bare_saves_per_s:>6}/s  ratio {ratio:.2f}",
+        args.json,
+    )
     for backend in backends():
         for writers in (1, 4):
             with fresh_store(backend) as store:
                 env = store.eventsourcing_env()
                 bare = bench_bare(env, args.sessions, writers)
                 ours = bench_sessions(env, args.sessions, writers)
-            rows.append({
-                "store": backend, "writers": writers, "sessions": args.sessions,
-                "commands_per_s": round(ours), "bare_saves_per_s": round(bare),
-                "ratio": round(ours / bare, 2),
-            })
-            if not args.json:
-                r = rows[-1]
-                print(
-                    f"{backend:8} writers={writers}"
-                    f"  voice-session commands {r['commands_per_s']:>6}/s"
-                    f"  bare get+save {r['bare_saves_per_s']:>6}/s  ratio {r['ratio']:.2f}",
-                    flush=True,
-                )
-    if args.json:
-        print(json.dumps({"cores": os.cpu_count(), "rows": rows}, indent=2))
+            report.add(
+                store=backend, writers=writers, sessions=args.sessions,
+                commands_per_s=round(ours), bare_saves_per_s=round(bare),
+                ratio=round(ours / bare, 2),
+            )
+    report.finish()
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
-"""Stores for benchmarks: a fresh SQLite file and, when reachable, a fresh PostgreSQL schema."""
+"""Stores for benchmarks (a fresh SQLite file and, when reachable, a fresh PostgreSQL schema)
+and the one way a benchmark prints its rows."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -45,3 +49,33 @@ def fresh_store(backend: str) -> Iterator[Store]:
 
 def backends() -> list[str]:
     return ["sqlite", "postgres"] if postgres_available() else ["sqlite"]
+
+
+def arguments(
+    doc: str | None, argv: list[str] | None, sessions: int, **numbers: int
+) -> argparse.Namespace:
+    """--sessions, any other whole-number options (by name and default), and --json."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=sessions)
+    for name, default in numbers.items():
+        parser.add_argument(f"--{name}", type=int, default=default)
+    parser.add_argument("--json", action="store_true")
+    return parser.parse_args(argv)
+
+
+class Report:
+    """Rows of a benchmark: each printed as a line as it comes, or all as JSON at the end."""
+
+    def __init__(self, line: str, as_json: bool) -> None:
+        self.line = line
+        self.as_json = as_json
+        self.rows: list[dict[str, Any]] = []
+
+    def add(self, **row: Any) -> None:
+        self.rows.append(row)
+        if not self.as_json:
+            print(self.line.format_map(row), flush=True)
+
+    def finish(self) -> None:
+        if self.as_json:
+            print(json.dumps({"cores": os.cpu_count(), "rows": self.rows}, indent=2))

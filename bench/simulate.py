@@ -11,23 +11,22 @@ The ratio compares commands per second: what the simulator's driver and checks c
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import time
 
 from bench.commands import bench_sessions
-from bench.common import backends, fresh_store
+from bench.common import Report, arguments, backends, fresh_store
 from clara_es.replay.simulate import simulate
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=300)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    rows = []
+    args = arguments(__doc__, argv, sessions=300, seed=7)
+    report = Report(
+        "{store:8} {sessions_per_s:>6} sessions/s"
+        " ({sessions_per_s_with_projection_check} with the projection check)"
+        "  simulated {sim_commands_per_s}/s vs plain {plain_commands_per_s}/s"
+        " commands  ratio {ratio:.2f}",
+        args.json,
+    )
     for backend in backends():
         with fresh_store(backend) as store:
             baseline = bench_sessions(store.eventsourcing_env(), args.sessions, 1)
@@ -40,25 +39,15 @@ def main(argv: list[str] | None = None) -> None:
             checked = simulate(args.sessions, args.seed, store=store)
             whole = time.perf_counter() - started
         assert not outcome.violations and not checked.violations
-        rows.append({
-            "store": backend, "sessions": args.sessions, "commands": outcome.commands,
-            "sessions_per_s": round(args.sessions / run, 1),
-            "sessions_per_s_with_projection_check": round(args.sessions / whole, 1),
-            "sim_commands_per_s": round(outcome.commands / run),
-            "plain_commands_per_s": round(baseline),
-            "ratio": round(outcome.commands / run / baseline, 2),
-        })
-        if not args.json:
-            r = rows[-1]
-            print(
-                f"{backend:8} {r['sessions_per_s']:>6} sessions/s"
-                f" ({r['sessions_per_s_with_projection_check']} with the projection check)"
-                f"  simulated {r['sim_commands_per_s']}/s vs plain {r['plain_commands_per_s']}/s"
-                f" commands  ratio {r['ratio']:.2f}",
-                flush=True,
-            )
-    if args.json:
-        print(json.dumps({"cores": os.cpu_count(), "rows": rows}, indent=2))
+        report.add(
+            store=backend, sessions=args.sessions, commands=outcome.commands,
+            sessions_per_s=round(args.sessions / run, 1),
+            sessions_per_s_with_projection_check=round(args.sessions / whole, 1),
+            sim_commands_per_s=round(outcome.commands / run),
+            plain_commands_per_s=round(baseline),
+            ratio=round(outcome.commands / run / baseline, 2),
+        )
+    report.finish()
 
 
 if __name__ == "__main__":

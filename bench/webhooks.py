@@ -12,11 +12,8 @@ webhook is delivered again, as LiveKit retries: verified, found already recorded
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
-import json
-import os
 import time
 from uuid import UUID
 
@@ -25,7 +22,7 @@ from livekit import api
 from livekit.protocol import models
 from livekit.protocol.webhook import WebhookEvent
 
-from bench.common import backends, fresh_store
+from bench.common import Report, arguments, backends, fresh_store
 from clara_es.adapters.livekit import LiveKitWebhooks
 from clara_es.application import VoiceSessions
 from clara_es.domain.commands import ReportParticipantJoined, ReportParticipantLeft
@@ -85,32 +82,25 @@ def bench(env: dict[str, str], sessions: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=500)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
-    rows = []
+    args = arguments(__doc__, argv, sessions=500)
+    report = Report(
+        "{store:8}  webhooks {webhooks_per_s:>6}/s"
+        "  retried {retries_per_s:>6}/s"
+        "  direct commands {direct_commands_per_s:>6}/s"
+        "  ratio {ratio:.2f} (retries {retry_ratio:.2f})",
+        args.json,
+    )
     for backend in backends():
         with fresh_store(backend) as store:
             r = bench(store.eventsourcing_env(), args.sessions)
-        rows.append({
-            "store": backend, "sessions": args.sessions,
-            "webhooks_per_s": round(r["webhooks"]), "retries_per_s": round(r["retries"]),
-            "direct_commands_per_s": round(r["direct"]),
-            "ratio": round(r["webhooks"] / r["direct"], 2),
-            "retry_ratio": round(r["retries"] / r["direct"], 2),
-        })
-        if not args.json:
-            row = rows[-1]
-            print(
-                f"{backend:8}  webhooks {row['webhooks_per_s']:>6}/s"
-                f"  retried {row['retries_per_s']:>6}/s"
-                f"  direct commands {row['direct_commands_per_s']:>6}/s"
-                f"  ratio {row['ratio']:.2f} (retries {row['retry_ratio']:.2f})",
-                flush=True,
-            )
-    if args.json:
-        print(json.dumps({"cores": os.cpu_count(), "rows": rows}, indent=2))
+        report.add(
+            store=backend, sessions=args.sessions,
+            webhooks_per_s=round(r["webhooks"]), retries_per_s=round(r["retries"]),
+            direct_commands_per_s=round(r["direct"]),
+            ratio=round(r["webhooks"] / r["direct"], 2),
+            retry_ratio=round(r["retries"] / r["direct"], 2),
+        )
+    report.finish()
 
 
 if __name__ == "__main__":

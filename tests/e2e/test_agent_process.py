@@ -7,7 +7,6 @@ the cleanup as the process manager would) and the agent process performs them.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import queue
 import signal
@@ -22,17 +21,13 @@ from uuid import UUID
 import httpx
 import pytest
 
-if importlib.util.find_spec("livekit.agents") is None:
-    if os.environ.get("CLARA_ES_REQUIRE_AGENTS"):
-        raise ImportError("livekit-agents is required here: pip install -e '.[dev,agents]'")
-    pytest.skip("livekit-agents is not installed: pip install -e '.[dev,agents]'",
-                allow_module_level=True)
+from tests.support.optional import AGENTS_MISSING, livekit_agents_missing
+
+if livekit_agents_missing():
+    pytest.skip(AGENTS_MISSING, allow_module_level=True)
 
 from clara_es.application import VoiceSessions
-from clara_es.domain import Quality
 from clara_es.domain.commands import (
-    ChangeQuality,
-    ConfirmPoorQuality,
     RequestCleanup,
     RequestPipelineRestart,
 )
@@ -48,6 +43,7 @@ from tests.support.http_service import (  # noqa: F401
     wait_until,
 )
 from tests.support.livekit_sdk import recorded
+from tests.support.scenarios import poor
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -89,11 +85,6 @@ def agent_process(base_url: str, session_id: str, agent_id: str) -> Iterator[Age
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-
-
-def poor(app: VoiceSessions, session_id: UUID) -> None:
-    app.handle(ChangeQuality(participant="alice", quality=Quality.POOR), session_id)
-    app.handle(ConfirmPoorQuality(participant="alice"), session_id)
 
 
 def connected(client: httpx.Client) -> str:

@@ -4,8 +4,6 @@ linked straight to the store (SQLite file and PostgreSQL)."""
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,34 +11,29 @@ from uuid import UUID
 
 import pytest
 
-if importlib.util.find_spec("livekit.agents") is None:
-    if os.environ.get("CLARA_ES_REQUIRE_AGENTS"):
-        raise ImportError("livekit-agents is required here: pip install -e '.[dev,agents]'")
-    pytest.skip("livekit-agents is not installed: pip install -e '.[dev,agents]'",
-                allow_module_level=True)
+from tests.support.optional import AGENTS_MISSING, livekit_agents_missing
+
+if livekit_agents_missing():
+    pytest.skip(AGENTS_MISSING, allow_module_level=True)
 
 from livekit.agents import Agent, AgentSession, stt
 
 from clara_es.adapters.livekit import AsyncVirtualClock
 from clara_es.agents import Attachment, StoreLink, attach
 from clara_es.application import VoiceSessions
-from clara_es.domain import Quality, VirtualClock
+from clara_es.domain import VirtualClock
 from clara_es.domain.commands import (
-    ChangeQuality,
-    ConfirmPoorQuality,
     RequestCleanup,
     RequestPipelineRestart,
 )
 from tests.support.agent_plugins import FakeLLM, FakeSTT, FakeTTS
-from tests.support.livekit_sdk import recorded, run
+from tests.support.livekit_sdk import on_virtual_time, recorded, run
+from tests.support.scenarios import connected, poor
 
 
 def poor_session(app: VoiceSessions) -> UUID:
-    session_id = app.start("room-1", "alice").session_id
-    app.connect(session_id)
-    app.connected(session_id)
-    app.handle(ChangeQuality(participant="alice", quality=Quality.POOR), session_id)
-    app.handle(ConfirmPoorQuality(participant="alice"), session_id)
+    session_id = connected(app)
+    poor(app, session_id)
     return session_id
 
 
@@ -65,49 +58,56 @@ async def agent_session() -> tuple[AgentSession, FakeSTT]:
     return session, recognizer
 
 
-def test_a_requested_restart_is_claimed_performed_and_reported(
+async def attached(
+    app: VoiceSessions, clock: VirtualClock, **options: Any
+) -> tuple[UUID, AsyncVirtualClock, AgentSession, FakeSTT, Attachment]:
+    """A poor-quality session with one agent ("agent-a") attached to it."""
+    session_id = poor_session(app)
+    timers = AsyncVirtualClock(clock)
+    session, recognizer = await agent_session()
+    clara = await attach(session, StoreLink(app, session_id, timers), agent_id="agent-a",
+                         **options)
+    return session_id, timers, session, recognizer, clara
+
+
+@on_virtual_time
+async def test_a_requested_restart_is_claimed_performed_and_reported(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
-    async def main() -> None:
-        session_id = poor_session(app)
-        timers = AsyncVirtualClock(clock)
-        session, recognizer = await agent_session()
-        streams = recognizer.streams
-        clara = await attach(session, StoreLink(app, session_id, timers), agent_id="agent-a")
-        app.handle(RequestPipelineRestart(cap=3), session_id)
-        await until(timers, lambda: "PipelineRestarted" in types(app, session_id))
-        await until(timers, lambda: recognizer.streams > streams)
-        assert types(app, session_id)[-3:] == [
-            "PipelineRestartRequested", "PipelineRestartClaimed", "PipelineRestarted",
-        ]
-        requested = [e for e in app.repository.event_store.get(session_id)][-3]
-        assert clara.restarts == [(requested.request_id, None)]  # type: ignore[attr-defined]
-        await clara.aclose()
+    session_id, timers, session, recognizer, clara = await attached(app, clock)
+    streams = recognizer.streams
+    app.handle(RequestPipelineRestart(cap=3), session_id)
+    await until(timers, lambda: "PipelineRestarted" in types(app, session_id))
+    await until(timers, lambda: recognizer.streams > streams)
+    assert types(app, session_id)[-3:] == [
+        "PipelineRestartRequested", "PipelineRestartClaimed", "PipelineRestarted",
+    ]
+    requested = [e for e in app.repository.event_store.get(session_id)][-3]
+    assert clara.restarts == [(requested.request_id, None)]  # type: ignore[attr-defined]
+    await clara.aclose()
+    await session.aclose()
+
+
+
+@on_virtual_time
+async def test_two_agents_never_both_restart(app: VoiceSessions, clock: VirtualClock) -> None:
+    session_id = poor_session(app)
+    timers = AsyncVirtualClock(clock)
+    first, _ = await agent_session()
+    second, _ = await agent_session()
+    clara: list[Attachment] = [
+        await attach(first, StoreLink(app, session_id, timers), agent_id="agent-a"),
+        await attach(second, StoreLink(app, session_id, timers), agent_id="agent-b"),
+    ]
+    app.handle(RequestPipelineRestart(cap=3), session_id)
+    await until(timers, lambda: "PipelineRestarted" in types(app, session_id))
+    await timers.advance(5)
+    assert types(app, session_id).count("PipelineRestartClaimed") == 1
+    assert sum(len(c.restarts) for c in clara) == 1
+    for attachment, session in zip(clara, (first, second), strict=True):
+        await attachment.aclose()
         await session.aclose()
 
-    run(main)
-
-
-def test_two_agents_never_both_restart(app: VoiceSessions, clock: VirtualClock) -> None:
-    async def main() -> None:
-        session_id = poor_session(app)
-        timers = AsyncVirtualClock(clock)
-        first, _ = await agent_session()
-        second, _ = await agent_session()
-        clara: list[Attachment] = [
-            await attach(first, StoreLink(app, session_id, timers), agent_id="agent-a"),
-            await attach(second, StoreLink(app, session_id, timers), agent_id="agent-b"),
-        ]
-        app.handle(RequestPipelineRestart(cap=3), session_id)
-        await until(timers, lambda: "PipelineRestarted" in types(app, session_id))
-        await timers.advance(5)
-        assert types(app, session_id).count("PipelineRestartClaimed") == 1
-        assert sum(len(c.restarts) for c in clara) == 1
-        for attachment, session in zip(clara, (first, second), strict=True):
-            await attachment.aclose()
-            await session.aclose()
-
-    run(main)
 
 
 def test_a_failing_restart_is_reported_with_its_error(
@@ -117,11 +117,7 @@ def test_a_failing_restart_is_reported_with_its_error(
         raise RuntimeError("audio device gone")
 
     async def main() -> None:
-        session_id = poor_session(app)
-        timers = AsyncVirtualClock(clock)
-        session, _ = await agent_session()
-        clara = await attach(session, StoreLink(app, session_id, timers), agent_id="agent-a",
-                             restart=broken)
+        session_id, timers, session, _, clara = await attached(app, clock, restart=broken)
         app.handle(RequestPipelineRestart(cap=3), session_id)
         await until(timers, lambda: "PipelineRestartFailed" in types(app, session_id))
         assert types(app, session_id)[-2:] == ["PipelineRestartClaimed", "PipelineRestartFailed"]
@@ -133,30 +129,26 @@ def test_a_failing_restart_is_reported_with_its_error(
     run(main)
 
 
-def test_plugin_errors_and_close_are_recorded_and_cleanup_stops_the_session(
+@on_virtual_time
+async def test_plugin_errors_and_close_are_recorded_and_cleanup_stops_the_session(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
-    async def main() -> None:
-        session_id = poor_session(app)
-        timers = AsyncVirtualClock(clock)
-        session, recognizer = await agent_session()
-        clara = await attach(session, StoreLink(app, session_id, timers), agent_id="agent-a")
-        recognizer.emit("error", stt.STTError(
-            timestamp=time.time(), label=recognizer.label,
-            error=ConnectionError("stt socket closed"), recoverable=True,
-        ))
-        await until(timers, lambda: "AgentErrorReported" in types(app, session_id))
-        error = [e for e in app.repository.event_store.get(session_id)][-1]
-        assert (error.source, error.error, error.recoverable) == (  # type: ignore[attr-defined]
-            "stt", "stt socket closed", True,
-        )
-        app.handle(RequestCleanup(reason="test"), session_id)
-        await timers.advance(1)  # the link's next poll sees the request
-        # AgentSession.aclose() drains on the wall clock (livekit-agents' own timeouts).
-        await asyncio.wait_for(clara.cleaned_up.wait(), timeout=30)
-        await until(timers, lambda: "AgentSessionClosed" in types(app, session_id))
-        closed = [e for e in app.repository.event_store.get(session_id)][-1]
-        assert closed.reason == "user_initiated"  # type: ignore[attr-defined]
-        await clara.aclose()
+    session_id, timers, _, recognizer, clara = await attached(app, clock)
+    recognizer.emit("error", stt.STTError(
+        timestamp=time.time(), label=recognizer.label,
+        error=ConnectionError("stt socket closed"), recoverable=True,
+    ))
+    await until(timers, lambda: "AgentErrorReported" in types(app, session_id))
+    error = [e for e in app.repository.event_store.get(session_id)][-1]
+    assert (error.source, error.error, error.recoverable) == (  # type: ignore[attr-defined]
+        "stt", "stt socket closed", True,
+    )
+    app.handle(RequestCleanup(reason="test"), session_id)
+    await timers.advance(1)  # the link's next poll sees the request
+    # AgentSession.aclose() drains on the wall clock (livekit-agents' own timeouts).
+    await asyncio.wait_for(clara.cleaned_up.wait(), timeout=30)
+    await until(timers, lambda: "AgentSessionClosed" in types(app, session_id))
+    closed = [e for e in app.repository.event_store.get(session_id)][-1]
+    assert closed.reason == "user_initiated"  # type: ignore[attr-defined]
+    await clara.aclose()
 
-    run(main)

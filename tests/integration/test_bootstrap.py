@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -13,20 +12,13 @@ from clara_es.bootstrap import SettingsError, bootstrap
 from clara_es.cli import cli
 from clara_es.config import Settings
 from clara_es.process import InMemoryAudioPipeline
+from tests.support.settings import count_settings
 
 
 @pytest.fixture
 def settings_read(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
     """Every Settings built from now on."""
-    built: list[Settings] = []
-    original = Settings.__init__
-
-    def counting(self: Settings, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        built.append(self)
-
-    monkeypatch.setattr(Settings, "__init__", counting)
-    return built
+    return count_settings(monkeypatch)
 
 
 def test_the_db_option_wins_over_the_database_url(

@@ -8,7 +8,6 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import structlog
@@ -17,9 +16,9 @@ from fastapi.testclient import TestClient
 
 from clara_es.cli import cli
 from clara_es.cli import serve as serve_command
-from clara_es.config import Settings
 from clara_es.http.auth import Role, mint
 from clara_es.logs import configure_logging
+from tests.support.settings import count_settings
 
 API_KEY = "test-key"
 API_SECRET = "test-secret-that-is-long-enough-for-hs256"
@@ -100,14 +99,7 @@ def test_serve_logs_the_process_managers_lines(
     # The test's own handler hears the manager whatever serve configures.
     worker_log.setLevel(logging.INFO)
     request.addfinalizer(lambda: worker_log.setLevel(logging.NOTSET))
-    settings_read: list[Settings] = []
-    original = Settings.__init__
-
-    def counting(self: Settings, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        settings_read.append(self)
-
-    monkeypatch.setattr(Settings, "__init__", counting)
+    settings_read = count_settings(monkeypatch)
     session: dict[str, str] = {}
 
     def drive(server: serve_command.ClosingServer) -> None:

@@ -20,6 +20,7 @@ from livekit.rtc._proto import participant_pb2
 
 from clara_es.adapters.livekit import AsyncVirtualClock
 from clara_es.application import VoiceSessions, session_history
+from clara_es.domain import VirtualClock
 
 T = TypeVar("T")
 
@@ -30,6 +31,19 @@ def run(main: Callable[[], Coroutine[Any, Any, T]], timeout: float = 60) -> T:
     On virtual time a test takes milliseconds; the timeout only turns a hang into a failure.
     """
     return asyncio.run(asyncio.wait_for(main(), timeout))
+
+
+def on_virtual_time(
+    test: Callable[[VoiceSessions, VirtualClock], Coroutine[Any, Any, None]],
+) -> Callable[[VoiceSessions, VirtualClock], None]:
+    """An async test on the `app` and `clock` fixtures, run as a plain test through `run`."""
+
+    def plain(app: VoiceSessions, clock: VirtualClock) -> None:
+        run(lambda: test(app, clock))
+
+    plain.__name__ = plain.__qualname__ = test.__name__
+    plain.__doc__ = test.__doc__
+    return plain
 
 
 def remote(identity: str, reason: int | None = None) -> rtc.RemoteParticipant:

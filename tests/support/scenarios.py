@@ -7,7 +7,8 @@ from typing import Any
 from uuid import UUID
 
 from clara_es.application import VoiceSessions
-from clara_es.domain import Actor, VirtualClock
+from clara_es.domain import Actor, Quality, VirtualClock
+from clara_es.domain.commands import ChangeQuality, ConfirmPoorQuality
 
 
 def connected(app: VoiceSessions, room: str = "room-1", participant: str = "alice") -> UUID:
@@ -15,6 +16,12 @@ def connected(app: VoiceSessions, room: str = "room-1", participant: str = "alic
     app.connect(session_id)
     app.connected(session_id)
     return session_id
+
+
+def poor(app: VoiceSessions, session_id: UUID, participant: str = "alice") -> None:
+    """The participant's quality drops to poor and the drop is confirmed."""
+    app.handle(ChangeQuality(participant=participant, quality=Quality.POOR), session_id)
+    app.handle(ConfirmPoorQuality(participant=participant), session_id)
 
 
 def due(app: VoiceSessions, clock: VirtualClock, session_id: UUID) -> int:

@@ -23,24 +23,22 @@ from clara_es.domain.commands import (
     ConfirmPoorQuality,
     StartResume,
 )
-
-
-def connected_session(app: VoiceSessions) -> UUID:
-    session_id = app.start("room-1", "alice").session_id
-    app.connect(session_id)
-    app.connected(session_id)
-    return session_id
+from tests.support.scenarios import connected as connected_session
+from tests.support.scenarios import due as wait_for_retry
 
 
 def types(app: VoiceSessions, session_id: UUID) -> list[str]:
     return [entry.type for entry in session_history(app, session_id)]
 
 
-def wait_for_retry(app: VoiceSessions, clock: VirtualClock, session_id: UUID) -> int:
-    status = app.status(session_id)
-    assert status.next_retry_at is not None
-    clock.advance_to(status.next_retry_at)
-    return status.attempt
+def failed_session(app: VoiceSessions, clock: VirtualClock) -> UUID:
+    """A connected session whose every reconnect attempt failed."""
+    session_id = connected_session(app)
+    app.disconnected(session_id)
+    for attempt in range(1, 6):
+        wait_for_retry(app, clock, session_id)
+        app.attempt_failed(session_id, attempt, "down")
+    return session_id
 
 
 def test_start_and_connect(app: VoiceSessions) -> None:
@@ -146,11 +144,7 @@ def test_timer_after_reconnect_is_a_recorded_no_op(app: VoiceSessions) -> None:
 
 
 def test_reconnected_after_failed_stays_failed(app: VoiceSessions, clock: VirtualClock) -> None:
-    session_id = connected_session(app)
-    app.disconnected(session_id)
-    for attempt in range(1, 6):
-        wait_for_retry(app, clock, session_id)
-        app.attempt_failed(session_id, attempt, "down")
+    session_id = failed_session(app, clock)
     state = app.reconnected(session_id)
     assert state.connection_state == ConnectionState.FAILED
     assert state.status_text == FAILURE_TEXT
@@ -179,11 +173,7 @@ def test_connect_while_connecting_starts_nothing_new(app: VoiceSessions) -> None
 
 
 def test_connect_on_a_failed_session_is_refused(app: VoiceSessions, clock: VirtualClock) -> None:
-    session_id = connected_session(app)
-    app.disconnected(session_id)
-    for attempt in range(1, 6):
-        wait_for_retry(app, clock, session_id)
-        app.attempt_failed(session_id, attempt, "down")
+    session_id = failed_session(app, clock)
     before = types(app, session_id)
     with pytest.raises(InvalidTransition, match="start a new session"):
         app.connect(session_id)
