@@ -8,15 +8,14 @@ Helpers and fixtures shared between files live in tests/support.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import structlog
 
 from clara_es.domain import VirtualClock
+from tests.support import process_logging
 
 # eventsourcing opens POSTGRES_POOL_SIZE connections per application up front (5 by default,
 # 10 more on demand) and a test holds several applications at once; keep a run well under the
@@ -33,24 +32,17 @@ def clock() -> VirtualClock:
     return VirtualClock()
 
 
+@pytest.fixture(scope="session")
+def _logging_at_start() -> process_logging.Snapshot:
+    return process_logging.snapshot()
+
+
 @pytest.fixture(autouse=True)
-def _logging_as_pytest_set_it() -> Iterator[None]:
-    """Commands run in process configure the process's logging, as a real process would
-    (structlog, a stderr handler, the level); the next test gets pytest's setup back."""
-    root = logging.getLogger()
-
-    def ours(handler: logging.Handler) -> bool:
-        return not type(handler).__module__.startswith("_pytest")
-
-    handlers, level = [h for h in root.handlers if ours(h)], root.level
+def _logging_as_at_start(_logging_at_start: process_logging.Snapshot) -> Iterator[None]:
+    """Each test ends with the logging the session started with, whatever a command run in
+    process (in the test or in a module's fixture) configured."""
     yield
-    for handler in [h for h in root.handlers if ours(h) and h not in handlers]:
-        root.removeHandler(handler)
-    for handler in handlers:
-        if handler not in root.handlers:
-            root.addHandler(handler)
-    root.setLevel(level)
-    structlog.reset_defaults()
+    process_logging.restore(_logging_at_start)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from clara_es.cli import main
+from tests.support import process_logging
 
 
 @dataclass(frozen=True)
@@ -31,9 +32,13 @@ class Ran:
 def clara_es(
     *args: str, env: Mapping[str, str | None] | None = None, cwd: Path | None = None
 ) -> Ran:
-    """Run one command; `env` overrides (None removes) variables for its duration."""
+    """Run one command; `env` overrides (None removes) variables for its duration. Like a
+    process that ends, it leaves no signal handlers and no logging configured behind."""
     streams = CliRunner().isolation(env=env)
-    with _kept_signal_handlers(), _working_directory(cwd), streams as (out, err, *_):
+    with (
+        _kept_signal_handlers(), process_logging.kept(), _working_directory(cwd),
+        streams as (out, err, *_),
+    ):
         try:
             main(list(args))
             code = 0
