@@ -20,7 +20,6 @@ class StoreInUse(RuntimeError):
 def hold(store_file: Path) -> IO[str]:
     """Lock `<store_file>.lock` for this process (keep the returned file open)."""
     path = store_file.with_name(store_file.name + ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
     handle = path.open("a+")
     try:
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

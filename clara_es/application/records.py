@@ -86,6 +86,19 @@ class EventRecord(BaseModel):
         return record
 
     @property
+    def recorded_at(self) -> datetime:
+        """When the service recorded it: later than occurred_at for a fact reported late (the
+        cause keeps it only where the two differ, so older events read as before)."""
+        at = self.cause.get("recorded_at")
+        return datetime.fromisoformat(at) if at else self.occurred_at
+
+    def when(self) -> str:
+        """occurred_at, and how much later it was recorded where that differs."""
+        text = self.occurred_at.isoformat(timespec="milliseconds")
+        late = (self.recorded_at - self.occurred_at).total_seconds()
+        return f"{text} (recorded {late:+.3f} s)" if late else text
+
+    @property
     def event(self) -> Any:
         """The decoded event this record was built from (None when read from a view)."""
         return self._event

@@ -15,6 +15,7 @@ from clara_es.cli.common import (
     console,
     db_option,
     open_app,
+    require_folder,
     root_for,
     stop_on_signals,
 )
@@ -27,11 +28,13 @@ log = logging.getLogger("clara_es.run")
 def run(db: Path | None) -> None:
     """Run the process manager, its timers, the effect runner and the views until interrupted."""
     root = root_for(db)
-    claim = claim_store(root)  # noqa: F841  (held until the process ends)
+    require_folder(root.store)
     root.configure_logging()
     stop = stop_on_signals()
     runners: dict[str, Runner] = {"reactions": root.reactions, "views": root.views}
     with open_app(root, create=True) as app:
+        # Claimed once the store is known to be good, so a refused start leaves no file behind.
+        claim = claim_store(root)  # noqa: F841  (held until the process ends)
         threads = [
             threading.Thread(target=_guarded, args=(name, runner, app, stop), name=name)
             for name, runner in runners.items()

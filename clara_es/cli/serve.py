@@ -22,6 +22,7 @@ from clara_es.cli.common import (
     require_folder,
     root_for,
 )
+from clara_es.config import Settings
 from clara_es.http import Options, Service, create_app
 
 # On SIGTERM the live feeds end at once; commands in flight get this long to finish (each
@@ -43,7 +44,6 @@ def serve(host: str, port: int, max_lag: int, workers: int, db: Path | None) -> 
     """Serve the HTTP API, the status page (/) and the dashboard (/dashboard)."""
     root = root_for(db)
     api_key, api_secret = api_credentials(root.settings)
-    claim = claim_store(root)  # noqa: F841  (held until the process ends)
     store = root.store
     require_folder(store)
     root.configure_logging()
@@ -58,15 +58,11 @@ def serve(host: str, port: int, max_lag: int, workers: int, db: Path | None) -> 
                     timeout_graceful_shutdown=GRACE_SECONDS)
         return
     try:
-        settings = root.settings
-        options = Options(
-            max_lag=max_lag, max_overdue_s=settings.ready_max_overdue_s,
-            max_body_bytes=settings.http_max_body_bytes, store_timeout_s=settings.store_timeout_s,
-            webhook_window_s=settings.webhook_window_s,
-        )
-        service = root.service(api_key, api_secret, options)
+        service = root.service(api_key, api_secret, _options(root.settings, max_lag))
     except Exception as exc:
         raise CommandError(f"cannot open the store {store.url}: {exc}") from None
+    # Claimed once the store is known to be good, so a refused start leaves no file behind.
+    claim = claim_store(root)  # noqa: F841  (held until the process ends)
     console.print(f"clara-es on http://{host}:{port}/ (dashboard: /dashboard, API: /docs), "
                   f"store {store.url}")
     # log_config=None: uvicorn's loggers go through the process's log lines, not their own.
@@ -82,9 +78,16 @@ def worker_app() -> FastAPI:
     root = bootstrap()
     root.configure_logging()
     api_key, api_secret = api_credentials(root.settings)
-    options = Options(max_lag=int(os.environ.get(MAX_LAG_VARIABLE, "1000")),
-                      max_overdue_s=root.settings.ready_max_overdue_s)
+    options = _options(root.settings, int(os.environ.get(MAX_LAG_VARIABLE, "1000")))
     return create_app(root.service(api_key, api_secret, options))
+
+
+def _options(settings: Settings, max_lag: int) -> Options:
+    return Options(
+        max_lag=max_lag, max_overdue_s=settings.ready_max_overdue_s,
+        max_body_bytes=settings.http_max_body_bytes, store_timeout_s=settings.store_timeout_s,
+        webhook_window_s=settings.webhook_window_s,
+    )
 
 
 class ClosingServer(uvicorn.Server):
