@@ -57,10 +57,7 @@ def serve(host: str, port: int, max_lag: int, workers: int, db: Path | None) -> 
                     workers=workers, log_config=None, log_level=root.settings.log_level,
                     timeout_graceful_shutdown=GRACE_SECONDS)
         return
-    try:
-        service = root.service(api_key, api_secret, _options(root.settings, max_lag))
-    except Exception as exc:
-        raise CommandError(f"cannot open the store {store.url}: {exc}") from None
+    service = root.service(api_key, api_secret, _options(root.settings, max_lag))
     # Claimed once the store is known to be good, so a refused start leaves no file behind.
     claim = claim_store(root)  # noqa: F841  (held until the process ends)
     console.print(f"clara-es on http://{host}:{port}/ (dashboard: /dashboard, API: /docs), "
