@@ -14,7 +14,7 @@ def test_demo_shows_restarts_for_the_drop_and_cleanup_for_the_outage() -> None:
     env = {k: None for k in os.environ if k.startswith("CLARA_ES_LIVEKIT")}
     result = CliRunner().invoke(cli, ["demo", "--json"], env=env)
     assert result.exit_code == 0, result.output
-    doc = json.loads(result.output)
+    doc = json.loads(result.stdout)
     by_session: dict[str, list[dict]] = {"A": [], "B": []}
     for entry in doc["timeline"]:
         by_session[entry["session"]].append(entry)

@@ -54,7 +54,7 @@ def test_a_planted_regression_names_the_affected_session_and_its_first_differing
     one_attempt_too_many(monkeypatch)
     result = CliRunner().invoke(cli, ["replay", "--verify", "--all", "--json", "--db", str(db)])
     assert result.exit_code == 1, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["sessions_checked"] == 2
     [difference] = report["differences"]  # the 5-second drop never reached attempt 5
     assert difference["session_id"] == str(failed)
