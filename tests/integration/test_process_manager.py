@@ -8,18 +8,14 @@ from clara_es.adapters.store import Store
 from clara_es.application import session_history
 from clara_es.domain import VirtualClock
 from tests.support.apps import AppFactory
-from tests.support.scenarios import connected
-from tests.support.worker import worker_on
+from tests.support.worker import drop_while_a_worker_runs, worker_on
 
 
 def test_timers_survive_a_restart_of_the_process_manager(
     store: Store, make_app: AppFactory, clock: VirtualClock
 ) -> None:
     app = make_app()
-    with worker_on(app) as worker:
-        session_id = connected(app)
-        app.disconnected(session_id, "network")
-        worker.run_pending()  # the deadline (due + 10 s) is now recorded, then the worker stops
+    session_id, _ = drop_while_a_worker_runs(app)  # the deadline (due + 10 s) is recorded
     clock.advance(60)  # long past the deadline while nothing ran
     with worker_on(app) as worker:
         assert worker.next_due() == clock.now() - timedelta(seconds=49)
@@ -32,11 +28,7 @@ def test_due_work_lives_in_the_store_and_a_restart_reads_no_history(
     store: Store, make_app: AppFactory, clock: VirtualClock
 ) -> None:
     app = make_app()
-    with worker_on(app) as worker:
-        session_id = connected(app)
-        app.disconnected(session_id, "network")
-        worker.run_pending()
-        position = worker.manager.position()
+    _, position = drop_while_a_worker_runs(app)
     assert position == app.recorder.max_notification_id()
     with worker_on(app) as worker:  # starts where the first left off, from the rows
         assert worker.manager.catch_up() == 0

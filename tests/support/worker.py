@@ -18,6 +18,7 @@ from clara_es.process import (
     Worker,
     start_worker,
 )
+from tests.support.scenarios import connected
 
 
 def settings(**overrides: Any) -> Settings:
@@ -51,3 +52,13 @@ def failed_session(app: VoiceSessions, clock: VirtualClock, room: str = "room-1"
         app.attempt_started(session_id, state.attempt)
         state = app.attempt_failed(session_id, state.attempt, "network unreachable")
     return session_id
+
+
+def drop_while_a_worker_runs(app: VoiceSessions) -> tuple[UUID, int]:
+    """A connected session drops while a worker runs: its timers are recorded, then the worker
+    stops. Answers the session and the worker's position in the log."""
+    with worker_on(app) as worker:
+        session_id = connected(app)
+        app.disconnected(session_id, "network")
+        worker.run_pending()
+        return session_id, worker.manager.position()
