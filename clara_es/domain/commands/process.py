@@ -3,6 +3,7 @@ runner's outcomes."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
@@ -87,6 +88,16 @@ class TimeOutPipelineRestart(Command):
 
     def decide(self, session: VoiceSession, signal: Signal) -> None:
         session.time_out_pipeline_restart(self.request_id, signal)
+
+
+class EndIdleSession(Command):
+    """Nobody reported anything on the session for the idle timeout: it ends."""
+
+    name, reporter = "idle_timed_out", Actor.SYSTEM
+    idle_s: float = Field(gt=0)
+
+    def decide(self, session: VoiceSession, signal: Signal) -> None:
+        session.end_idle(timedelta(seconds=self.idle_s), signal)
 
 
 class RequestCleanup(Command):
