@@ -133,8 +133,9 @@ class QualityRules(CleanupRules):
             )
 
     def next_restart_at(self, failed: PipelineRestartFailed) -> datetime:
-        """When to try again after a failed restart: the session's own backoff."""
+        """When to try again after a failed restart: the session's own backoff. (A restart
+        that failed after quality recovered and turned bad again counts as the first.)"""
         policy = self.backoff
-        n = min(failed.restart, policy.max_attempts)
+        n = min(max(failed.restart, 1), policy.max_attempts)
         return failed.timestamp + timedelta(milliseconds=policy.delay_ms(n, key=str(self.id)))
 

@@ -34,17 +34,15 @@ class InProcessAgent:
         """Act on every request recorded since the last poll. Returns the facts read."""
         read = 0
         while True:
-            notifications = self.sessions.recorder.select_notifications(
-                start=self.position, limit=BATCH, inclusive_of_start=False)
-            for notification in notifications:
-                fact = self.sessions.mapper.to_domain_event(notification)
+            facts = self.sessions.log_after(self.position, BATCH)
+            for position, fact in facts:
                 if isinstance(fact, PipelineRestartRequested):
                     self._restart(fact)
                 elif isinstance(fact, CleanupRequested):
                     self.pipeline.stop(self._ref(fact.originator_id))
-                self.position = notification.id
-            read += len(notifications)
-            if len(notifications) < BATCH:
+                self.position = position
+            read += len(facts)
+            if len(facts) < BATCH:
                 return read
 
     def _restart(self, request: PipelineRestartRequested) -> None:

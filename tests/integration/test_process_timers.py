@@ -118,3 +118,22 @@ def test_an_ended_session_has_no_idle_timer_left(
         worker.run_until(clock.now() + timedelta(hours=2))
     assert cleaned[-3:] == ["SessionEnded", "CleanupRequested", "CleanupSkipped"]
     assert [e.type for e in session_history(app, sid)] == cleaned
+
+
+def test_a_restart_outliving_its_episode_fails_and_the_new_spell_gets_its_own(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """Quality recovers while a restart is pending and turns bad again: the old request times
+    out, and the new spell's restarts follow the backoff from the first delay."""
+    app = make_app()
+    with worker_on(app, config=NO_AGENT, agent=False) as worker:
+        sid = connected(app)
+        app.handle(ChangeQuality(participant="alice", quality="poor"), sid)
+        worker.run_until(clock.now() + timedelta(seconds=1))  # restart 1 requested
+        app.handle(ChangeQuality(participant="alice", quality="good"), sid)
+        app.handle(ChangeQuality(participant="alice", quality="lost"), sid)
+        worker.run_until(clock.now() + timedelta(seconds=60))
+    history = session_history(app, sid)
+    failed = [e for e in history if e.type == "PipelineRestartFailed"]
+    assert failed[0].details["error"] == "no agent answered"
+    assert [e.type for e in history][-2:] == ["CleanupRequested", "CleanupSkipped"]
