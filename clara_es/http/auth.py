@@ -59,7 +59,7 @@ class Principal:
         """The agent's own reports (claiming and finishing a pipeline restart, its session's
         errors and close) come from agent tokens only: a client cannot say a pipeline
         restarted."""
-        return command.reporter is not Actor.AGENT or self.role is Role.AGENT
+        return not command.agent_only or self.role is Role.AGENT
 
     def may_start(self, room: str, participant: str) -> bool:
         if self.role is Role.CLIENT:

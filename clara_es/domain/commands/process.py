@@ -39,6 +39,7 @@ class ClaimPipelineRestart(Command):
     """The agent takes a requested restart on (409 when another agent has it)."""
 
     name, route, reporter = "pipeline_restart_claimed", "pipeline-restart-claim", Actor.AGENT
+    agent_only = True
     request_id: Name
     agent: Name
 
@@ -50,6 +51,7 @@ class FinishPipelineRestart(Command):
     """The agent's pipeline restarted (no error) or could not (the error says why)."""
 
     name, route, reporter = "pipeline_restart_finished", "pipeline-restart-finished", Actor.AGENT
+    agent_only = True
     request_id: str = Field(min_length=1)
     error: str | None = None
 
@@ -61,6 +63,7 @@ class ReportAgentError(Command):
     """An error of the agent's STT, TTS or LLM, and whether the framework recovers by itself."""
 
     name, route, reporter = "agent_error", "agent-error", Actor.AGENT
+    agent_only = True
     source: Name
     error: Text
     recoverable: bool
@@ -73,6 +76,7 @@ class ReportAgentClosed(Command):
     """The agent's session closed, with livekit-agents' close reason."""
 
     name, route, reporter = "agent_session_closed", "agent-closed", Actor.AGENT
+    agent_only = True
     reason: Name
     error: Annotated[str, Field(max_length=500)] = ""
 
