@@ -74,6 +74,42 @@ def start_worker(
     return worker
 
 
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+class StoreOutage:
+    """Consecutive failures to reach the store in the worker's loop: the wait before the next
+    try doubles (up to MOST_S), and the log gets a line at the 1st, 2nd, 4th, 8th... failure and
+    one when the store is back, not a line per poll."""
+
+    MOST_S = 10.0
+
+    def __init__(self, poll_s: float) -> None:
+        self.poll_s = poll_s
+        self.failures = 0
+        self.since = 0.0
+
+    def failed(self, exc: BaseException) -> None:
+        if not self.failures:
+            self.since = time.monotonic()
+        self.failures += 1
+        if self.failures & (self.failures - 1) == 0:
+            log.warning("event=store_unreachable failures=%d for_s=%.1f next_try_s=%.1f "
+                        "error=%r", self.failures, time.monotonic() - self.since,
+                        self.delay(), one_line(exc))
+
+    def recovered(self) -> None:
+        if self.failures:
+            log.info("event=store_reachable failures=%d for_s=%.1f", self.failures,
+                     time.monotonic() - self.since)
+            self.failures = 0
+
+    def delay(self) -> float:
+        return min(self.poll_s * 2 ** self.failures, self.MOST_S)
+
+
 class Worker:
     def __init__(
         self, sessions: VoiceSessions, manager: ProcessManager, effects: Effects,
@@ -143,6 +179,7 @@ class Worker:
         fired: dict[Future[None], Job] = {}
         running: dict[Future[None], Job] = {}
         agent: Future[int] | None = None
+        outage = StoreOutage(self.settings.poll_interval_s)
         renewed = time.monotonic()
         try:
             while not stop.is_set():
@@ -160,13 +197,13 @@ class Worker:
                     if time.monotonic() - renewed > self.settings.lease_s / 3:
                         self.due.renew([*fired.values(), *running.values()], self.clock.now())
                         renewed = time.monotonic()
+                    outage.recovered()
                 except (sa.exc.SQLAlchemyError, PersistenceError, OSError) as exc:
-                    # the store may be away for a moment: try again next poll
-                    log.warning("event=catch_up_failed error=%r", str(exc).splitlines()[0])
+                    outage.failed(exc)  # the store may be away for a while: try again later
                 if fired:  # back as soon as the batch is done, to claim the next one
                     wait(list(fired), timeout=self.settings.poll_interval_s)
                 else:
-                    stop.wait(self._wait())
+                    stop.wait(outage.delay() if outage.failures else self._wait())
                 fired = {f: j for f, j in fired.items() if not f.done()}
                 running = {f: j for f, j in running.items() if not f.done()}
         finally:
@@ -189,10 +226,12 @@ class Worker:
         """Run one claimed job; a job that raised is tried again later, by any worker."""
         try:
             self._run(job)
-        except Exception:
-            log.exception("event=job_failed session=%s kind=%s id=%s tries=%s",
-                          job.session_id, job.kind, job.id, job.tries)
+        except Exception as exc:
             delay = min(2.0 ** job.tries, self.settings.lease_s)
+            # the first failure with its traceback, then one line a try
+            log.warning("event=job_failed session=%s kind=%s id=%s tries=%s next_try_s=%s "
+                        "error=%r", job.session_id, job.kind, job.id, job.tries, delay,
+                        one_line(exc), exc_info=job.tries == 1)
             self.due.retry_at(job, self.clock.now() + timedelta(seconds=delay))
         else:
             self.due.done(job)
