@@ -4,18 +4,37 @@ lasted its window, a restart no agent answered, a session nobody reports on any 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
+from uuid import UUID
 
 import pytest
 
-from clara_es.application import session_history
+from clara_es.application import VoiceSessions, session_history
+from clara_es.config import Settings
 from clara_es.domain import VirtualClock
 from clara_es.domain.commands import ChangeQuality, ClaimPipelineRestart, EndSession
+from clara_es.process import Worker
 from tests.support.apps import AppFactory
 from tests.support.scenarios import connected
 from tests.support.worker import settings, worker_on
 
+IDLE_10_MIN = settings(idle_timeout_s=600.0)
 NO_AGENT = settings(poor_window_s=1.0, pipeline_restart_timeout_s=5.0, pipeline_restart_cap=2)
+
+
+@contextmanager
+def connected_under_worker(
+    make_app: AppFactory, config: Settings, quality: str | None = None
+) -> Iterator[tuple[VoiceSessions, Worker, UUID]]:
+    """A connected session (its quality turned `quality`) under a worker with no agent."""
+    app = make_app()
+    with worker_on(app, config=config, agent=False) as worker:
+        sid = connected(app)
+        if quality is not None:
+            app.handle(ChangeQuality(participant="alice", quality=quality), sid)
+        yield app, worker, sid
 
 
 def test_raw_poor_quality_that_lasts_the_window_restarts_and_no_agent_answers(
@@ -23,11 +42,8 @@ def test_raw_poor_quality_that_lasts_the_window_restarts_and_no_agent_answers(
 ) -> None:
     """Quality reported poor twice, 1.5 s apart, with a 1 s window and no agent anywhere."""
     caplog.set_level(logging.INFO, logger="clara_es.process")
-    app = make_app()
-    with worker_on(app, config=NO_AGENT, agent=False) as worker:
-        sid = connected(app)
-        t0 = clock.now()
-        app.handle(ChangeQuality(participant="alice", quality="poor"), sid)
+    t0 = clock.now()
+    with connected_under_worker(make_app, NO_AGENT, "poor") as (app, worker, sid):
         worker.run_until(t0 + timedelta(seconds=1.5))
         app.handle(ChangeQuality(participant="alice", quality="poor"), sid)
         worker.run_until(t0 + timedelta(seconds=60))
@@ -56,10 +72,7 @@ def test_raw_poor_quality_that_lasts_the_window_restarts_and_no_agent_answers(
 def test_quality_that_recovers_within_the_window_confirms_nothing(
     make_app: AppFactory, clock: VirtualClock
 ) -> None:
-    app = make_app()
-    with worker_on(app, config=NO_AGENT, agent=False) as worker:
-        sid = connected(app)
-        app.handle(ChangeQuality(participant="alice", quality="lost"), sid)
+    with connected_under_worker(make_app, NO_AGENT, "lost") as (app, worker, sid):
         worker.run_until(clock.now() + timedelta(seconds=0.9))
         app.handle(ChangeQuality(participant="alice", quality="good"), sid)
         worker.run_until(clock.now() + timedelta(seconds=30))
@@ -69,10 +82,7 @@ def test_quality_that_recovers_within_the_window_confirms_nothing(
 def test_a_claimed_restart_whose_agent_goes_silent_fails_at_the_deadline(
     make_app: AppFactory, clock: VirtualClock
 ) -> None:
-    app = make_app()
-    with worker_on(app, config=NO_AGENT, agent=False) as worker:
-        sid = connected(app)
-        app.handle(ChangeQuality(participant="alice", quality="poor"), sid)
+    with connected_under_worker(make_app, NO_AGENT, "poor") as (app, worker, sid):
         worker.run_until(clock.now() + timedelta(seconds=1))
         request = app.session(sid).restart_request
         assert request is not None
@@ -90,9 +100,7 @@ def test_a_claimed_restart_whose_agent_goes_silent_fails_at_the_deadline(
 def test_a_session_nobody_reports_on_is_ended_and_cleaned_up(
     make_app: AppFactory, clock: VirtualClock
 ) -> None:
-    app = make_app()
-    with worker_on(app, config=settings(idle_timeout_s=600.0)) as worker:
-        sid = connected(app)
+    with connected_under_worker(make_app, IDLE_10_MIN) as (app, worker, sid):
         worker.run_until(clock.now() + timedelta(seconds=500))
         app.handle(ChangeQuality(participant="alice", quality="good"), sid)  # a sign of life
         last = clock.now()
@@ -109,9 +117,7 @@ def test_a_session_nobody_reports_on_is_ended_and_cleaned_up(
 def test_an_ended_session_has_no_idle_timer_left(
     make_app: AppFactory, clock: VirtualClock
 ) -> None:
-    app = make_app()
-    with worker_on(app, config=settings(idle_timeout_s=600.0)) as worker:
-        sid = connected(app)
+    with connected_under_worker(make_app, IDLE_10_MIN) as (app, worker, sid):
         app.handle(EndSession(reason="user"), sid)
         worker.run_until(clock.now() + timedelta(seconds=1))
         cleaned = [e.type for e in session_history(app, sid)]
@@ -125,10 +131,7 @@ def test_a_restart_outliving_its_episode_fails_and_the_new_spell_gets_its_own(
 ) -> None:
     """Quality recovers while a restart is pending and turns bad again: the old request times
     out, and the new spell's restarts follow the backoff from the first delay."""
-    app = make_app()
-    with worker_on(app, config=NO_AGENT, agent=False) as worker:
-        sid = connected(app)
-        app.handle(ChangeQuality(participant="alice", quality="poor"), sid)
+    with connected_under_worker(make_app, NO_AGENT, "poor") as (app, worker, sid):
         worker.run_until(clock.now() + timedelta(seconds=1))  # restart 1 requested
         app.handle(ChangeQuality(participant="alice", quality="good"), sid)
         app.handle(ChangeQuality(participant="alice", quality="lost"), sid)

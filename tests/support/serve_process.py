@@ -61,7 +61,7 @@ def serve_process(store: Store, log: Path, **settings: str) -> Iterator[ServePro
         )
     serve = ServeProcess(f"http://127.0.0.1:{port}", log, proc)
     try:
-        wait_until(lambda: _up(serve.url) or proc.poll() is not None, timeout=60,
+        wait_until(lambda: up(serve.url) or proc.poll() is not None, timeout=60,
                    what="clara-es serve to answer /healthz")
         assert proc.poll() is None, serve.logged()
         yield serve
@@ -74,7 +74,7 @@ def serve_process(store: Store, log: Path, **settings: str) -> Iterator[ServePro
             proc.wait(timeout=30)
 
 
-def _up(url: str) -> bool:
+def up(url: str) -> bool:
     try:
         return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
     except httpx.HTTPError:
