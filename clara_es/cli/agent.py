@@ -34,8 +34,9 @@ from clara_es.domain.session import FINAL_STATES
 def agent(
     room_name: str, participant: str | None, identity: str, db: Path | None, as_json: bool,
 ) -> None:
-    """Join a LiveKit room as the agent and record the user's connection on its session
-    (the process manager of `run` or `serve` decides what the facts call for)."""
+    """Join a LiveKit room as the agent and record the user's connection on its session.
+
+    The process manager of `run` or `serve` decides what the facts call for."""
     root = root_for(db)
     settings = root.settings
     missing = [
