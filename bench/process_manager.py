@@ -40,7 +40,7 @@ def measure(store: Store, sessions: int) -> dict[str, float]:
     facts = app.recorder.max_notification_id() or 0
 
     settings = Settings.model_construct(**Settings.model_construct().model_dump())
-    worker = start_worker(app, InMemoryAudioPipeline(), SkippedRoomCleaner(), settings)
+    worker = start_worker(app, SkippedRoomCleaner(), settings, pipeline=InMemoryAudioPipeline())
     t1 = time.perf_counter()
     worker.manager.catch_up()
     catch_up_s = time.perf_counter() - t1

@@ -253,6 +253,13 @@ class VoiceSessions(Application[UUID]):
         """
         return list(self.repository.event_store.get(session_id, gt=version, lte=up_to))
 
+    def log_after(self, position: int, limit: int) -> list[tuple[int, SessionEvent]]:
+        """Up to `limit` facts of every session after log position `position`, in log order,
+        each with its position."""
+        notifications = self.recorder.select_notifications(
+            start=position, limit=limit, inclusive_of_start=False)
+        return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+
     def stored_events(self, session_id: UUID) -> list[StoredEvent]:
         """The session's events as stored (topic and encoded state): for export."""
         return list(self.recorder.select_events(session_id))

@@ -48,6 +48,8 @@ class SessionEvent(Aggregate.Event):
 
     def apply(self, aggregate: Any) -> None:
         self.apply_to(aggregate)
+        if self.actor != "system":
+            aggregate.last_activity_at = self.timestamp
         key = self.cause.get("idempotency_key")
         if key is not None:
             aggregate.remember_request(key, self.cause.get("digest"), self.originator_version)

@@ -63,6 +63,7 @@ class SessionState:
     agent_connection: AgentConnection = AgentConnection.CONNECTED
     poor_confirmed: bool = False
     poor_since: datetime | None = None  # when the current poor-or-lost spell began
+    last_activity_at: datetime | None = None  # the last fact a client, agent or LiveKit reported
     webhook_ids: tuple[str, ...] = ()
     WEBHOOK_IDS_KEPT = 256
 
@@ -79,6 +80,7 @@ class SessionState:
     if TYPE_CHECKING:  # provided by eventsourcing's Aggregate
         id: UUID
         version: int
+        created_on: datetime
         modified_on: datetime
 
         def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None: ...

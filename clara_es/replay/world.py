@@ -40,6 +40,8 @@ from clara_es.process.worker import Worker as ProcessWorker
 from clara_es.replay.faults import Fault, Plan
 from clara_es.replay.invariants import Invariants, Violation
 
+FINISH = timedelta(hours=1)  # how long the process manager runs on after the last step
+
 
 class TraceStep(BaseModel):
     t: float  # seconds since the simulation started
@@ -146,12 +148,15 @@ class World:
     def run(self, process_manager: ProcessWorker | None = None) -> None:
         """Run the queue; the process manager's worker runs its own timers (the attempt
         watchdog among them) and effects on the same clock in between, whichever is due first,
-        and finishes what is left at the end."""
+        and finishes what is left within the hour after the last step (a longer timer, like
+        the idle timeout, would end every session the world left connected)."""
         pm = process_manager
+        end: datetime | None = None
         while True:
             head = self.queue[0].at if self.queue else None
+            end = None if head is not None else end or self.clock.now() + FINISH
             due = pm.next_due() if pm is not None else None
-            if pm is not None and due is not None and (head is None or due <= head) \
+            if pm is not None and due is not None and due <= (head or end) \
                     and self._process_manager_step(pm, due):
                 continue
             if not self.queue:
@@ -161,8 +166,8 @@ class World:
                 pm.run_until(step.at)  # what is due, but made no progress above
             self.clock.advance_to(step.at)
             step.action()
-        if pm is not None:
-            pm.run_until(self.clock.now() + timedelta(hours=1))
+        if pm is not None and end is not None:
+            pm.run_until(end)
 
     def _process_manager_step(self, pm: ProcessWorker, due: datetime) -> bool:
         """Run the process manager up to `due`; check the sessions it appended to (the client

@@ -7,19 +7,18 @@ from datetime import timedelta
 
 from clara_es.application import session_history
 from clara_es.application.batch import apply_batch
-from clara_es.config import Settings
 from clara_es.domain import FAILURE_TEXT, VirtualClock
 from clara_es.domain.commands import FailAttempt, ReportDisconnected, StartAttempt
-from clara_es.process import InMemoryAudioPipeline, SkippedRoomCleaner, start_worker
+from clara_es.process import SkippedRoomCleaner, start_worker
 from tests.support.apps import AppFactory
+from tests.support.worker import settings
 
 
 def test_the_watchdog_catching_up_between_a_late_batch_s_signals_fails_nothing(
     make_app: AppFactory, clock: VirtualClock
 ) -> None:
     app = make_app()
-    settings = Settings.model_construct(**Settings.model_construct().model_dump())
-    worker = start_worker(app, InMemoryAudioPipeline(), SkippedRoomCleaner(), settings)
+    worker = start_worker(app, SkippedRoomCleaner(), settings())
     sid = app.start("room-1", "alice").session_id
     app.connect(sid)
     app.connected(sid)

@@ -32,9 +32,12 @@ def worker_on(
     pipeline: AudioPipeline | None = None,
     cleaner: RoomCleaner | None = None,
     config: Settings | None = None,
+    agent: bool = True,
 ) -> Iterator[Worker]:
-    worker = start_worker(app, pipeline or InMemoryAudioPipeline(),
-                          cleaner or SkippedRoomCleaner(), config or settings())
+    """A worker on `app`'s store; an in-process agent restarts on `pipeline` (a fresh
+    InMemoryAudioPipeline by default; `agent=False`: no agent at all, as under `serve`)."""
+    worker = start_worker(app, cleaner or SkippedRoomCleaner(), config or settings(),
+                          pipeline=(pipeline or InMemoryAudioPipeline()) if agent else None)
     try:
         yield worker
     finally:

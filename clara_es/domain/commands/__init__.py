@@ -49,6 +49,7 @@ from clara_es.domain.commands.livekit import (
 )
 from clara_es.domain.commands.process import (
     ClaimPipelineRestart,
+    EndIdleSession,
     FinishCleanup,
     FinishPipelineRestart,
     ReportAgentClosed,
@@ -101,6 +102,7 @@ __all__ = [
     "ConfirmPoorQuality",
     "Connect",
     "Departure",
+    "EndIdleSession",
     "EndSession",
     "FailAttempt",
     "FinishCleanup",
