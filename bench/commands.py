@@ -21,6 +21,14 @@ from eventsourcing.domain import Aggregate, event
 
 from bench.common import Report, arguments, backends, fresh_store
 from clara_es.application import VoiceSessions
+from clara_es.domain.commands import (
+    Connect,
+    MarkConnected,
+    ReportDisconnected,
+    ReportReconnected,
+    StartAttempt,
+    StartSession,
+)
 
 COMMANDS_PER_SESSION = 6
 
@@ -66,12 +74,12 @@ def bench_sessions(env: dict[str, str], sessions: int, writers: int) -> float:
     app = VoiceSessions(env)
     try:
         def one_session(n: int) -> None:
-            sid = app.start(f"room-{n}", f"user-{n}").session_id
-            app.connect(sid)
-            app.connected(sid)
-            app.disconnected(sid, "network")
-            app.attempt_started(sid, 1)
-            app.reconnected(sid)
+            sid = app.handle(StartSession(room=f"room-{n}", participant=f"user-{n}")).session_id
+            app.handle(Connect(), sid)
+            app.handle(MarkConnected(), sid)
+            app.handle(ReportDisconnected(reason="network"), sid)
+            app.handle(StartAttempt(attempt=1), sid)
+            app.handle(ReportReconnected(), sid)
 
         elapsed = run_partitioned(writers, range(sessions), one_session)
     finally:

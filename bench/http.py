@@ -36,6 +36,14 @@ from bench.common import backends, fresh_store
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import SystemClock
+from clara_es.domain.commands import (
+    Connect,
+    MarkConnected,
+    ReportDisconnected,
+    ReportReconnected,
+    StartAttempt,
+    StartSession,
+)
 from clara_es.http.auth import Role, mint
 from clara_es.http.queries import Reads
 from projections import db as views_db
@@ -82,9 +90,9 @@ class Server:
 def setup_sessions(app: VoiceSessions, n: int) -> list[UUID]:
     ids = []
     for k in range(n):
-        session_id = app.start(ROOM, f"user-{k}").session_id
-        app.connect(session_id)
-        app.connected(session_id)
+        session_id = app.handle(StartSession(room=ROOM, participant=f"user-{k}")).session_id
+        app.handle(Connect(), session_id)
+        app.handle(MarkConnected(), session_id)
         ids.append(session_id)
     return ids
 
@@ -233,11 +241,10 @@ def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         views = views_db.engine(store)
         reads = Reads(app, views, SystemClock())
         direct_read = in_process_rate(args.seconds, lambda i: reads.status(ids[i % 200]))
-        cycle = (lambda s: app.disconnected(s, "bench"), lambda s: app.attempt_started(s, 1),
-                 app.reconnected)
+        cycle = (ReportDisconnected(reason="bench"), StartAttempt(attempt=1), ReportReconnected())
         spare = setup_sessions(app, 200)
         direct_command = in_process_rate(
-            args.seconds, lambda i: cycle[i % 3](spare[(i // 3) % len(spare)])
+            args.seconds, lambda i: app.handle(cycle[i % 3], spare[(i // 3) % len(spare)])
         )
         views.dispose()
         app.close()

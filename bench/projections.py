@@ -32,6 +32,14 @@ import psycopg
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import Actor, BackoffPolicy, Signal, SystemClock, VoiceSession
+from clara_es.domain.commands import (
+    Connect,
+    MarkConnected,
+    ReportDisconnected,
+    ReportReconnected,
+    StartAttempt,
+    StartSession,
+)
 from projections.catch_up import rebuild
 from projections.db import upgrade
 from projections.runner import BATCH
@@ -138,10 +146,13 @@ def bench_lag(
     """A paced writer runs commands round-robin over `sessions` live sessions."""
     app = VoiceSessions(store.eventsourcing_env(), clock=SystemClock())
     upgrade(store)
-    ids = [app.start(f"room-{i % 50}", f"user-{i}").session_id for i in range(sessions)]
+    ids = [
+        app.handle(StartSession(room=f"room-{i % 50}", participant=f"user-{i}")).session_id
+        for i in range(sessions)
+    ]
     for session_id in ids:
-        app.connect(session_id)
-        app.connected(session_id)
+        app.handle(Connect(), session_id)
+        app.handle(MarkConnected(), session_id)
     appended: dict[int, float] = {}
     seen_view: dict[int, float] = {}
     seen_log: dict[int, float] = {}
@@ -173,9 +184,9 @@ def bench_lag(
         for w in watchers:
             w.start()
         commands = [
-            lambda s: app.disconnected(s, "network"),
-            lambda s: app.attempt_started(s, 1),
-            lambda s: app.reconnected(s),
+            lambda s: app.handle(ReportDisconnected(reason="network"), s),
+            lambda s: app.handle(StartAttempt(attempt=1), s),
+            lambda s: app.handle(ReportReconnected(), s),
         ]
         interval = 1 / rate
         next_at = time.perf_counter()

@@ -25,7 +25,12 @@ from livekit.protocol.webhook import WebhookEvent
 from bench.common import Report, arguments, backends, fresh_store
 from clara_es.adapters.livekit import LiveKitWebhooks
 from clara_es.application import VoiceSessions
-from clara_es.domain.commands import ReportParticipantJoined, ReportParticipantLeft
+from clara_es.domain.commands import (
+    Connect,
+    ReportParticipantJoined,
+    ReportParticipantLeft,
+    StartSession,
+)
 
 KEY, SECRET = "APIbench", "a-benchmark-secret-of-at-least-32-characters"
 
@@ -45,8 +50,9 @@ def signed(kind: str, webhook_id: str, room: str, identity: str) -> tuple[str, s
 def started(app: VoiceSessions, sessions: int, prefix: str) -> list[UUID]:
     ids = []
     for n in range(sessions):
-        session_id = app.start(f"{prefix}-room-{n}", f"user-{n}").session_id
-        app.connect(session_id)
+        started = app.handle(StartSession(room=f"{prefix}-room-{n}", participant=f"user-{n}"))
+        session_id = started.session_id
+        app.handle(Connect(), session_id)
         ids.append(session_id)
     return ids
 

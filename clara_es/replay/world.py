@@ -269,13 +269,12 @@ class World:
             if not client_done:
                 client_done = True
                 agent.save = original  # type: ignore[method-assign]
-                original_disconnect(session_id, "network", actor=Actor.CLIENT)
+                agent.handle(ReportDisconnected(reason="network", actor=Actor.CLIENT), session_id)
             return original(*objs, **kwargs)
 
-        original_disconnect = self.app.disconnected
         agent.save = save  # type: ignore[method-assign]
         try:
-            agent.disconnected(session_id, "agent saw it", actor=Actor.AGENT)
+            agent.handle(ReportDisconnected(reason="agent saw it", actor=Actor.AGENT), session_id)
         finally:
             agent.save = original  # type: ignore[method-assign]
 

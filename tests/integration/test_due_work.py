@@ -7,17 +7,23 @@ from uuid import UUID
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions, session_history
 from clara_es.domain import VirtualClock
-from clara_es.domain.commands import RequestCleanup
+from clara_es.domain.commands import (
+    Connect,
+    EndSession,
+    MarkConnected,
+    RequestCleanup,
+    StartSession,
+)
 from clara_es.process.decisions import CLEANUP, EFFECTS, ROOM_CLEANUP, TIMERS
 from tests.support.apps import AppFactory
 from tests.support.worker import settings, worker_on
 
 
 def ended(app: VoiceSessions, room: str = "room-1") -> UUID:
-    session_id = app.start(room, "alice").session_id
-    app.connect(session_id)
-    app.connected(session_id)
-    app.end(session_id, "user")  # cleanup is due at once
+    session_id = app.handle(StartSession(room=room, participant="alice")).session_id
+    app.handle(Connect(), session_id)
+    app.handle(MarkConnected(), session_id)
+    app.handle(EndSession(reason="user"), session_id)  # cleanup is due at once
     return session_id
 
 

@@ -9,7 +9,14 @@ from clara_es.application import session_history
 from clara_es.application.batch import apply_batch
 from clara_es.config import Settings
 from clara_es.domain import FAILURE_TEXT, VirtualClock
-from clara_es.domain.commands import FailAttempt, ReportDisconnected, StartAttempt
+from clara_es.domain.commands import (
+    Connect,
+    FailAttempt,
+    MarkConnected,
+    ReportDisconnected,
+    StartAttempt,
+    StartSession,
+)
 from clara_es.process import InMemoryAudioPipeline, SkippedRoomCleaner, start_worker
 from tests.support.apps import AppFactory
 
@@ -20,9 +27,9 @@ def test_the_watchdog_catching_up_between_a_late_batch_s_signals_fails_nothing(
     app = make_app()
     settings = Settings.model_construct(**Settings.model_construct().model_dump())
     worker = start_worker(app, InMemoryAudioPipeline(), SkippedRoomCleaner(), settings)
-    sid = app.start("room-1", "alice").session_id
-    app.connect(sid)
-    app.connected(sid)
+    sid = app.handle(StartSession(room="room-1", participant="alice")).session_id
+    app.handle(Connect(), sid)
+    app.handle(MarkConnected(), sid)
 
     t, dropped = clock.now(), clock.now()
     outage = [ReportDisconnected(reason="wifi off", occurred_at=t, idempotency_key="d")]

@@ -19,6 +19,7 @@ from clara_es.adapters.livekit import LiveKitWebhooks
 from clara_es.adapters.livekit.leave_reasons import leave_reason
 from clara_es.application import VoiceSessions
 from clara_es.domain import ConnectionState
+from clara_es.domain.commands import Connect, MarkConnected, StartSession
 from clara_es.http import Service
 from clara_es.replay.verify import verify_session
 from tests.support.http_service import (  # noqa: F401
@@ -49,9 +50,9 @@ def signed(kind: str, webhook_id: str, reason: int, room: str = ROOM) -> tuple[s
 
 
 def connected(app: VoiceSessions) -> UUID:
-    session_id = app.start(ROOM, USER).session_id
-    app.connect(session_id)
-    app.connected(session_id)
+    session_id = app.handle(StartSession(room=ROOM, participant=USER)).session_id
+    app.handle(Connect(), session_id)
+    app.handle(MarkConnected(), session_id)
     return session_id
 
 

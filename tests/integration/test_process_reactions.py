@@ -13,10 +13,18 @@ from clara_es.domain import VirtualClock
 from clara_es.domain.commands import (
     ChangeQuality,
     ConfirmPoorQuality,
+    Connect,
+    EndSession,
+    FailAttempt,
     FinishCleanup,
     FinishPipelineRestart,
+    MarkConnected,
+    ReportDisconnected,
+    ReportReconnected,
     RequestCleanup,
     RequestPipelineRestart,
+    StartAttempt,
+    StartSession,
     TimeOutAttempt,
 )
 from clara_es.process import InMemoryAudioPipeline
@@ -25,9 +33,9 @@ from tests.support.worker import settings, worker_on
 
 
 def connected(app: VoiceSessions, room: str = "room-1") -> UUID:
-    session_id = app.start(room, "alice").session_id
-    app.connect(session_id)
-    app.connected(session_id)
+    session_id = app.handle(StartSession(room=room, participant="alice")).session_id
+    app.handle(Connect(), session_id)
+    app.handle(MarkConnected(), session_id)
     return session_id
 
 
@@ -41,9 +49,9 @@ def test_watchdog_fails_an_attempt_whose_client_died(
     app = make_app()
     with worker_on(app) as worker:
         session_id = connected(app)
-        app.disconnected(session_id, "network")  # attempt 1 due after 1 s
+        app.handle(ReportDisconnected(reason="network"), session_id)  # attempt 1 due after 1 s
         clock.advance(1)
-        app.attempt_started(session_id, 1)  # ...and then the client process dies
+        app.handle(StartAttempt(attempt=1), session_id)  # ...and then the client process dies
         started = clock.now()
         worker.run_until(started + timedelta(seconds=9.9))
         assert app.status(session_id).connection_state == "reconnecting"
@@ -65,11 +73,11 @@ def test_a_client_that_reports_in_time_is_never_timed_out(
     app = make_app()
     with worker_on(app) as worker:
         session_id = connected(app)
-        state = app.disconnected(session_id, "network")
+        state = app.handle(ReportDisconnected(reason="network"), session_id)
         worker.run_until(state.next_retry_at)
-        app.attempt_started(session_id, 1)
+        app.handle(StartAttempt(attempt=1), session_id)
         worker.run_until(clock.now() + timedelta(seconds=9))
-        app.reconnected(session_id)
+        app.handle(ReportReconnected(), session_id)
         worker.run_until(clock.now() + timedelta(minutes=5))
     kinds = types(app, session_id)
     assert kinds[-1] == "Reconnected"
@@ -146,7 +154,7 @@ def test_a_second_outcome_for_one_request_is_recorded_as_ignored(app: VoiceSessi
         "Failed", "CleanupRequested", "SessionCleanedUp", "SignalIgnored",
     ]
     # The session failed for the client too: a late reconnect cannot revive it.
-    app.reconnected(session_id)
+    app.handle(ReportReconnected(), session_id)
     assert app.status(session_id).connection_state == "failed"
 
 
@@ -154,8 +162,9 @@ def test_a_timer_for_a_superseded_attempt_only_records_signal_ignored(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id = connected(app)
-    app.disconnected(session_id, "network")
-    app.attempt_failed(session_id, 1, "network unreachable")  # attempt 2 is scheduled
+    app.handle(ReportDisconnected(reason="network"), session_id)
+    # attempt 2 is scheduled
+    app.handle(FailAttempt(attempt=1, error="network unreachable"), session_id)
     before = app.status(session_id)
     app.handle(TimeOutAttempt.build(attempt=1, command_id="late-timer"), session_id)
     last = session_history(app, session_id)[-1]
@@ -171,7 +180,7 @@ def test_an_ended_session_is_cleaned_up_at_once(
     app = make_app()
     with worker_on(app) as worker:
         session_id = connected(app)
-        app.end(session_id, "user")
+        app.handle(EndSession(reason="user"), session_id)
         worker.run_pending()
     kinds = types(app, session_id)
     assert kinds[-3:] == ["SessionEnded", "CleanupRequested", "CleanupSkipped"]

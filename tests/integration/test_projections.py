@@ -11,7 +11,17 @@ from eventsourcing.persistence import StoredEvent, Tracking
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import FAILURE_TEXT, ConnectionState, VirtualClock
-from clara_es.domain.commands import ChangeQuality
+from clara_es.domain.commands import (
+    ChangeQuality,
+    Connect,
+    EndSession,
+    FailAttempt,
+    MarkConnected,
+    ReportDisconnected,
+    ReportReconnected,
+    StartAttempt,
+    StartSession,
+)
 from clara_es.domain.events import SessionCleanedUp
 from projections import queries
 from projections.catch_up import catch_up, rebuild
@@ -32,18 +42,19 @@ def views(store: Store, app: VoiceSessions) -> Store:
 
 
 def drop_and_recover(app: VoiceSessions, clock: VirtualClock, failures: int) -> UUID:
-    session_id = app.start(f"room-{failures}", f"user-{failures}").session_id
-    app.connect(session_id)
-    app.connected(session_id)
-    state = app.disconnected(session_id, "network")
+    started = app.handle(StartSession(room=f"room-{failures}", participant=f"user-{failures}"))
+    session_id = started.session_id
+    app.handle(Connect(), session_id)
+    app.handle(MarkConnected(), session_id)
+    state = app.handle(ReportDisconnected(reason="network"), session_id)
     for attempt in range(1, failures + 1):
         clock.advance(1)
-        app.attempt_started(session_id, attempt)
-        state = app.attempt_failed(session_id, attempt, "unreachable")
+        app.handle(StartAttempt(attempt=attempt), session_id)
+        state = app.handle(FailAttempt(attempt=attempt, error="unreachable"), session_id)
     if state.connection_state == ConnectionState.RECONNECTING:
         clock.advance(1)
-        app.attempt_started(session_id, state.attempt)
-        app.reconnected(session_id)
+        app.handle(StartAttempt(attempt=state.attempt), session_id)
+        app.handle(ReportReconnected(), session_id)
     return session_id
 
 
@@ -56,7 +67,7 @@ def test_views_follow_the_stream_live_and_match_a_rebuild(
         recovered = drop_and_recover(app, clock, 2)
         failed = drop_and_recover(app, clock, 5)
         app.handle(ChangeQuality.build(participant="user-2", quality="poor"), recovered)
-        app.end(recovered)
+        app.handle(EndSession(), recovered)
         supervisor.wait_for(app.recorder.max_notification_id())
         live = snapshot(views)
     rebuild(views)
@@ -71,10 +82,10 @@ def test_ui_state_of_a_failed_session_shows_the_failure_and_enables_start(
     views: Store, app: VoiceSessions, clock: VirtualClock
 ) -> None:
     failed = drop_and_recover(app, clock, 5)
-    reconnecting = app.start("room-r", "bob").session_id
-    app.connect(reconnecting)
-    app.connected(reconnecting)
-    app.disconnected(reconnecting)
+    reconnecting = app.handle(StartSession(room="room-r", participant="bob")).session_id
+    app.handle(Connect(), reconnecting)
+    app.handle(MarkConnected(), reconnecting)
+    app.handle(ReportDisconnected(), reconnecting)
     catch_up(views)
     view_engine = engine(views)
     state = queries.status(view_engine, failed)
@@ -93,11 +104,11 @@ def test_ui_state_of_a_failed_session_shows_the_failure_and_enables_start(
 
 def test_attempt_counts_per_session(views: Store, app: VoiceSessions, clock: VirtualClock) -> None:
     twice = drop_and_recover(app, clock, 3)
-    app.disconnected(twice)
-    app.disconnected(twice)  # the same outage, reported again: not a second outage
+    app.handle(ReportDisconnected(), twice)
+    app.handle(ReportDisconnected(), twice)  # the same outage, reported again: not a second outage
     clock.advance(1)
-    app.attempt_started(twice, 1)
-    app.reconnected(twice)
+    app.handle(StartAttempt(attempt=1), twice)
+    app.handle(ReportReconnected(), twice)
     failed = drop_and_recover(app, clock, 5)
     catch_up(views)
     view_engine = engine(views)
@@ -244,9 +255,12 @@ def test_make_app_sessions_from_several_writers_reach_the_views(
     views: Store, make_app: AppFactory, clock: VirtualClock
 ) -> None:
     writers = [make_app() for _ in range(3)]
-    ids = [w.start(f"room-{i}", f"user-{i}").session_id for i, w in enumerate(writers)]
+    ids = [
+        w.handle(StartSession(room=f"room-{i}", participant=f"user-{i}")).session_id
+        for i, w in enumerate(writers)
+    ]
     for writer, session_id in zip(writers, ids, strict=True):
-        writer.connect(session_id)
+        writer.handle(Connect(), session_id)
     catch_up(views)
     view_engine = engine(views)
     assert {s["session_id"] for s in queries.sessions(view_engine, state="connecting")} == set(ids)

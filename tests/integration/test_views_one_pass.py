@@ -9,6 +9,14 @@ import pytest
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import VirtualClock
+from clara_es.domain.commands import (
+    Connect,
+    FailAttempt,
+    MarkConnected,
+    ReportDisconnected,
+    StartAttempt,
+    StartSession,
+)
 from projections import queries
 from projections.catch_up import catch_up, rebuild
 from projections.db import engine, upgrade
@@ -45,17 +53,20 @@ def test_a_view_dropped_alone_is_brought_back_by_the_one_reader_of_every_view(
 def test_sessions_that_go_on_after_a_restart_continue_from_the_rows_in_the_database(
     views: Store, app: VoiceSessions, clock: VirtualClock
 ) -> None:
-    ids: list[UUID] = [app.start(f"room-{i}", f"user-{i}").session_id for i in range(3)]
+    ids: list[UUID] = [
+        app.handle(StartSession(room=f"room-{i}", participant=f"user-{i}")).session_id
+        for i in range(3)
+    ]
     for session_id in ids:
-        app.connect(session_id)
-        app.connected(session_id)
+        app.handle(Connect(), session_id)
+        app.handle(MarkConnected(), session_id)
     catch_up(views)  # this runner stops; the next one starts with nothing in memory
     for attempt, session_id in enumerate(ids, start=1):
-        app.disconnected(session_id, "network")
+        app.handle(ReportDisconnected(reason="network"), session_id)
         clock.advance(1)
         for failed in range(1, attempt):
-            app.attempt_started(session_id, failed)
-            app.attempt_failed(session_id, failed, "unreachable")
+            app.handle(StartAttempt(attempt=failed), session_id)
+            app.handle(FailAttempt(attempt=failed, error="unreachable"), session_id)
     catch_up(views)
     view_engine = engine(views)
     try:

@@ -16,6 +16,7 @@ import pytest
 
 from clara_es.application import VoiceSessions
 from clara_es.domain import UIState, VirtualClock
+from clara_es.domain.commands import Connect, MarkConnected, ReportDisconnected, StartSession
 from tests.support.apps import AppFactory, closing_apps
 
 
@@ -61,7 +62,7 @@ class Dropped:
 def dropped() -> Dropped:
     clock = VirtualClock()
     app = VoiceSessions({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock)
-    sid = app.start("room", "alice").session_id
-    app.connect(sid)
-    app.connected(sid)
-    return Dropped(app, clock, sid, app.disconnected(sid, "wifi off"))
+    sid = app.handle(StartSession(room="room", participant="alice")).session_id
+    app.handle(Connect(), sid)
+    app.handle(MarkConnected(), sid)
+    return Dropped(app, clock, sid, app.handle(ReportDisconnected(reason="wifi off"), sid))

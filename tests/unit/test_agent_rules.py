@@ -13,10 +13,13 @@ from clara_es.domain.commands import (
     ChangeQuality,
     ClaimPipelineRestart,
     ConfirmPoorQuality,
+    Connect,
     FinishPipelineRestart,
+    MarkConnected,
     ReportAgentClosed,
     ReportAgentError,
     RequestPipelineRestart,
+    StartSession,
     TimeOutPipelineRestart,
 )
 from clara_es.replay.verify import verify_session
@@ -36,9 +39,9 @@ def app(clock: VirtualClock) -> VoiceSessions:
 
 
 def connected(app: VoiceSessions) -> UUID:
-    session_id = app.start("room-1", "alice").session_id
-    app.connect(session_id)
-    app.connected(session_id)
+    session_id = app.handle(StartSession(room="room-1", participant="alice")).session_id
+    app.handle(Connect(), session_id)
+    app.handle(MarkConnected(), session_id)
     return session_id
 
 

@@ -12,22 +12,29 @@ from clara_es.cli.agent import session_for
 from clara_es.domain import ConnectionState, InvalidTransition, VirtualClock
 from clara_es.domain.commands import (
     ChangeAgentConnection,
+    Connect,
+    EndSession,
+    MarkConnected,
+    ReportDisconnected,
+    ReportReconnected,
+    StartAttempt,
     StartResume,
+    StartSession,
     WebhookRoomFinished,
 )
 from tests.support.livekit_sdk import recorded
 
 
 def connected(app: VoiceSessions, room: str = "room-1", participant: str = "alice") -> UUID:
-    session_id = app.start(room, participant).session_id
-    app.connect(session_id)
-    app.connected(session_id)
+    session_id = app.handle(StartSession(room=room, participant=participant)).session_id
+    app.handle(Connect(), session_id)
+    app.handle(MarkConnected(), session_id)
     return session_id
 
 
 def test_the_room_resuming_is_only_recorded_from_connected(app: VoiceSessions) -> None:
     session_id = connected(app)
-    app.disconnected(session_id, "network")
+    app.handle(ReportDisconnected(reason="network"), session_id)
     # our schedule runs: the room is not resuming
     state = app.handle(StartResume(), session_id)
     assert state.status_text == "Reconnecting... (attempt 1 of 5)"
@@ -42,12 +49,12 @@ def test_a_resume_that_gives_up_counts_the_outage_from_its_start(
     session_id = connected(app)
     app.handle(StartResume.build(), session_id)
     clock.advance(4)
-    state = app.disconnected(session_id, "SIGNAL_CLOSE")
+    state = app.handle(ReportDisconnected(reason="SIGNAL_CLOSE"), session_id)
     assert state.status_text == "Reconnecting... (attempt 1 of 5)"
     assert state.next_retry_at == clock.now() + timedelta(seconds=1)
     clock.advance(1)
-    app.attempt_started(session_id, 1)
-    app.reconnected(session_id)
+    app.handle(StartAttempt(attempt=1), session_id)
+    app.handle(ReportReconnected(), session_id)
     assert recorded(app, session_id)[-1] == ("Reconnected", 1)
     assert session_history(app, session_id)[-1].details["outage_ms"] == 5000
 
@@ -76,5 +83,5 @@ def test_the_agent_watches_the_users_open_session_or_starts_one(app: VoiceSessio
     assert session_for(app, "room-1", "alice") == first
     assert app.status(first).connection_state == ConnectionState.IDLE
     assert session_for(app, "room-1", "bob") != first
-    app.end(first)
+    app.handle(EndSession(), first)
     assert session_for(app, "room-1", "alice") != first
