@@ -5,10 +5,10 @@ from __future__ import annotations
 import httpx
 
 from clara_es.adapters.store import Store
-from clara_es.domain import VirtualClock
-from clara_es.domain.commands import Connect, MarkConnected, ReportDisconnected, StartSession
+from clara_es.domain import VirtualClock, commands
 from clara_es.http import create_app
 from tests.support.http_service import live_server, open_service
+from tests.support.scenarios import connected
 from tests.support.worker import worker_on
 
 
@@ -20,11 +20,9 @@ def test_an_overdue_deadline_shows_in_metrics_and_fails_readiness_until_fired(
     try:
         with worker_on(app) as worker, live_server(create_app(service), service) as url, \
                 httpx.Client(base_url=url, timeout=30) as http:
-            session_id = app.handle(StartSession(room="room-1", participant="alice")).session_id
-            app.handle(Connect(), session_id)
-            app.handle(MarkConnected(), session_id)
+            session_id = connected(app)
             # attempt 1 due in 1 s, deadline 11 s
-            app.handle(ReportDisconnected(reason="network"), session_id)
+            app.handle(commands.ReportDisconnected(reason="network"), session_id)
             worker.manager.catch_up()  # the rows are kept, but no worker fires them
             clock.advance(1 + 10 + 6)
             late = http.get("/readyz")

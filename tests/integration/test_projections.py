@@ -10,18 +10,7 @@ from eventsourcing.persistence import StoredEvent, Tracking
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
-from clara_es.domain import FAILURE_TEXT, ConnectionState, VirtualClock
-from clara_es.domain.commands import (
-    ChangeQuality,
-    Connect,
-    EndSession,
-    FailAttempt,
-    MarkConnected,
-    ReportDisconnected,
-    ReportReconnected,
-    StartAttempt,
-    StartSession,
-)
+from clara_es.domain import FAILURE_TEXT, ConnectionState, VirtualClock, commands
 from clara_es.domain.events import SessionCleanedUp
 from projections import queries
 from projections.catch_up import catch_up, rebuild
@@ -31,6 +20,7 @@ from projections.runner import ViewRunner
 from projections.supervisor import Supervisor
 from projections.views import VIEWS
 from tests.support.apps import AppFactory
+from tests.support.scenarios import connected
 from tests.support.view_streams import build_streams, positions, snapshot
 
 
@@ -42,19 +32,19 @@ def views(store: Store, app: VoiceSessions) -> Store:
 
 
 def drop_and_recover(app: VoiceSessions, clock: VirtualClock, failures: int) -> UUID:
-    started = app.handle(StartSession(room=f"room-{failures}", participant=f"user-{failures}"))
-    session_id = started.session_id
-    app.handle(Connect(), session_id)
-    app.handle(MarkConnected(), session_id)
-    state = app.handle(ReportDisconnected(reason="network"), session_id)
+    start = commands.StartSession(room=f"room-{failures}", participant=f"user-{failures}")
+    session_id = app.handle(start).session_id
+    app.handle(commands.Connect(), session_id)
+    app.handle(commands.MarkConnected(), session_id)
+    state = app.handle(commands.ReportDisconnected(reason="network"), session_id)
     for attempt in range(1, failures + 1):
         clock.advance(1)
-        app.handle(StartAttempt(attempt=attempt), session_id)
-        state = app.handle(FailAttempt(attempt=attempt, error="unreachable"), session_id)
+        app.handle(commands.StartAttempt(attempt=attempt), session_id)
+        state = app.handle(commands.FailAttempt(attempt=attempt, error="unreachable"), session_id)
     if state.connection_state == ConnectionState.RECONNECTING:
         clock.advance(1)
-        app.handle(StartAttempt(attempt=state.attempt), session_id)
-        app.handle(ReportReconnected(), session_id)
+        app.handle(commands.StartAttempt(attempt=state.attempt), session_id)
+        app.handle(commands.ReportReconnected(), session_id)
     return session_id
 
 
@@ -66,8 +56,8 @@ def test_views_follow_the_stream_live_and_match_a_rebuild(
         supervisor.wait_for(app.recorder.max_notification_id())
         recovered = drop_and_recover(app, clock, 2)
         failed = drop_and_recover(app, clock, 5)
-        app.handle(ChangeQuality.build(participant="user-2", quality="poor"), recovered)
-        app.handle(EndSession(), recovered)
+        app.handle(commands.ChangeQuality.build(participant="user-2", quality="poor"), recovered)
+        app.handle(commands.EndSession(), recovered)
         supervisor.wait_for(app.recorder.max_notification_id())
         live = snapshot(views)
     rebuild(views)
@@ -82,10 +72,8 @@ def test_ui_state_of_a_failed_session_shows_the_failure_and_enables_start(
     views: Store, app: VoiceSessions, clock: VirtualClock
 ) -> None:
     failed = drop_and_recover(app, clock, 5)
-    reconnecting = app.handle(StartSession(room="room-r", participant="bob")).session_id
-    app.handle(Connect(), reconnecting)
-    app.handle(MarkConnected(), reconnecting)
-    app.handle(ReportDisconnected(), reconnecting)
+    reconnecting = connected(app, "room-r", "bob")
+    app.handle(commands.ReportDisconnected(), reconnecting)
     catch_up(views)
     view_engine = engine(views)
     state = queries.status(view_engine, failed)
@@ -104,11 +92,12 @@ def test_ui_state_of_a_failed_session_shows_the_failure_and_enables_start(
 
 def test_attempt_counts_per_session(views: Store, app: VoiceSessions, clock: VirtualClock) -> None:
     twice = drop_and_recover(app, clock, 3)
-    app.handle(ReportDisconnected(), twice)
-    app.handle(ReportDisconnected(), twice)  # the same outage, reported again: not a second outage
+    app.handle(commands.ReportDisconnected(), twice)
+    # the same outage, reported again: not a second outage
+    app.handle(commands.ReportDisconnected(), twice)
     clock.advance(1)
-    app.handle(StartAttempt(attempt=1), twice)
-    app.handle(ReportReconnected(), twice)
+    app.handle(commands.StartAttempt(attempt=1), twice)
+    app.handle(commands.ReportReconnected(), twice)
     failed = drop_and_recover(app, clock, 5)
     catch_up(views)
     view_engine = engine(views)
@@ -256,11 +245,11 @@ def test_make_app_sessions_from_several_writers_reach_the_views(
 ) -> None:
     writers = [make_app() for _ in range(3)]
     ids = [
-        w.handle(StartSession(room=f"room-{i}", participant=f"user-{i}")).session_id
+        w.handle(commands.StartSession(room=f"room-{i}", participant=f"user-{i}")).session_id
         for i, w in enumerate(writers)
     ]
     for writer, session_id in zip(writers, ids, strict=True):
-        writer.handle(Connect(), session_id)
+        writer.handle(commands.Connect(), session_id)
     catch_up(views)
     view_engine = engine(views)
     assert {s["session_id"] for s in queries.sessions(view_engine, state="connecting")} == set(ids)

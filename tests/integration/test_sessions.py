@@ -6,8 +6,7 @@ from __future__ import annotations
 import threading
 
 from clara_es.application import VoiceSessions, session_history
-from clara_es.domain import Actor, ConnectionState
-from clara_es.domain.commands import ReportDisconnected, ReportReconnected
+from clara_es.domain import Actor, ConnectionState, commands
 from tests.support.apps import AppFactory
 from tests.support.scenarios import connected as connected_session
 
@@ -40,7 +39,8 @@ def test_client_and_agent_report_one_outage_at_once(make_app: AppFactory) -> Non
 
     def report(app: VoiceSessions, actor: Actor) -> None:
         try:
-            app.handle(ReportDisconnected(reason=f"{actor} saw it", actor=actor), session_id)
+            saw_it = commands.ReportDisconnected(reason=f"{actor} saw it", actor=actor)
+            app.handle(saw_it, session_id)
         except BaseException as exc:  # pragma: no cover - surfaced by the assert below
             errors.append(exc)
 
@@ -67,8 +67,8 @@ def test_long_stream_reads_back_through_snapshots(make_app: AppFactory) -> None:
     writer = make_app()
     session_id = connected_session(writer)
     for _ in range(130):  # past the snapshot interval
-        writer.handle(ReportDisconnected(), session_id)
-        writer.handle(ReportReconnected(), session_id)
+        writer.handle(commands.ReportDisconnected(), session_id)
+        writer.handle(commands.ReportReconnected(), session_id)
     reader = make_app()
     state = reader.status(session_id)
     assert state.connection_state == ConnectionState.CONNECTED

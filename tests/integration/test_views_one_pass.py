@@ -8,15 +8,7 @@ import pytest
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
-from clara_es.domain import VirtualClock
-from clara_es.domain.commands import (
-    Connect,
-    FailAttempt,
-    MarkConnected,
-    ReportDisconnected,
-    StartAttempt,
-    StartSession,
-)
+from clara_es.domain import VirtualClock, commands
 from projections import queries
 from projections.catch_up import catch_up, rebuild
 from projections.db import engine, upgrade
@@ -54,19 +46,19 @@ def test_sessions_that_go_on_after_a_restart_continue_from_the_rows_in_the_datab
     views: Store, app: VoiceSessions, clock: VirtualClock
 ) -> None:
     ids: list[UUID] = [
-        app.handle(StartSession(room=f"room-{i}", participant=f"user-{i}")).session_id
+        app.handle(commands.StartSession(room=f"room-{i}", participant=f"user-{i}")).session_id
         for i in range(3)
     ]
     for session_id in ids:
-        app.handle(Connect(), session_id)
-        app.handle(MarkConnected(), session_id)
+        app.handle(commands.Connect(), session_id)
+        app.handle(commands.MarkConnected(), session_id)
     catch_up(views)  # this runner stops; the next one starts with nothing in memory
     for attempt, session_id in enumerate(ids, start=1):
-        app.handle(ReportDisconnected(reason="network"), session_id)
+        app.handle(commands.ReportDisconnected(reason="network"), session_id)
         clock.advance(1)
         for failed in range(1, attempt):
-            app.handle(StartAttempt(attempt=failed), session_id)
-            app.handle(FailAttempt(attempt=failed, error="unreachable"), session_id)
+            app.handle(commands.StartAttempt(attempt=failed), session_id)
+            app.handle(commands.FailAttempt(attempt=failed, error="unreachable"), session_id)
     catch_up(views)
     view_engine = engine(views)
     try:

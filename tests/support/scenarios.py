@@ -7,32 +7,20 @@ from typing import Any
 from uuid import UUID
 
 from clara_es.application import VoiceSessions
-from clara_es.domain import Actor, Quality, VirtualClock
-from clara_es.domain.commands import (
-    ChangeQuality,
-    ConfirmPoorQuality,
-    Connect,
-    EndSession,
-    FailAttempt,
-    MarkConnected,
-    ReportDisconnected,
-    ReportReconnected,
-    StartAttempt,
-    StartSession,
-)
+from clara_es.domain import Actor, Quality, VirtualClock, commands
 
 
 def connected(app: VoiceSessions, room: str = "room-1", participant: str = "alice") -> UUID:
-    session_id = app.handle(StartSession(room=room, participant=participant)).session_id
-    app.handle(Connect(), session_id)
-    app.handle(MarkConnected(), session_id)
+    session_id = app.handle(commands.StartSession(room=room, participant=participant)).session_id
+    app.handle(commands.Connect(), session_id)
+    app.handle(commands.MarkConnected(), session_id)
     return session_id
 
 
 def poor(app: VoiceSessions, session_id: UUID, participant: str = "alice") -> None:
     """The participant's quality drops to poor and the drop is confirmed."""
-    app.handle(ChangeQuality(participant=participant, quality=Quality.POOR), session_id)
-    app.handle(ConfirmPoorQuality(participant=participant), session_id)
+    app.handle(commands.ChangeQuality(participant=participant, quality=Quality.POOR), session_id)
+    app.handle(commands.ConfirmPoorQuality(participant=participant), session_id)
 
 
 def due(app: VoiceSessions, clock: VirtualClock, session_id: UUID) -> int:
@@ -68,39 +56,39 @@ def racy_sessions(
     app: VoiceSessions, other_writer: VoiceSessions, clock: VirtualClock
 ) -> RacySessions:
     dup = connected(app)
-    client_saw_it = ReportDisconnected(reason="client saw it", actor=Actor.CLIENT)
+    client_saw_it = commands.ReportDisconnected(reason="client saw it", actor=Actor.CLIENT)
     lose_one_race(other_writer, lambda: app.handle(client_saw_it, dup))
-    other_writer.handle(ReportDisconnected(reason="agent saw it", actor=Actor.AGENT), dup)
+    other_writer.handle(commands.ReportDisconnected(reason="agent saw it", actor=Actor.AGENT), dup)
 
     late = connected(app)
-    app.handle(ReportDisconnected(reason="network"), late)
+    app.handle(commands.ReportDisconnected(reason="network"), late)
     due(app, clock, late)
-    app.handle(FailAttempt(attempt=1, error="down"), late)
-    app.handle(StartAttempt(attempt=1, actor=Actor.SYSTEM), late)
+    app.handle(commands.FailAttempt(attempt=1, error="down"), late)
+    app.handle(commands.StartAttempt(attempt=1, actor=Actor.SYSTEM), late)
 
     failed = connected(app)
-    app.handle(ReportDisconnected(reason="network"), failed)
+    app.handle(commands.ReportDisconnected(reason="network"), failed)
     for attempt in range(1, 6):
         due(app, clock, failed)
-        app.handle(FailAttempt(attempt=attempt, error="down"), failed)
+        app.handle(commands.FailAttempt(attempt=attempt, error="down"), failed)
     clock.advance(1)
-    app.handle(ReportReconnected(), failed)
+    app.handle(commands.ReportReconnected(), failed)
 
     ended = connected(app)
-    app.handle(ReportDisconnected(reason="network"), ended)
-    app.handle(EndSession(reason="user gave up"), ended)
-    app.handle(ReportReconnected(), ended)
+    app.handle(commands.ReportDisconnected(reason="network"), ended)
+    app.handle(commands.EndSession(reason="user gave up"), ended)
+    app.handle(commands.ReportReconnected(), ended)
 
     watched = connected(app)
-    app.handle(ReportDisconnected(reason="network"), watched)
+    app.handle(commands.ReportDisconnected(reason="network"), watched)
     due(app, clock, watched)
-    app.handle(StartAttempt(attempt=1), watched)
+    app.handle(commands.StartAttempt(attempt=1), watched)
     clock.advance(10)
-    app.handle(FailAttempt(attempt=1, error="timeout", actor=Actor.SYSTEM), watched)
+    app.handle(commands.FailAttempt(attempt=1, error="timeout", actor=Actor.SYSTEM), watched)
 
     quiet = connected(app)
-    app.handle(ReportDisconnected(reason="network"), quiet)
+    app.handle(commands.ReportDisconnected(reason="network"), quiet)
     due(app, clock, quiet)
-    app.handle(StartAttempt(attempt=1), quiet)
-    app.handle(ReportReconnected(), quiet)
+    app.handle(commands.StartAttempt(attempt=1), quiet)
+    app.handle(commands.ReportReconnected(), quiet)
     return RacySessions(dup, late, failed, ended, watched, quiet)

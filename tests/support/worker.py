@@ -9,15 +9,7 @@ from uuid import UUID
 
 from clara_es.application import VoiceSessions
 from clara_es.config import Settings
-from clara_es.domain import VirtualClock
-from clara_es.domain.commands import (
-    Connect,
-    FailAttempt,
-    MarkConnected,
-    ReportDisconnected,
-    StartAttempt,
-    StartSession,
-)
+from clara_es.domain import VirtualClock, commands
 from clara_es.process import (
     AudioPipeline,
     InMemoryAudioPipeline,
@@ -51,14 +43,12 @@ def worker_on(
 
 def failed_session(app: VoiceSessions, clock: VirtualClock, room: str = "room-1") -> UUID:
     """A session whose client ran out of attempts: Failed, with the spec's schedule."""
-    session_id = app.handle(StartSession(room=room, participant="alice")).session_id
-    app.handle(Connect(), session_id)
-    app.handle(MarkConnected(), session_id)
-    state = app.handle(ReportDisconnected(reason="network"), session_id)
+    session_id = connected(app, room, "alice")
+    state = app.handle(commands.ReportDisconnected(reason="network"), session_id)
     while state.next_retry_at is not None:
         clock.advance_to(state.next_retry_at)
-        app.handle(StartAttempt(attempt=state.attempt), session_id)
-        failure = FailAttempt(attempt=state.attempt, error="network unreachable")
+        app.handle(commands.StartAttempt(attempt=state.attempt), session_id)
+        failure = commands.FailAttempt(attempt=state.attempt, error="network unreachable")
         state = app.handle(failure, session_id)
     return session_id
 
@@ -68,6 +58,6 @@ def drop_while_a_worker_runs(app: VoiceSessions) -> tuple[UUID, int]:
     stops. Answers the session and the worker's position in the log."""
     with worker_on(app) as worker:
         session_id = connected(app)
-        app.handle(ReportDisconnected(reason="network"), session_id)
+        app.handle(commands.ReportDisconnected(reason="network"), session_id)
         worker.run_pending()
         return session_id, worker.manager.position()

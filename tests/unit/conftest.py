@@ -15,9 +15,9 @@ from uuid import UUID
 import pytest
 
 from clara_es.application import VoiceSessions
-from clara_es.domain import UIState, VirtualClock
-from clara_es.domain.commands import Connect, MarkConnected, ReportDisconnected, StartSession
+from clara_es.domain import UIState, VirtualClock, commands
 from tests.support.apps import AppFactory, closing_apps
+from tests.support.scenarios import connected
 
 
 def memory_env(kind: str) -> dict[str, str]:
@@ -62,7 +62,5 @@ class Dropped:
 def dropped() -> Dropped:
     clock = VirtualClock()
     app = VoiceSessions({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock)
-    sid = app.handle(StartSession(room="room", participant="alice")).session_id
-    app.handle(Connect(), sid)
-    app.handle(MarkConnected(), sid)
-    return Dropped(app, clock, sid, app.handle(ReportDisconnected(reason="wifi off"), sid))
+    sid = connected(app, "room", "alice")
+    return Dropped(app, clock, sid, app.handle(commands.ReportDisconnected(reason="wifi off"), sid))

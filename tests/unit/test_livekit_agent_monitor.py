@@ -10,8 +10,7 @@ from livekit.rtc._proto import participant_pb2, room_pb2
 
 from clara_es.adapters.livekit import AgentMonitor, AsyncVirtualClock
 from clara_es.application import VoiceSessions, session_history
-from clara_es.domain import Actor, ConnectionState, VirtualClock
-from clara_es.domain.commands import ReportDisconnected
+from clara_es.domain import Actor, ConnectionState, VirtualClock, commands
 from tests.support.livekit_sdk import as_agent, listeners, on_virtual_time, recorded, remote
 from tests.support.scenarios import connected as connected_session
 
@@ -100,7 +99,7 @@ async def test_the_participant_leaving_records_disconnected_once(
         "participant_disconnected", remote("alice", rtc.DisconnectReason.CONNECTION_TIMEOUT)
     )
     # The client reports the same outage: one outage, one schedule.
-    app.handle(ReportDisconnected(reason="network", actor=Actor.CLIENT), session_id)
+    app.handle(commands.ReportDisconnected(reason="network", actor=Actor.CLIENT), session_id)
     assert recorded(app, session_id, since=3) == [
         ("Disconnected", "CONNECTION_TIMEOUT"),
         ("ReconnectScheduled", 1),
