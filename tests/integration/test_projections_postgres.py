@@ -30,6 +30,14 @@ def pg_app(postgres_store: Store, clock: VirtualClock) -> Iterator[VoiceSessions
     app.close()
 
 
+@pytest.fixture
+def application_name(monkeypatch: pytest.MonkeyPatch) -> str:
+    """libpq names every connection this process opens from now on, so only ours are found."""
+    name = f"clara-es-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("PGAPPNAME", name)
+    return name
+
+
 def listen_backends(application_name: str) -> list[int]:
     with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         rows = conn.execute(
@@ -41,12 +49,8 @@ def listen_backends(application_name: str) -> list[int]:
 
 
 def test_terminated_listen_connections_are_restarted_from_the_tracking_position(
-    postgres_store: Store, pg_app: VoiceSessions, clock: VirtualClock,
-    monkeypatch: pytest.MonkeyPatch,
+    postgres_store: Store, pg_app: VoiceSessions, clock: VirtualClock, application_name: str
 ) -> None:
-    # libpq names every connection this process opens from now on, so only ours are killed.
-    application_name = f"clara-es-test-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("PGAPPNAME", application_name)
     build_streams(pg_app, clock, 20)
     with Supervisor(postgres_store, watchdog_interval=3600, restart_delay=0.05) as supervisor:
         supervisor.wait_for(pg_app.recorder.max_notification_id())
@@ -78,11 +82,8 @@ def insert_without_notify(store: Store, app: VoiceSessions, clock: VirtualClock)
 
 
 def test_a_missed_notify_is_caught_by_the_slow_poll(
-    postgres_store: Store, pg_app: VoiceSessions, clock: VirtualClock,
-    monkeypatch: pytest.MonkeyPatch,
+    postgres_store: Store, pg_app: VoiceSessions, clock: VirtualClock, application_name: str
 ) -> None:
-    application_name = f"clara-es-test-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("PGAPPNAME", application_name)
     build_streams(pg_app, clock, 5)
     with Supervisor(postgres_store, watchdog_interval=0.2) as supervisor:
         supervisor.wait_for(pg_app.recorder.max_notification_id())
