@@ -26,21 +26,25 @@ def monitored(app: VoiceSessions, clock: VirtualClock) -> tuple[UUID, rtc.Room, 
     return session_id, room, timers
 
 
+def quality(room: rtc.Room, value: rtc.ConnectionQuality, identity: str = "alice") -> None:
+    """LiveKit tells the agent's room a participant's connection quality."""
+    room.emit("connection_quality_changed", remote(identity), value)
+
+
 @on_virtual_time
 async def test_poor_then_good_within_the_window_records_changes_but_no_restart(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id, room, timers = monitored(app, clock)
-    alice = remote("alice")
-    room.emit("connection_quality_changed", alice, Q.QUALITY_GOOD)
-    room.emit("connection_quality_changed", alice, Q.QUALITY_GOOD)  # a repeat
-    room.emit("connection_quality_changed", alice, Q.QUALITY_POOR)
+    quality(room, Q.QUALITY_GOOD)
+    quality(room, Q.QUALITY_GOOD)  # a repeat
+    quality(room, Q.QUALITY_POOR)
     await timers.advance(1)
-    room.emit("connection_quality_changed", alice, Q.QUALITY_EXCELLENT)
+    quality(room, Q.QUALITY_EXCELLENT)
     await timers.advance(2.5)  # past where the first window would have ended
-    room.emit("connection_quality_changed", alice, Q.QUALITY_LOST)
+    quality(room, Q.QUALITY_LOST)
     await timers.advance(2.9)
-    room.emit("connection_quality_changed", alice, Q.QUALITY_GOOD)
+    quality(room, Q.QUALITY_GOOD)
     await timers.advance(60)
     assert recorded(app, session_id, since=3) == [
         ("QualityChanged", "good"),
@@ -57,12 +61,11 @@ async def test_poor_held_past_the_window_records_quality_poor_once(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id, room, timers = monitored(app, clock)
-    alice = remote("alice")
     poor_at = clock.now()
-    room.emit("connection_quality_changed", alice, Q.QUALITY_POOR)
+    quality(room, Q.QUALITY_POOR)
     await timers.advance(2.9)
     assert "QualityPoor" not in [t for t, _ in recorded(app, session_id)]
-    room.emit("connection_quality_changed", alice, Q.QUALITY_LOST)  # still the same spell
+    quality(room, Q.QUALITY_LOST)  # still the same spell
     await timers.advance(30)
     events = session_history(app, session_id)[3:]
     assert [(e.type, e.details["quality"]) for e in events] == [
@@ -82,7 +85,7 @@ async def test_other_participants_quality_is_not_this_sessions(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id, room, timers = monitored(app, clock)
-    room.emit("connection_quality_changed", remote("bob"), Q.QUALITY_LOST)
+    quality(room, Q.QUALITY_LOST, "bob")
     room.emit("connection_quality_changed", None, Q.QUALITY_LOST)  # an unknown identity
     await timers.advance(10)
     assert recorded(app, session_id, since=3) == []
@@ -222,7 +225,7 @@ async def test_detaching_removes_every_listener_and_the_pending_window(
     monitor = AgentMonitor(app, session_id, timers, poor_window=WINDOW)
     monitor.attach(room)
     assert sum(listeners(room).values()) == sum(before.values()) + 7
-    room.emit("connection_quality_changed", remote("alice"), Q.QUALITY_POOR)
+    quality(room, Q.QUALITY_POOR)
     monitor.detach()
     assert listeners(room) == before
     for event, args in [
