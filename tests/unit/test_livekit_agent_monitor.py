@@ -31,6 +31,11 @@ def quality(room: rtc.Room, value: rtc.ConnectionQuality, identity: str = "alice
     room.emit("connection_quality_changed", remote(identity), value)
 
 
+def leaves(room: rtc.Room, reason: int | None = None, identity: str = "alice") -> None:
+    """LiveKit tells the agent's room a participant left (with its DisconnectReason, if any)."""
+    room.emit("participant_disconnected", remote(identity, reason))
+
+
 @on_virtual_time
 async def test_poor_then_good_within_the_window_records_changes_but_no_restart(
     app: VoiceSessions, clock: VirtualClock
@@ -97,10 +102,8 @@ async def test_the_participant_leaving_records_disconnected_once(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id, room, _timers = monitored(app, clock)
-    room.emit("participant_disconnected", remote("bob"))
-    room.emit(
-        "participant_disconnected", remote("alice", rtc.DisconnectReason.CONNECTION_TIMEOUT)
-    )
+    leaves(room, identity="bob")
+    leaves(room, rtc.DisconnectReason.CONNECTION_TIMEOUT)
     # The client reports the same outage: one outage, one schedule.
     app.handle(commands.ReportDisconnected(reason="network", actor=Actor.CLIENT), session_id)
     assert recorded(app, session_id, since=3) == [
@@ -120,9 +123,7 @@ async def test_the_participant_leaving_on_purpose_ends_the_session(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id, room, _ = monitored(app, clock)
-    room.emit(
-        "participant_disconnected", remote("alice", rtc.DisconnectReason.CLIENT_INITIATED)
-    )
+    leaves(room, rtc.DisconnectReason.CLIENT_INITIATED)
     state = app.status(session_id)
     assert state.connection_state == ConnectionState.ENDED
     assert recorded(app, session_id, since=3) == [
@@ -138,7 +139,7 @@ async def test_a_full_sdk_reconnect_of_the_agent_is_not_the_users_outage(
     session_id, room, timers = monitored(app, clock)
     room.emit("reconnecting")
     room.emit("connection_state_changed", rtc.ConnectionState.CONN_RECONNECTING)
-    room.emit("participant_disconnected", remote("alice"))  # the SDK drops every remote
+    leaves(room)  # the SDK drops every remote
     await timers.advance(4)
     room.emit("reconnected")
     room.emit("participant_connected", remote("alice"))  # and adds them back
@@ -157,7 +158,7 @@ async def test_a_full_sdk_reconnect_of_the_agent_is_not_the_users_outage(
     ]
     # After the agent is back, alice leaving is her outage again (once the agent's own
     # reconnect did not follow within the settle time).
-    room.emit("participant_disconnected", remote("alice"))
+    leaves(room)
     await timers.advance(1)
     assert app.status(session_id).connection_state == ConnectionState.RECONNECTING
     assert recorded(app, session_id)[-2:] == [
@@ -279,7 +280,7 @@ async def test_a_departure_without_reason_and_no_agent_reconnect_is_the_users_ou
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id, room, timers = monitored(app, clock)
-    room.emit("participant_disconnected", remote("alice"))
+    leaves(room)
     await timers.advance(0.9)
     assert app.status(session_id).connection_state == ConnectionState.CONNECTED
     await timers.advance(0.1)
@@ -297,7 +298,7 @@ async def test_removed_or_replaced_participants_end_the_session(
     for reason in ("PARTICIPANT_REMOVED", "DUPLICATE_IDENTITY", "ROOM_DELETED"):
         session_id, room, _ = monitored(app, clock)
         code = rtc.DisconnectReason.Value(reason)
-        room.emit("participant_disconnected", remote("alice", code))
+        leaves(room, code)
         assert recorded(app, session_id, since=3) == [
             ("SessionEnded", f"participant left ({reason})")
         ]
