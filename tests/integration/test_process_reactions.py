@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 from uuid import UUID
 
@@ -10,54 +11,58 @@ import pytest
 
 from clara_es.application import VoiceSessions, session_history
 from clara_es.domain import VirtualClock, commands
-from clara_es.process import InMemoryAudioPipeline
+from clara_es.process import InMemoryAudioPipeline, Worker
 from tests.support.apps import AppFactory
 from tests.support.scenarios import connected
 from tests.support.worker import settings, worker_on
+
+Running = tuple[VoiceSessions, Worker, UUID]
 
 
 def types(app: VoiceSessions, session_id: UUID) -> list[str]:
     return [e.type for e in session_history(app, session_id)]
 
 
-def test_watchdog_fails_an_attempt_whose_client_died(
-    make_app: AppFactory, clock: VirtualClock
-) -> None:
+@pytest.fixture
+def running(make_app: AppFactory) -> Iterator[Running]:
+    """A connected session on a real store, the process manager's worker running beside it."""
     app = make_app()
     with worker_on(app) as worker:
-        session_id = connected(app)
-        # attempt 1 due after 1 s
-        app.handle(commands.ReportDisconnected(reason="network"), session_id)
-        clock.advance(1)
-        # ...and then the client process dies
-        app.handle(commands.StartAttempt(attempt=1), session_id)
-        started = clock.now()
-        worker.run_until(started + timedelta(seconds=9.9))
-        assert app.status(session_id).connection_state == "reconnecting"
-        worker.run_until(started + timedelta(seconds=10))
-        timed_out = session_history(app, session_id)[-2]
-        assert (timed_out.type, timed_out.actor) == ("ReconnectAttemptFailed", "system")
-        assert timed_out.details == {"attempt": 1, "error": "timeout"}
-        assert timed_out.occurred_at == started + timedelta(seconds=10)
-        # Nobody ever comes back: attempts 2..5 are never started, each fails at due + 10 s.
-        worker.run_until(clock.now() + timedelta(minutes=5))
+        yield app, worker, connected(app)
+
+
+def test_watchdog_fails_an_attempt_whose_client_died(
+    running: Running, clock: VirtualClock
+) -> None:
+    app, worker, session_id = running
+    app.handle(commands.ReportDisconnected(reason="network"), session_id)  # attempt 1 at 1 s
+    clock.advance(1)
+    app.handle(commands.StartAttempt(attempt=1), session_id)  # ...and the client process dies
+    started = clock.now()
+    worker.run_until(started + timedelta(seconds=9.9))
+    assert app.status(session_id).connection_state == "reconnecting"
+    worker.run_until(started + timedelta(seconds=10))
+    timed_out = session_history(app, session_id)[-2]
+    assert (timed_out.type, timed_out.actor) == ("ReconnectAttemptFailed", "system")
+    assert timed_out.details == {"attempt": 1, "error": "timeout"}
+    assert timed_out.occurred_at == started + timedelta(seconds=10)
+    # Nobody ever comes back: attempts 2..5 are never started, each fails at due + 10 s.
+    worker.run_until(clock.now() + timedelta(minutes=5))
     state = app.status(session_id)
     assert state.connection_state == "failed"
     assert types(app, session_id).count("ReconnectAttemptFailed") == 5
 
 
 def test_a_client_that_reports_in_time_is_never_timed_out(
-    make_app: AppFactory, clock: VirtualClock
+    running: Running, clock: VirtualClock
 ) -> None:
-    app = make_app()
-    with worker_on(app) as worker:
-        session_id = connected(app)
-        state = app.handle(commands.ReportDisconnected(reason="network"), session_id)
-        worker.run_until(state.next_retry_at)
-        app.handle(commands.StartAttempt(attempt=1), session_id)
-        worker.run_until(clock.now() + timedelta(seconds=9))
-        app.handle(commands.ReportReconnected(), session_id)
-        worker.run_until(clock.now() + timedelta(minutes=5))
+    app, worker, session_id = running
+    state = app.handle(commands.ReportDisconnected(reason="network"), session_id)
+    worker.run_until(state.next_retry_at)
+    app.handle(commands.StartAttempt(attempt=1), session_id)
+    worker.run_until(clock.now() + timedelta(seconds=9))
+    app.handle(commands.ReportReconnected(), session_id)
+    worker.run_until(clock.now() + timedelta(minutes=5))
     kinds = types(app, session_id)
     assert kinds[-1] == "Reconnected"
     assert "SignalIgnored" not in kinds
@@ -153,14 +158,10 @@ def test_a_timer_for_a_superseded_attempt_only_records_signal_ignored(
         before.model_dump(exclude={"updated_at", "version"})
 
 
-def test_an_ended_session_is_cleaned_up_at_once(
-    make_app: AppFactory, clock: VirtualClock
-) -> None:
-    app = make_app()
-    with worker_on(app) as worker:
-        session_id = connected(app)
-        app.handle(commands.EndSession(reason="user"), session_id)
-        worker.run_pending()
+def test_an_ended_session_is_cleaned_up_at_once(running: Running) -> None:
+    app, worker, session_id = running
+    app.handle(commands.EndSession(reason="user"), session_id)
+    worker.run_pending()
     kinds = types(app, session_id)
     assert kinds[-3:] == ["SessionEnded", "CleanupRequested", "CleanupSkipped"]
     assert app.status(session_id).connection_state == "ended"
