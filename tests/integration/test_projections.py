@@ -13,7 +13,7 @@ from clara_es.application import VoiceSessions
 from clara_es.domain import FAILURE_TEXT, ConnectionState, VirtualClock, commands
 from clara_es.domain.events import SessionCleanedUp
 from projections import queries
-from projections.catch_up import catch_up, rebuild
+from projections.catch_up import catch_up
 from projections.db import ViewsMissing, engine, upgrade
 from projections.recorders import PositionMoved
 from projections.runner import ViewRunner
@@ -21,7 +21,7 @@ from projections.supervisor import Supervisor
 from projections.views import VIEWS
 from tests.support.apps import AppFactory
 from tests.support.scenarios import connected
-from tests.support.view_streams import build_streams, positions, snapshot
+from tests.support.view_streams import assert_rebuild_matches, build_streams, positions
 
 
 @pytest.fixture
@@ -59,9 +59,7 @@ def test_views_follow_the_stream_live_and_match_a_rebuild(
         app.handle(commands.ChangeQuality.build(participant="user-2", quality="poor"), recovered)
         app.handle(commands.EndSession(), recovered)
         supervisor.wait_for(app.recorder.max_notification_id())
-        live = snapshot(views)
-    rebuild(views)
-    assert snapshot(views) == live
+    assert_rebuild_matches(views)
     view_engine = engine(views)
     for session_id in (recovered, failed):
         assert queries.status(view_engine, session_id) == app.status(session_id)
@@ -226,9 +224,7 @@ def test_two_runners_of_one_view_never_apply_an_event_twice(
     finally:
         first.close()
         second.close()
-    live = snapshot(views)["attempt_counts"]
-    rebuild(views, [VIEWS["attempt_counts"]])
-    assert snapshot(views)["attempt_counts"] == live
+    assert_rebuild_matches(views, ("attempt_counts",))
 
 
 def test_queries_on_a_database_without_the_views_say_how_to_create_them(
@@ -267,7 +263,5 @@ def test_the_projection_takes_events_one_by_one_as_eventsourcing_delivers_them(
             runner.projection.process_event(event, Tracking(app.name, n.id))
     finally:
         runner.close()
-    one_by_one = snapshot(views)["ui_state"]
-    rebuild(views, [VIEWS["ui_state"]])
-    assert snapshot(views)["ui_state"] == one_by_one
+    one_by_one = assert_rebuild_matches(views, ("ui_state",))["ui_state"]
     assert len(one_by_one) == 12

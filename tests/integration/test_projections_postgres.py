@@ -12,12 +12,16 @@ import pytest
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import Actor, BackoffPolicy, Signal, VirtualClock, VoiceSession
-from projections.catch_up import rebuild
 from projections.db import schema_of, upgrade
 from projections.supervisor import Supervisor
 from projections.views import VIEWS
 from tests.support.stores import POSTGRES_URL
-from tests.support.view_streams import build_streams, positions, snapshot, wait_until
+from tests.support.view_streams import (
+    assert_rebuild_matches,
+    build_streams,
+    positions,
+    wait_until,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -62,9 +66,7 @@ def test_terminated_listen_connections_are_restarted_from_the_tracking_position(
         build_streams(pg_app, clock, 20)
         supervisor.wait_for(pg_app.recorder.max_notification_id())
         assert supervisor.restarts >= listeners
-        live = snapshot(postgres_store)
-    rebuild(postgres_store)
-    assert snapshot(postgres_store) == live
+    assert_rebuild_matches(postgres_store)
 
 
 def insert_without_notify(store: Store, app: VoiceSessions, clock: VirtualClock) -> None:

@@ -10,11 +10,11 @@ from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import VirtualClock, commands
 from projections import queries
-from projections.catch_up import catch_up, rebuild
+from projections.catch_up import catch_up
 from projections.db import engine, upgrade
 from projections.runner import ViewRunner
 from projections.views import VIEWS
-from tests.support.view_streams import build_streams, positions, snapshot
+from tests.support.view_streams import assert_rebuild_matches, build_streams, positions
 
 
 @pytest.fixture
@@ -37,9 +37,7 @@ def test_a_view_dropped_alone_is_brought_back_by_the_one_reader_of_every_view(
     catch_up(views)
     head = app.recorder.max_notification_id()
     assert positions(views) == dict.fromkeys(VIEWS, head)
-    live = snapshot(views)
-    rebuild(views)
-    assert snapshot(views) == live
+    assert_rebuild_matches(views)
 
 
 def test_sessions_that_go_on_after_a_restart_continue_from_the_rows_in_the_database(
@@ -68,6 +66,4 @@ def test_sessions_that_go_on_after_a_restart_continue_from_the_rows_in_the_datab
     finally:
         view_engine.dispose()
     assert [counts[i]["failed_attempts"] for i in ids] == [0, 1, 2]
-    live = snapshot(views)
-    rebuild(views)
-    assert snapshot(views) == live
+    assert_rebuild_matches(views)
