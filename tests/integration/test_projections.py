@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from datetime import timedelta
 from uuid import UUID, uuid4
 
@@ -210,9 +211,10 @@ def test_two_runners_of_one_view_never_apply_an_event_twice(
     views: Store, app: VoiceSessions, clock: VirtualClock
 ) -> None:
     drop_and_recover(app, clock, 2)
-    first = ViewRunner(views, VIEWS["attempt_counts"])
-    second = ViewRunner(views, VIEWS["attempt_counts"])
-    try:
+    with (
+        closing(ViewRunner(views, VIEWS["attempt_counts"])) as first,
+        closing(ViewRunner(views, VIEWS["attempt_counts"])) as second,
+    ):
         notifications = list(app.recorder.select_notifications(start=1, limit=5))
         first.projection.process_batch(notifications, None)
         with pytest.raises(PositionMoved):
@@ -221,9 +223,6 @@ def test_two_runners_of_one_view_never_apply_an_event_twice(
             second.projection.process_batch(notifications[3:], 3)
         second.catch_up()
         assert first.position() == app.recorder.max_notification_id()
-    finally:
-        first.close()
-        second.close()
     assert_rebuild_matches(views, ("attempt_counts",))
 
 
@@ -256,12 +255,9 @@ def test_the_projection_takes_events_one_by_one_as_eventsourcing_delivers_them(
     views: Store, app: VoiceSessions, clock: VirtualClock
 ) -> None:
     build_streams(app, clock, 12)
-    runner = ViewRunner(views, VIEWS["ui_state"])
-    try:
+    with closing(ViewRunner(views, VIEWS["ui_state"])) as runner:
         for n in app.recorder.select_notifications(start=1, limit=10_000):
             event = app.mapper.to_domain_event(n)
             runner.projection.process_event(event, Tracking(app.name, n.id))
-    finally:
-        runner.close()
     one_by_one = assert_rebuild_matches(views, ("ui_state",))["ui_state"]
     assert len(one_by_one) == 12

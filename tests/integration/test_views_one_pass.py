@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from uuid import UUID
 
 import pytest
@@ -28,11 +29,8 @@ def test_a_view_dropped_alone_is_brought_back_by_the_one_reader_of_every_view(
 ) -> None:
     build_streams(app, clock, 12)
     catch_up(views)
-    alone = ViewRunner(views, VIEWS["attempt_counts"])
-    try:
+    with closing(ViewRunner(views, VIEWS["attempt_counts"])) as alone:
         alone.view.reset(app.name)
-    finally:
-        alone.close()
     build_streams(app, clock, 6)
     catch_up(views)
     head = app.recorder.max_notification_id()
