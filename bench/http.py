@@ -35,7 +35,7 @@ import httpx
 from bench.common import backends, fresh_store
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
-from clara_es.domain import SystemClock
+from clara_es.domain import SystemClock, commands
 from clara_es.http.auth import Role, mint
 from clara_es.http.queries import Reads
 from projections import db as views_db
@@ -82,9 +82,10 @@ class Server:
 def setup_sessions(app: VoiceSessions, n: int) -> list[UUID]:
     ids = []
     for k in range(n):
-        session_id = app.start(ROOM, f"user-{k}").session_id
-        app.connect(session_id)
-        app.connected(session_id)
+        start = commands.StartSession(room=ROOM, participant=f"user-{k}")
+        session_id = app.handle(start).session_id
+        app.handle(commands.Connect(), session_id)
+        app.handle(commands.MarkConnected(), session_id)
         ids.append(session_id)
     return ids
 
@@ -160,8 +161,8 @@ async def http_rates(url: str, ids: list[UUID], seconds: float, workers: int) ->
             r = await http.post(f"/api/sessions/{session_id}/{name}", json=body, headers=AGENT)
             assert r.status_code == 200, r.text
 
-        commands = await timed(seconds, workers, command, "command")
-    return {"healthz_rps": floor, "read_rps": reads, "command_rps": commands}
+        command_rps = await timed(seconds, workers, command, "command")
+    return {"healthz_rps": floor, "read_rps": reads, "command_rps": command_rps}
 
 
 async def feeds(url: str, ids: list[UUID], rounds: int) -> dict[str, Any]:
@@ -195,13 +196,13 @@ async def feeds(url: str, ids: list[UUID], rounds: int) -> dict[str, Any]:
         tasks = [asyncio.create_task(follow(i)) for i in ids]
         await asyncio.wait_for(all_open.wait(), 120)
         sender = httpx.Limits(max_connections=16)
-        async with httpx.AsyncClient(base_url=url, limits=sender, timeout=60) as commands:
+        async with httpx.AsyncClient(base_url=url, limits=sender, timeout=60) as poster:
             semaphore = asyncio.Semaphore(16)
 
             async def send(session_id: UUID, name: str, body: dict[str, Any]) -> None:
                 async with semaphore:
-                    r = await commands.post(f"/api/sessions/{session_id}/{name}", json=body,
-                                            headers=AGENT)
+                    r = await poster.post(f"/api/sessions/{session_id}/{name}", json=body,
+                                          headers=AGENT)
                     assert r.status_code == 200, r.text
 
             for _ in range(rounds):
@@ -233,11 +234,14 @@ def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         views = views_db.engine(store)
         reads = Reads(app, views, SystemClock())
         direct_read = in_process_rate(args.seconds, lambda i: reads.status(ids[i % 200]))
-        cycle = (lambda s: app.disconnected(s, "bench"), lambda s: app.attempt_started(s, 1),
-                 app.reconnected)
+        cycle = (
+            commands.ReportDisconnected(reason="bench"),
+            commands.StartAttempt(attempt=1),
+            commands.ReportReconnected(),
+        )
         spare = setup_sessions(app, 200)
         direct_command = in_process_rate(
-            args.seconds, lambda i: cycle[i % 3](spare[(i // 3) % len(spare)])
+            args.seconds, lambda i: app.handle(cycle[i % 3], spare[(i // 3) % len(spare)])
         )
         views.dispose()
         app.close()

@@ -20,7 +20,7 @@ from pathlib import Path
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.config import Settings
-from clara_es.domain import VirtualClock
+from clara_es.domain import VirtualClock, commands
 from clara_es.domain.schedule import follow
 from clara_es.process import InMemoryAudioPipeline, SkippedRoomCleaner, start_worker
 
@@ -30,10 +30,11 @@ def measure(store: Store, sessions: int) -> dict[str, float]:
     app = VoiceSessions(store.eventsourcing_env(), clock=clock)
     t0 = time.perf_counter()
     for i in range(sessions):
-        session_id = app.start(f"room-{i}", f"user-{i}").session_id
-        app.connect(session_id)
-        app.connected(session_id)
-        state = app.disconnected(session_id, "network")
+        start = commands.StartSession(room=f"room-{i}", participant=f"user-{i}")
+        session_id = app.handle(start).session_id
+        app.handle(commands.Connect(), session_id)
+        app.handle(commands.MarkConnected(), session_id)
+        state = app.handle(commands.ReportDisconnected(reason="network"), session_id)
         follow(lambda c, s=session_id: app.handle_with_events(c, s), state, clock.advance_to,
                lambda _attempt: "network unreachable")
     append_s = time.perf_counter() - t0

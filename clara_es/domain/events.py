@@ -143,10 +143,8 @@ class Reconnected(SessionEvent):
     outage_ms: int
 
     def apply_to(self, session: SessionState) -> None:
-        session.state = ConnectionState.CONNECTED
+        session.leave_schedule(ConnectionState.CONNECTED)
         session.attempt = 0
-        session.attempt_in_flight = False
-        session.next_retry_at = None
         session.outage_started_at = None
 
 
@@ -155,18 +153,14 @@ class Failed(SessionEvent):
     attempts: int
 
     def apply_to(self, session: SessionState) -> None:
-        session.state = ConnectionState.FAILED
-        session.attempt_in_flight = False
-        session.next_retry_at = None
+        session.leave_schedule(ConnectionState.FAILED)
 
 
 class SessionEnded(SessionEvent):
     reason: str
 
     def apply_to(self, session: SessionState) -> None:
-        session.state = ConnectionState.ENDED
-        session.attempt_in_flight = False
-        session.next_retry_at = None
+        session.leave_schedule(ConnectionState.ENDED)
 
 
 class SignalIgnored(SessionEvent):

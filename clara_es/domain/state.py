@@ -85,6 +85,12 @@ class SessionState:
 
         def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None: ...
 
+    def leave_schedule(self, state: ConnectionState) -> None:
+        """The session goes to `state` out of any schedule: no attempt in flight, none due."""
+        self.state = state
+        self.attempt_in_flight = False
+        self.next_retry_at = None
+
     def remember_request(self, key: str, digest: str | None, version: int) -> None:
         kept = [entry for entry in self.request_keys if entry[0] != key]
         self.request_keys = (*kept, (key, digest, version))[-self.REQUEST_KEYS_KEPT:]

@@ -15,27 +15,14 @@ from pydantic import BaseModel
 
 from clara_es.application import VoiceSessions
 from clara_es.application.records import event_type
-from clara_es.domain import VoiceSession
-from clara_es.domain.events import (
-    CLEANUP_OUTCOMES,
-    CleanupRequested,
-    Disconnected,
-    Failed,
-    ReconnectAttempted,
-    ReconnectAttemptFailed,
-    Reconnected,
-    ReconnectScheduled,
-    SessionEnded,
-    SessionStarted,
-    SignalIgnored,
-    WebhookReceived,
-)
+from clara_es.domain import VoiceSession, events
 from clara_es.domain.schedule import early_by
 
-FINAL_EVENTS = (Failed, SessionEnded)
 # What may still be appended to a final session: records of signals that no longer apply, and
 # the process manager's cleanup of it.
-AFTER_FINAL = (SignalIgnored, CleanupRequested, *CLEANUP_OUTCOMES, WebhookReceived)
+AFTER_FINAL = (
+    events.SignalIgnored, events.CleanupRequested, *events.CLEANUP_OUTCOMES, events.WebhookReceived
+)
 
 
 class Violation(BaseModel):
@@ -113,28 +100,28 @@ class Invariants:
                                    version=event.originator_version, at=event.timestamp,
                                    message=message))
 
-        if isinstance(event, SessionStarted):
+        if isinstance(event, events.SessionStarted):
             facts.max_attempts = int(event.policy["max_attempts"])
         if facts.final is not None and not isinstance(event, AFTER_FINAL):
             violation("Failed and SessionEnded are final", f"{kind} after {facts.final}")
         match event:
-            case Failed() | SessionEnded() if facts.final is None:
+            case events.Failed() | events.SessionEnded() if facts.final is None:
                 facts.final = kind
-            case Disconnected() | Reconnected():
+            case events.Disconnected() | events.Reconnected():
                 facts.failures_this_outage = 0
-            case ReconnectScheduled():
+            case events.ReconnectScheduled():
                 facts.scheduled, facts.due_at = event.attempt, event.due_at
                 if event.attempt > facts.max_attempts:
                     violation("attempts never exceed the policy",
                               f"attempt {event.attempt} scheduled, the policy allows "
                               f"{facts.max_attempts}")
-            case ReconnectAttemptFailed():
+            case events.ReconnectAttemptFailed():
                 facts.failures_this_outage += 1
                 if facts.failures_this_outage > facts.max_attempts:
                     violation("attempts never exceed the policy",
                               f"{facts.failures_this_outage} failed attempts in one outage, the "
                               f"policy allows {facts.max_attempts}")
-            case ReconnectAttempted():
+            case events.ReconnectAttempted():
                 facts.started_attempts.append(event.attempt)
                 if event.attempt != facts.scheduled:
                     violation("no effect for a superseded decision",
@@ -149,7 +136,7 @@ class Invariants:
     def cleaned_up_once(self, session_id: UUID) -> Violation | None:
         """At the end: a failed or ended session has exactly one cleanup outcome."""
         outcomes = [e for e in self.app.events_after(session_id)
-                    if isinstance(e, CLEANUP_OUTCOMES)]
+                    if isinstance(e, events.CLEANUP_OUTCOMES)]
         final = self.facts[session_id].final
         if (final is None and not outcomes) or (final is not None and len(outcomes) == 1):
             return None

@@ -23,18 +23,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from clara_es.application import VoiceSessions
-from clara_es.domain import Actor, DomainError, VirtualClock, VoiceSession, schedule
-from clara_es.domain.commands import (
-    ChangeQuality,
-    Connect,
-    EndSession,
-    FailAttempt,
-    MarkConnected,
-    ReportDisconnected,
-    ReportReconnected,
-    StartAttempt,
-    StartSession,
-)
+from clara_es.domain import Actor, DomainError, VirtualClock, VoiceSession, commands, schedule
 from clara_es.domain.status import ui_state
 from clara_es.process.worker import Worker as ProcessWorker
 from clara_es.replay.faults import Fault, Plan
@@ -183,17 +172,20 @@ class World:
         return bool(touched)
 
     def command(
-        self, index: int, label: str, send: Callable[[], Any],
+        self, index: int, label: str, send: commands.Command | Callable[[], Any],
         then: Callable[[], None] | None = None,
     ) -> None:
-        """Send one command for session `index` (and run the effect it leads to, `then`), then
-        check the invariants on its stream."""
+        """Send one command for session `index` (or run `send`, which sends it), run the effect
+        it leads to (`then`), then check the invariants on its stream."""
         self.trace.setdefault(index, []).append(TraceStep(
             t=round((self.clock.now() - self.started_at).total_seconds(), 3), session=index,
             step=label))
         self.commands += 1
         with suppress(DomainError):  # refused: nothing appended, which the invariants see
-            send()
+            if isinstance(send, commands.Command):
+                self.app.handle(send, self.ids[index])
+            else:
+                send()
         if then is not None:
             then()
         self.check(index)
@@ -215,12 +207,12 @@ class World:
 
     def start_session(self, index: int) -> None:
         self.ids[index] = self.app.handle(
-            StartSession(room=f"sim-room-{index}", participant=f"sim-user-{index}")
+            commands.StartSession(room=f"sim-room-{index}", participant=f"sim-user-{index}")
         ).session_id
         self.index_of[self.ids[index]] = index
         self.connects[index] = []
-        self.command(index, "start, connect", lambda: self.app.handle(Connect(), self.ids[index]))
-        self.command(index, "connected", lambda: self.app.handle(MarkConnected(), self.ids[index]))
+        self.command(index, "start, connect", commands.Connect())
+        self.command(index, "connected", commands.MarkConnected())
         self.next_outage(index, 0)
 
     def next_outage(self, index: int, k: int) -> None:
@@ -234,30 +226,30 @@ class World:
         outage = plan.outages[k]
         self.faults[Fault.DROP] += 1
         self.down_until[index] = self.clock.now() + timedelta(seconds=outage.seconds)
-        report = lambda actor: lambda: self.app.handle(  # noqa: E731
-            ReportDisconnected(reason="network", actor=actor), session_id)
+        drop = commands.ReportDisconnected(reason="network", actor=Actor.CLIENT)
         if outage.at_once:
             self.faults[Fault.AT_ONCE] += 1
             self.command(index, "agent and client report the drop at once",
                          lambda: self.at_once(session_id))
         else:
-            self.command(index, f"client reports drop ({outage.seconds} s)", report(Actor.CLIENT))
+            self.command(index, f"client reports drop ({outage.seconds} s)", drop)
         if outage.duplicate_report:
             self.faults[Fault.DUPLICATE] += 1
             self.after(0.05, index, "duplicate disconnect", lambda: self.command(
-                index, "client reports the drop again", report(Actor.CLIENT)))
+                index, "client reports the drop again", drop))
         if plan.quality_spell:
             self.faults[Fault.QUALITY] += 1
-            self.command(index, "agent: quality poor", lambda: self.app.handle(
-                ChangeQuality(participant=f"sim-user-{index}", quality="poor"), session_id))
+            participant = f"sim-user-{index}"
+            self.command(index, "agent: quality poor",
+                         commands.ChangeQuality(participant=participant, quality="poor"))
             self.after(outage.seconds, index, "quality good", lambda: self.command(
-                index, "agent: quality good", lambda: self.app.handle(
-                    ChangeQuality(participant=f"sim-user-{index}", quality="good"), session_id)))
+                index, "agent: quality good",
+                commands.ChangeQuality(participant=participant, quality="good")))
         if outage.end_during:
             self.faults[Fault.CLEANUP_RACE] += 1
+            ends = commands.EndSession(reason="user")
             self.after(outage.seconds / 2, index, "user ends", lambda: self.command(
-                index, "user ends the session while it reconnects",
-                lambda: self.app.handle(EndSession(reason="user"), session_id)))
+                index, "user ends the session while it reconnects", ends))
         crash = plan.worker_crash_at
         if crash is not None and k == 0:
             self.after(0.5 + crash % 5, index, "timer worker crashes",
@@ -274,13 +266,14 @@ class World:
             if not client_done:
                 client_done = True
                 agent.save = original  # type: ignore[method-assign]
-                original_disconnect(session_id, "network", actor=Actor.CLIENT)
+                agent.handle(
+                    commands.ReportDisconnected(reason="network", actor=Actor.CLIENT), session_id)
             return original(*objs, **kwargs)
 
-        original_disconnect = self.app.disconnected
         agent.save = save  # type: ignore[method-assign]
         try:
-            agent.disconnected(session_id, "agent saw it", actor=Actor.AGENT)
+            agent.handle(
+                commands.ReportDisconnected(reason="agent saw it", actor=Actor.AGENT), session_id)
         finally:
             agent.save = original  # type: ignore[method-assign]
 
@@ -291,7 +284,7 @@ class World:
 
         def start() -> None:
             events.extend(self.app.handle_with_events(
-                StartAttempt.build(attempt=attempt, actor=Actor.SYSTEM), session_id)[1])
+                commands.StartAttempt.build(attempt=attempt, actor=Actor.SYSTEM), session_id)[1])
 
         def connect_if_started() -> None:
             if schedule.started(events):
@@ -314,16 +307,17 @@ class World:
                    lambda: self.outcome(index, attempt))
 
     def outcome(self, index: int, attempt: int) -> None:
-        session_id, plan = self.ids[index], self.plans[index]
+        plan = self.plans[index]
+        send: list[tuple[str, commands.Command]]
         if self.network_up(index):
-            send = [("reconnected", lambda: self.app.handle(ReportReconnected(), session_id))]
+            send = [("reconnected", commands.ReportReconnected())]
         else:
-            failed = FailAttempt(attempt=attempt, error="network unreachable")
-            send = [(f"attempt {attempt} failed", lambda: self.app.handle(failed, session_id))]
+            failed = commands.FailAttempt(attempt=attempt, error="network unreachable")
+            send = [(f"attempt {attempt} failed", failed)]
         if attempt in plan.reorder_outcome:
             self.faults[Fault.REORDER] += 1
             send.append((f"attempt {attempt} starts (reported after its outcome)",
-                         lambda: self.app.handle(StartAttempt(attempt=attempt), session_id)))
+                         commands.StartAttempt(attempt=attempt)))
         for label, action in send:
             self.command(index, label, action)
 

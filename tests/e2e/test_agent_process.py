@@ -28,10 +28,7 @@ if livekit_agents_missing():
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
-from clara_es.domain.commands import (
-    RequestCleanup,
-    RequestPipelineRestart,
-)
+from clara_es.domain import commands
 from clara_es.http import Service
 from clara_es.http.auth import Role
 from tests.support.http_service import (  # noqa: F401
@@ -112,7 +109,7 @@ def test_the_agent_process_restarts_its_pipeline_and_stops_on_cleanup(
     app = service.app
     with agent_process(base_url, session_id, "agent-process") as agent:
         poor(app, sid)
-        app.handle(RequestPipelineRestart(cap=3), sid)
+        app.handle(commands.RequestPipelineRestart(cap=3), sid)
         requested = list(app.repository.event_store.get(sid))[-1]
         line = agent.expect("restarted")
         assert line == f"restarted {requested.request_id} ok"  # type: ignore[attr-defined]
@@ -120,7 +117,7 @@ def test_the_agent_process_restarts_its_pipeline_and_stops_on_cleanup(
         claimed = [e for e in app.repository.event_store.get(sid)][-2]
         assert claimed.agent == "agent-process"  # type: ignore[attr-defined]
 
-        app.handle(RequestCleanup(reason="the user is gone"), sid)
+        app.handle(commands.RequestCleanup(reason="the user is gone"), sid)
         agent.expect("stopped")
         assert agent.proc.wait(timeout=30) == 0
         wait_until(lambda: "AgentSessionClosed" in types(app, sid), what="the session's close")

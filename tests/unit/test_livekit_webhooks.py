@@ -9,7 +9,7 @@ from livekit import api
 
 from clara_es.adapters.livekit import LiveKitWebhooks, UnknownRoom, WebhookRejected
 from clara_es.application import VoiceSessions, session_history
-from clara_es.domain import ConnectionState
+from clara_es.domain import ConnectionState, commands
 from clara_es.replay.verify import verify_session
 from tests.support.livekit_sdk import KEY, SECRET, Reason, body, recorded, sign
 
@@ -24,8 +24,8 @@ def hooks(app: VoiceSessions) -> LiveKitWebhooks:
 
 
 def started(app: VoiceSessions, room: str = "room-1", participant: str = "alice") -> UUID:
-    session_id = app.start(room, participant).session_id
-    app.connect(session_id)
+    session_id = app.handle(commands.StartSession(room=room, participant=participant)).session_id
+    app.handle(commands.Connect(), session_id)
     return session_id
 
 
@@ -95,7 +95,7 @@ def test_room_finished_ends_each_participants_latest_session(
     app: VoiceSessions, hooks: LiveKitWebhooks
 ) -> None:
     older = started(app, "room-1", "alice")
-    app.end(older)
+    app.handle(commands.EndSession(), older)
     alice = started(app, "room-1", "alice")  # alice's new session, after the index was made
     bob = started(app, "room-1", "bob")
     elsewhere = started(app, "room-2", "carol")
