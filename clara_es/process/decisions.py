@@ -30,27 +30,8 @@ from typing import Any, Protocol
 from uuid import UUID, uuid5
 
 from clara_es.config import Settings
+from clara_es.domain import events
 from clara_es.domain.connection import attempt_deadline
-from clara_es.domain.events import (
-    CleanupFailed,
-    CleanupRequested,
-    CleanupSkipped,
-    Failed,
-    PipelineRestartClaimed,
-    PipelineRestarted,
-    PipelineRestartFailed,
-    PipelineRestartRequested,
-    QualityChanged,
-    QualityPoor,
-    ReconnectAttempted,
-    ReconnectAttemptFailed,
-    Reconnected,
-    ReconnectScheduled,
-    SessionCleanedUp,
-    SessionEnded,
-    SessionEvent,
-    SessionStarted,
-)
 from clara_es.domain.session import VoiceSession
 from clara_es.domain.signal import Actor
 from clara_es.domain.state import BAD_QUALITY
@@ -116,7 +97,7 @@ class Facts(Protocol):
         ...
 
 
-def react(fact: SessionEvent, facts: Facts, settings: Settings) -> list[Change]:
+def react(fact: events.SessionEvent, facts: Facts, settings: Settings) -> list[Change]:
     """The row changes one session fact calls for, in order."""
     changes: list[Change] = []
     cause = fact.cause or {}
@@ -128,62 +109,62 @@ def react(fact: SessionEvent, facts: Facts, settings: Settings) -> list[Change]:
     timer_id = uuid5(sid, f"{name}/{fact.originator_version}").hex
     timeout = timedelta(seconds=settings.attempt_timeout_s)
     restart_timeout = timedelta(seconds=settings.pipeline_restart_timeout_s)
-    if fact.actor != Actor.SYSTEM and not isinstance(fact, Failed | SessionEnded):
+    if fact.actor != Actor.SYSTEM and not isinstance(fact, events.Failed | events.SessionEnded):
         idle = timedelta(seconds=settings.idle_timeout_s)
         changes.append(Set(IDLE, timer_id, fact.timestamp + idle,
                            {"idle_s": settings.idle_timeout_s}))
     match fact:
-        case SessionStarted():
+        case events.SessionStarted():
             changes.append(Join(fact.room))
-        case ReconnectScheduled() | ReconnectAttempted():
+        case events.ReconnectScheduled() | events.ReconnectAttempted():
             changes.append(Set(ATTEMPT, timer_id, attempt_deadline(fact, timeout),
                                {"attempt": fact.attempt}))
-        case ReconnectAttemptFailed() | Reconnected():
+        case events.ReconnectAttemptFailed() | events.Reconnected():
             changes.append(Clear(ATTEMPT, name))
-        case QualityChanged() if fact.quality not in BAD_QUALITY:
+        case events.QualityChanged() if fact.quality not in BAD_QUALITY:
             changes.append(Clear(POOR_WINDOW, f"quality {fact.quality}"))
             changes.append(Clear(RESTART, f"quality {fact.quality}"))
-        case QualityChanged():
+        case events.QualityChanged():
             session = facts.session_at(sid, fact.originator_version)
             ends = session.poor_window_ends_at(timedelta(seconds=settings.poor_window_s))
             if ends is not None and session.poor_since is not None:
                 changes.append(Set(POOR_WINDOW, timer_id, ends, {
                     "participant": fact.participant, "since": session.poor_since.isoformat(),
                 }))
-        case QualityPoor():
+        case events.QualityPoor():
             log.info("event=quality_poor_detected session=%s participant=%s quality=%s",
                      sid, fact.participant, fact.quality)
             changes.append(Clear(POOR_WINDOW, name))
             changes.append(Set(RESTART, timer_id, fact.timestamp))
-        case PipelineRestartRequested():
+        case events.PipelineRestartRequested():
             log.info("event=pipeline_restart_requested session=%s restart=%s cap=%s",
                      sid, fact.restart, fact.cap)
             changes.append(Clear(RESTART, name))
             changes.append(Set(PIPELINE_RESTART, timer_id, fact.timestamp + restart_timeout,
                                {"request_id": fact.request_id}))
-        case PipelineRestartClaimed():
+        case events.PipelineRestartClaimed():
             log.info("event=pipeline_restart_claimed session=%s agent=%s", sid, fact.agent)
             # The claiming agent has the whole deadline again to perform it.
             changes.append(Set(PIPELINE_RESTART, timer_id, fact.timestamp + restart_timeout,
                                {"request_id": fact.request_id}))
-        case PipelineRestarted():
+        case events.PipelineRestarted():
             log.info("event=pipeline_restart session=%s restart=%s outcome=restarted",
                      sid, fact.restart)
             changes.append(Clear(PIPELINE_RESTART, name))
-        case PipelineRestartFailed():
+        case events.PipelineRestartFailed():
             log.info("event=pipeline_restart session=%s restart=%s outcome=failed error=%r",
                      sid, fact.restart, fact.error)
             changes.append(Clear(PIPELINE_RESTART, name))
             session = facts.session_at(sid, fact.originator_version)
             if session.quality_bad:
                 changes.append(Set(RESTART, timer_id, session.next_restart_at(fact)))
-        case Failed() | SessionEnded():
+        case events.Failed() | events.SessionEnded():
             for kind in (ATTEMPT, POOR_WINDOW, RESTART, PIPELINE_RESTART, IDLE):
                 changes.append(Clear(kind, name))
             grace = timedelta(seconds=settings.cleanup_grace_s if name == "Failed" else 0)
             reason = f"client {name}: {fact.reason}".rstrip(": ")
             changes.append(Set(CLEANUP, timer_id, fact.timestamp + grace, {"reason": reason}))
-        case CleanupRequested():
+        case events.CleanupRequested():
             log.info("event=cleanup_requested session=%s reason=%r", sid, fact.reason)
             for kind in (CLEANUP, POOR_WINDOW, RESTART, PIPELINE_RESTART, IDLE):
                 changes.append(Clear(kind, name))
@@ -191,6 +172,6 @@ def react(fact: SessionEvent, facts: Facts, settings: Settings) -> list[Change]:
             changes.append(Leave())
             changes.append(Set(ROOM_CLEANUP, fact.request_id, fact.timestamp,
                                {"delete_room": delete_room}))
-        case SessionCleanedUp() | CleanupFailed() | CleanupSkipped():
+        case events.SessionCleanedUp() | events.CleanupFailed() | events.CleanupSkipped():
             changes.append(Clear(ROOM_CLEANUP, name))
     return changes

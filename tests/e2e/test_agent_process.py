@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from http_helpers)
+
 """A livekit-agents AgentSession in its own OS process, attached over HTTP to the service.
 
 The test process serves the HTTP API (no process manager: the test asks for the restart and
@@ -31,15 +31,12 @@ from clara_es.application import VoiceSessions
 from clara_es.domain import commands
 from clara_es.http import Service
 from clara_es.http.auth import Role
-from tests.support.http_service import (  # noqa: F401
+from tests.support.http_service import (
     AGENT,
     CLIENT,
     ROOM,
     USER,
-    base_url,
-    client,
     command,
-    service,
     start_session,
     token,
     wait_until,
