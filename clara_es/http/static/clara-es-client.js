@@ -331,7 +331,10 @@ export class ClaraClient {
     try {
       let due;
       while (!this._closed && (due = this.session.dueAttempt()) !== null) {
-        await new Promise((resolve) => setTimeout(resolve, Math.max(0, due.dueAt - this.now())));
+        // A timer may fire a millisecond early by the wall clock: never start before due.
+        while (!this._closed && this.now() < due.dueAt) {
+          await new Promise((resolve) => setTimeout(resolve, due.dueAt - this.now()));
+        }
         if (this._closed) break;
         const now = this.session.dueAttempt();
         if (now === null || now.attempt !== due.attempt) continue; // something else happened

@@ -12,6 +12,9 @@ const errorLine = document.getElementById("error");
 let feed = null;
 let client = null; // the ClaraClient of the session shown, when this browser reports for it
 let service = null; // the newest state the service answered or sent on the feed
+// The app around the page may give the room's connect, `async (attempt) => null | error`:
+// the client then follows the reconnect schedule by itself.
+const reconnect = () => window.claraReconnect || null;
 
 function heard(state) {
   // A command's answer and the feed can arrive in either order: never keep an older version.
@@ -33,7 +36,7 @@ function render() {
     state.version + retry + waiting;
   document.body.dataset.version = state.version;
   document.body.dataset.pending = local ? local.pending : 0;
-  if (client && client.lastError && local.pending) errorLine.textContent = "Offline: " + client.lastError;
+  if (client && client.lastError && local.pending) errorLine.textContent = "Offline: kept here, sent when the service answers (" + client.lastError + ")";
   else if (errorLine.textContent.startsWith("Offline: ")) errorLine.textContent = "";
 }
 
@@ -63,7 +66,7 @@ button.addEventListener("click", async () => {
   button.disabled = true;
   try {
     if (!pageToken()) throw new Error(noTokenHelp("client"));
-    own(await ClaraClient.start({ token: pageToken(),
+    own(await ClaraClient.start({ token: pageToken(), reconnect: reconnect(),
       room: (claims.video || {}).room, participant: claims.sub }));
     service = null;
     const params = new URLSearchParams(location.search);
@@ -80,7 +83,7 @@ button.addEventListener("click", async () => {
 const sessionId = new URLSearchParams(location.search).get("session");
 if (!pageToken()) errorLine.textContent = noTokenHelp("client");
 else if (sessionId) {
-  const kept = ClaraClient.resume({ token: pageToken(), sessionId });
+  const kept = ClaraClient.resume({ token: pageToken(), sessionId, reconnect: reconnect() });
   if (kept) own(kept);
   render();
   follow(sessionId);
