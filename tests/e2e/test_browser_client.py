@@ -140,6 +140,31 @@ def test_offline_facts_show_at_once_survive_a_reload_and_arrive_exactly_once(
     assert page.evaluate(f"({OUTBOX})('{session_id}').every((f) => f.delivered_status === 200)")
 
 
+def test_the_online_event_alone_delivers_what_waits(url: str, page: Any) -> None:
+    """No retry timer and no reconnecting room: only the window's `online` event sends."""
+    page.goto(f"{url}/static/style.css")  # the service's origin
+    session_id = page.evaluate("""async (token) => {
+        const m = await import('/static/clara-es-client.js');
+        window.lone = await m.ClaraClient.start(
+            { token, room: 'room-1', participant: 'alice', retryEveryMs: 0 });
+        lone.connect(); lone.connected();
+        await lone.flush();
+        return lone.sessionId;
+    }""", token(Role.CLIENT))
+    page.context.set_offline(True)
+    page.evaluate("lone.disconnected('wifi off')")
+    assert page.evaluate("lone.flush()") is False
+    assert page.evaluate("lone.state.pending") == 1
+    assert page.evaluate("lone.lastError")  # why it waits, for the page to say
+    page.context.set_offline(False)
+    page.wait_for_function("lone.state.pending === 0")
+    assert page.evaluate("lone.serviceState.status_text") == "Reconnecting... (attempt 1 of 5)"
+    rows = wait_until(lambda: (h := history(url, session_id)) and
+                      "ReconnectScheduled" in [r["type"] for r in h] and h,
+                      what="the history view to show the outage")
+    assert [r["type"] for r in rows].count("Disconnected") == 1
+
+
 # ---- the module decides as the service does -----------------------------------------------------
 
 CLIENT_FACTS = ["connect", "connected", "disconnected", "resume-started", "attempt-started",
