@@ -164,6 +164,13 @@ def test_the_online_event_alone_delivers_what_waits(url: str, page: Any) -> None
                       what="the history view to show the outage")
     assert [r["type"] for r in rows].count("Disconnected") == 1
 
+    # The next session's start forgets this one: the service has answered for all of it.
+    page.evaluate("""async (token) => {
+        const m = await import('/static/clara-es-client.js');
+        await m.ClaraClient.start({ token, room: 'room-1', participant: 'alice' });
+    }""", token(Role.CLIENT))
+    assert page.evaluate(f"({OUTBOX})('{session_id}')") == []
+
 
 # ---- the module decides as the service does -----------------------------------------------------
 

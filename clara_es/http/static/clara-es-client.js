@@ -173,8 +173,24 @@ export class Outbox {
   constructor(storage = globalThis.localStorage) { this.storage = storage; }
 
   addSession(started) {
+    this._forgetDelivered();
     this.storage.setItem(PREFIX + "session:" + started.session_id, JSON.stringify(started));
     this.storage.setItem(PREFIX + "latest", started.session_id);
+  }
+
+  // Earlier sessions whose every fact the service has answered for are not kept.
+  _forgetDelivered() {
+    const ids = [];
+    for (let i = 0; i < this.storage.length; i++) {
+      const key = this.storage.key(i);
+      if (key && key.startsWith(PREFIX + "session:")) ids.push(key.slice(PREFIX.length + 8));
+    }
+    for (const id of ids) {
+      if (this.pending(id).length === 0) {
+        this.storage.removeItem(PREFIX + "session:" + id);
+        this.storage.removeItem(PREFIX + "facts:" + id);
+      }
+    }
   }
 
   session(sessionId) {
