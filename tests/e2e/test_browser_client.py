@@ -34,7 +34,8 @@ pytestmark = pytest.mark.browser
 # The app's own files: an Electron app (or an installed web app) has them without a network.
 APP_FILES = {"/": "text/html", "/static/common.js": "text/javascript",
              "/static/status.js": "text/javascript",
-             "/static/clara-es-client.js": "text/javascript", "/static/style.css": "text/css"}
+             "/static/clara-es-client.js": "text/javascript",
+             "/static/clara-es-rules.js": "text/javascript", "/static/style.css": "text/css"}
 # The room the app connects: it fails while the browser is offline.
 SIMULATED_ROOM = ("window.claraReconnect = async () => "
                   "navigator.onLine ? null : 'network unreachable';")
@@ -49,7 +50,9 @@ def url(tmp_path: Path) -> Iterator[str]:
 
 def app_files_offline(page: Any, url: str) -> None:
     """Serve the page and its scripts to the browser from what was fetched while online."""
-    files = {path: httpx.get(url + path).content for path in APP_FILES}
+    fetched = {path: httpx.get(url + path) for path in APP_FILES}
+    assert {path: r.status_code for path, r in fetched.items()} == dict.fromkeys(APP_FILES, 200)
+    files = {path: r.content for path, r in fetched.items()}
 
     def fulfil(route: Any) -> None:
         path = "/" + route.request.url.split("/", 3)[3].split("?")[0].split("#")[0]
@@ -247,11 +250,10 @@ BROWSER_STATES = """async (facts) => {
 
 
 def test_the_browser_module_decides_every_client_fact_as_the_service_does(page: Any) -> None:
-    module = (STATIC / "clara-es-client.js").read_text()
-
     def fulfil(route: Any) -> None:
-        if route.request.url.endswith("/static/clara-es-client.js"):
-            route.fulfill(body=module, content_type="text/javascript")
+        if "/static/" in route.request.url:  # the module and the rules it imports, as installed
+            name = route.request.url.rsplit("/", 1)[1]
+            route.fulfill(body=(STATIC / name).read_text(), content_type="text/javascript")
         else:
             route.fulfill(body="<!doctype html><title>rules</title>", content_type="text/html")
 

@@ -83,7 +83,7 @@ def shown(lines: list[dict[str, Any]]) -> list[tuple[str, bool]]:
     return seen
 
 
-def cut(net: Partition, out: Output, seconds: float) -> tuple[float, float]:
+def cut(net: Partition, seconds: float) -> tuple[float, float]:
     """Cut the link for `seconds` (the outage's length is the scenario: it is waited out)."""
     began = time.monotonic()
     net.cut()
@@ -124,7 +124,7 @@ def test_outages_of_5_and_40_s_across_a_real_partition(net: Partition, tmp_path:
             out.wait(lambda line: line.get("pending") == 0, what="everything delivered")
 
             # 5 s: the schedule's early attempts fail while the link is down, a later one works.
-            began, ended = cut(net, out, SHORT)
+            began, ended = cut(net, SHORT)
             during = out.between(began, ended)
             assert shown(during)[:2] == [(RECONNECTING[0], False), (RECONNECTING[1], False)]
             assert all(not enabled for _, enabled in shown(during))
@@ -135,7 +135,7 @@ def test_outages_of_5_and_40_s_across_a_real_partition(net: Partition, tmp_path:
                      what="the short outage delivered")
 
             # 40 s: all five attempts fail; the failure text and Start come before the link does.
-            began, ended = cut(net, out, LONG)
+            began, ended = cut(net, LONG)
             during = out.between(began, ended)
             assert shown(during) == [*((text, False) for text in RECONNECTING),
                                      (FAILURE_TEXT, True)]
