@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.stores import IN_CI
+from tests.support.optional import require
 
 CHROMIUM = os.environ.get("CLARA_ES_CHROMIUM", "/usr/bin/chromium")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -20,13 +20,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 
 
 def require_chromium() -> None:
-    if shutil.which(CHROMIUM) is not None:
-        return
-    reason = (f"Chromium not found at {CHROMIUM}: apt-get install chromium "
-              "(or set CLARA_ES_CHROMIUM) to run the browser test")
-    if IN_CI:
-        pytest.fail(f"CI=true and the browser test must run: {reason}")
-    pytest.skip(reason)
+    missing = shutil.which(CHROMIUM) is None
+    require("the browser test", f"Chromium not found at {CHROMIUM}: apt-get install chromium "
+            "(or set CLARA_ES_CHROMIUM) to run the browser test" if missing else None)
 
 
 @pytest.fixture

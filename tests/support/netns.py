@@ -19,9 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
-from tests.support.stores import IN_CI
+from tests.support.optional import require
 
 
 def ip(*args: str) -> subprocess.CompletedProcess[str]:
@@ -92,12 +90,7 @@ def unavailable_reason() -> str | None:
 
 
 def require_namespaces() -> None:
-    reason = unavailable_reason()
-    if reason is None:
-        return
-    if IN_CI:
-        pytest.fail(f"CI=true and the partition test must run: {reason}")
-    pytest.skip(reason)
+    require("the partition test", unavailable_reason())
 
 
 @contextmanager

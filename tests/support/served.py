@@ -8,12 +8,13 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
+from clara_es.adapters.store import Store
 from tests.support.http_service import API_KEY, API_SECRET, wait_until
 
 KEYS = {"CLARA_ES_LIVEKIT_API_KEY": API_KEY, "CLARA_ES_LIVEKIT_API_SECRET": API_SECRET}
@@ -34,16 +35,22 @@ def answers(url: str) -> bool:
 
 @contextmanager
 def served(
-    db: Path, *, host: str = "127.0.0.1", port: int | None = None, log: Path | None = None,
-    prefix: Sequence[str] = (), ready: Callable[[str], bool] = answers,
+    db: Path | Store, *, host: str = "127.0.0.1", port: int | None = None,
+    log: Path | None = None, prefix: Sequence[str] = (), ready: Callable[[str], bool] = answers,
+    settings: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
-    """Yields the base URL once `ready(url)`; `prefix` runs serve inside something (for
-    example `ip netns exec NAME`). Its output goes to `log` (beside the database by default)."""
+    """Yields the base URL once `ready(url)`; `db` is a SQLite file or any store, `settings`
+    CLARA_ES_<NAME> values; `prefix` runs serve inside something (for example `ip netns exec
+    NAME`). Its output goes to `log` (beside a SQLite file by default)."""
     port = port or free_port()
     url = f"http://{host}:{port}"
-    env = {**os.environ, **KEYS, "CLARA_ES_DATABASE_URL": f"sqlite:///{db}"}
-    log = log or db.with_suffix(".serve.log")
-    with log.open("w") as out:
+    database = db.url if isinstance(db, Store) else f"sqlite:///{db}"
+    env = {**os.environ, **KEYS, "CLARA_ES_DATABASE_URL": database,
+           **{f"CLARA_ES_{name.upper()}": value for name, value in (settings or {}).items()}}
+    if log is None:
+        assert isinstance(db, Path), "a log file is needed for a store that is not a file"
+        log = db.with_suffix(".serve.log")
+    with log.open("a") as out:
         server = subprocess.Popen(
             [*prefix, sys.executable, "-m", "clara_es", "serve", "--host", host,
              "--port", str(port)],
