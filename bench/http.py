@@ -254,6 +254,14 @@ def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def guarded(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One backend's figures, or what stopped it (the other backend still runs)."""
+    try:
+        return bench(backend, args)
+    except Exception as exc:
+        return {"backend": backend, "error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
@@ -264,7 +272,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", choices=["sqlite", "postgres"])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    results = [bench(b, args) for b in backends() if args.only in (None, b)]
+    results = [guarded(b, args) for b in backends() if args.only in (None, b)]
     if args.json:
         print(json.dumps({"cores": os.cpu_count(), "rows": results}, indent=2))
         return
