@@ -1,6 +1,6 @@
 """How fast the process manager keeps up with the session streams.
 
-    python bench/process_manager.py [--sessions N] [--postgres URL]
+    python -m bench.process_manager [--sessions N] [--postgres URL] [--json]
 
 Baseline, in the same process on the same store: appending the facts of N sessions that
 each go through a 40-second outage (start, connect, 5 scheduled and failed attempts,
@@ -12,6 +12,8 @@ cleanup timers and running the N cleanups (skipped: no LiveKit). Reported as rat
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import tempfile
 import time
 from datetime import timedelta
@@ -59,13 +61,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sessions", type=int, default=200)
     parser.add_argument("--postgres", help="postgresql://... (a fresh schema is best)")
+    parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    rows = []
     with tempfile.TemporaryDirectory() as scratch:
         stores = {"sqlite": Store.sqlite(Path(scratch) / "bench.db")}
         if args.postgres:
             stores["postgres"] = Store.from_url(args.postgres)
         for name, store in stores.items():
             r = measure(store, args.sessions)
+            rows.append({"store": name, "sessions": args.sessions, **r,
+                         "catch_up_ratio": round(r["catch_up_s"] / r["append_s"], 2),
+                         "cleanup_ratio": round(r["cleanup_s"] / r["append_s"], 2)})
+            if args.json:
+                continue
             print(
                 f"{name}: {args.sessions} sessions, {r['facts']} facts; "
                 f"append {r['append_s']:.2f} s ({r['facts'] / r['append_s']:.0f} facts/s); "
@@ -74,6 +83,8 @@ def main() -> None:
                 f"{args.sessions} cleanups {r['cleanup_s']:.2f} s "
                 f"({r['cleanup_s'] / r['append_s']:.2f}x)"
             )
+    if args.json:
+        print(json.dumps({"cores": os.cpu_count(), "rows": rows}, indent=2))
 
 
 if __name__ == "__main__":

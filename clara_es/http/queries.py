@@ -75,16 +75,28 @@ class Stats(BaseModel):
     orphans: Orphans
 
 
+OWNERS_KEPT = 100_000
+
+
 class Reads:
     def __init__(self, app: VoiceSessions, views: sa.Engine, clock: Clock) -> None:
         self.app = app
         self.views = views
         self.clock = clock
+        self._owners: dict[UUID, tuple[str, str]] = {}
 
     def owner(self, session_id: UUID) -> tuple[str, str]:
-        """(room, participant) of a session, from the aggregate (cached): for access checks."""
-        session = self.app.session(session_id)
-        return session.room, session.participant
+        """(room, participant) of a session, for access checks. A session's start fixes them
+        for good, so each is read from the aggregate once per process (up to OWNERS_KEPT
+        sessions): a read or a command checks access without a read of the event store."""
+        known = self._owners.get(session_id)
+        if known is None:
+            session = self.app.session(session_id)
+            known = (session.room, session.participant)
+            if len(self._owners) >= OWNERS_KEPT:
+                self._owners.clear()
+            self._owners[session_id] = known
+        return known
 
     def status(self, session_id: UUID) -> UIState:
         state = queries.status(self.views, session_id)

@@ -1,7 +1,8 @@
 """What must hold of every session after every simulated step, checked on the stored stream.
 
-The checker reads only the events appended since it last looked at a session, so checking
-after every step costs what the step appended.
+The checker reads only the events appended since it last looked at a session and folds them
+into its own copy of the session, so checking after every step costs what the step appended
+(no re-read of the session).
 """
 
 from __future__ import annotations
@@ -50,18 +51,33 @@ class Invariants:
     def __init__(self, app: VoiceSessions) -> None:
         self.app = app
         self.facts: dict[UUID, SessionFacts] = {}
+        # Each session as its stored stream folds, up to the last event checked.
+        self.sessions: dict[UUID, VoiceSession] = {}
+
+    def read(self, session_id: UUID) -> tuple[VoiceSession, list[Any]]:
+        """The session's stored events since the last look, and the session they fold to."""
+        facts = self.facts.setdefault(session_id, SessionFacts())
+        new = self.app.events_after(session_id, facts.version)
+        session = self.sessions.get(session_id)
+        for event in new:
+            session = event.mutate(session)
+        assert session is not None, f"no stored session {session_id}"
+        self.sessions[session_id] = session
+        return session, new
 
     def check(
-        self, session: VoiceSession, connects: list[int], timer_armed: bool | None
+        self, session: VoiceSession, new: list[Any], connects: list[int],
+        timer_armed: bool | None,
     ) -> list[Violation]:
-        """Check the new events of one session (as just read); `connects` are the attempts the
-        client really connected for, `timer_armed` whether the timer worker holds a timer for
-        the session (None while the worker is down)."""
+        """Check the new events of one session and the session they lead to (as `read` gave
+        them); `connects` are the attempts the client really connected for, `timer_armed`
+        whether the timer worker holds a timer for the session (None while the worker is
+        down)."""
         session_id = session.id
         facts = self.facts.setdefault(session_id, SessionFacts())
         found: list[Violation] = []
         last: Any = None
-        for event in self.app.events_after(session_id, facts.version):
+        for event in new:
             last = event
             found.extend(self._event(session_id, facts, event))
             facts.version = event.originator_version

@@ -25,11 +25,9 @@ from pydantic import BaseModel
 from clara_es.application import VoiceSessions
 from clara_es.domain import Actor, DomainError, VirtualClock, VoiceSession, commands, schedule
 from clara_es.domain.status import ui_state
-from clara_es.process.worker import Worker as ProcessWorker
 from clara_es.replay.faults import Fault, Plan
 from clara_es.replay.invariants import Invariants, Violation
-
-FINISH = timedelta(hours=1)  # how long the process manager runs on after the last step
+from clara_es.replay.pacing import Paced
 
 
 class TraceStep(BaseModel):
@@ -97,11 +95,15 @@ class TimerWorker:
         self.world.after(restart_after, -1, "timer worker restarts", self.restart)
 
     def restart(self) -> None:
+        """Re-arm from the stored sessions: the checker's copies, which it folded from every
+        event stored so far (each append is checked as it happens), so nothing is read again.
+        Only a reconnecting session can need a timer."""
         self.up = True
-        facts = self.world.invariants.facts
+        checked = self.world.invariants.sessions
         for index, session_id in list(self.world.ids.items()):
-            if facts[session_id].final is None:  # a final session needs no timer
-                self.observe(index)
+            session = checked.get(session_id)
+            if session is not None and session.state == "reconnecting":
+                self.observe(index, session)
 
 
 class World:
@@ -134,42 +136,41 @@ class World:
     def after(self, seconds: float, index: int, label: str, action: Callable[[], None]) -> None:
         self.at(self.clock.now() + timedelta(seconds=seconds), index, label, action)
 
-    def run(self, process_manager: ProcessWorker | None = None) -> None:
-        """Run the queue; the process manager's worker runs its own timers (the attempt
-        watchdog among them) and effects on the same clock in between, whichever is due first,
-        and finishes what is left within the hour after the last step (a longer timer, like
-        the idle timeout, would end every session the world left connected)."""
+    def run(self, process_manager: Paced | None = None, drain: float = 3600.0) -> None:
+        """Run the queue; the process manager's worker wakes in between, as `run` would (at
+        its next due job, or its next poll when facts may wait), whichever comes first, and
+        finishes what falls due within `drain` seconds after the last step."""
         pm = process_manager
-        end: datetime | None = None
+        last_step = self.clock.now()
         while True:
             head = self.queue[0].at if self.queue else None
-            end = None if head is not None else end or self.clock.now() + FINISH
-            due = pm.next_due() if pm is not None else None
-            if pm is not None and due is not None and due <= (head or end) \
-                    and self._process_manager_step(pm, due):
+            wake = pm.next_wake() if pm is not None else None
+            if wake is not None and (head is None or wake <= head):
+                if head is None and wake > last_step + timedelta(seconds=drain):
+                    break
+                self._process_manager_step(pm, wake)  # type: ignore[arg-type]
                 continue
             if not self.queue:
                 break
             step = heapq.heappop(self.queue)
-            if pm is not None:
-                pm.run_until(step.at)  # what is due, but made no progress above
-            self.clock.advance_to(step.at)
+            last_step = self.clock.advance_to(step.at)
             step.action()
-        if pm is not None and end is not None:
-            pm.run_until(end)
+            if pm is not None:
+                pm.appended()
 
-    def _process_manager_step(self, pm: ProcessWorker, due: datetime) -> bool:
-        """Run the process manager up to `due`; check the sessions it appended to (the client
-        follows what the watchdog decided). False if it appended nothing."""
+    def _process_manager_step(self, pm: Paced, wake: datetime) -> None:
+        """Wake the process manager; check the sessions it appended to (the client follows
+        what the watchdog decided)."""
+        self.clock.advance_to(wake)
         start = (self.app.recorder.max_notification_id() or 0) + 1
-        pm.run_until(due)
+        if not pm.wake():
+            return
         touched = {n.originator_id for n in self.app.recorder.select_notifications(start, 10_000)}
         t = round((self.clock.now() - self.started_at).total_seconds(), 3)
         for index in sorted(self.index_of[sid] for sid in touched if sid in self.index_of):
             self.trace.setdefault(index, []).append(
                 TraceStep(t=t, session=index, step="process manager (watchdog, effects)"))
             self.check(index)
-        return bool(touched)
 
     def command(
         self, index: int, label: str, send: commands.Command | Callable[[], Any],
@@ -192,12 +193,12 @@ class World:
 
     def check(self, index: int) -> None:
         """The client follows the session's stored state; the invariants are checked on it."""
-        session = self.app.session(self.ids[index])
+        session, new = self.invariants.read(self.ids[index])
         self.worker.observe(index, session)
         # An attempt in flight is watched by the process manager's watchdog, not the client.
         watched = self.worker.up and session.next_retry_at is not None
         armed = self.ids[index] in self.worker.armed if watched else None
-        for violation in self.invariants.check(session, self.connects[index], armed):
+        for violation in self.invariants.check(session, new, self.connects[index], armed):
             self.violations.setdefault(index, violation)
 
     # ---- the client ----------------------------------------------------------------------
