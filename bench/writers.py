@@ -36,15 +36,16 @@ APP_NAME = "clara-bench-writer"
 COMMANDS_PER_SESSION = 6
 
 
-def writer(env: dict[str, str], start_at: float, seconds: float, out: Any, index: int) -> None:
+def writer(env: dict[str, str], go: Any, seconds: float, out: Any, index: int) -> None:
     os.environ["PGAPPNAME"] = APP_NAME
     from clara_es.application import VoiceSessions
 
     app = VoiceSessions(env)
     app.start("warm-up", f"w{index}")  # connections open before the window
+    out.put("ready")
     done, n = 0, 0
-    time.sleep(max(0.0, start_at - time.time()))
-    end = start_at + seconds
+    go.wait()
+    end = time.time() + seconds
     while time.time() < end:
         sid = app.start(f"room-{index}-{n}", f"user-{index}-{n}").session_id
         for step in (app.connect, app.connected):
@@ -60,14 +61,15 @@ def writer(env: dict[str, str], start_at: float, seconds: float, out: Any, index
 
 def writers(store: Store, processes: int, seconds: float) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
-    out = ctx.Queue()
+    out, go = ctx.Queue(), ctx.Event()
     env = {**store.eventsourcing_env(), "POSTGRES_POOL_SIZE": "2", "POSTGRES_MAX_OVERFLOW": "2"}
-    start_at = time.time() + 3.0  # time for the processes to import and connect
-    procs = [ctx.Process(target=writer, args=(env, start_at, seconds, out, i))
+    procs = [ctx.Process(target=writer, args=(env, go, seconds, out, i))
              for i in range(processes)]
     for proc in procs:
         proc.start()
-    time.sleep(max(0.0, start_at - time.time()))
+    for _ in procs:
+        assert out.get(timeout=120) == "ready"
+    go.set()
     waits = sample_waits(seconds)
     total = sum(out.get(timeout=seconds + 120) for _ in procs)
     for proc in procs:
