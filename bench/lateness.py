@@ -25,10 +25,15 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import sqlalchemy as sa
+
 from bench.common import POSTGRES_URL, fresh_store, postgres_available
 from bench.timers import POOL, BareSleeper, Workers, pct, timeline
+from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import BackoffPolicy
+from clara_es.process.engine import due_engine
+from clara_es.process.tables import due_work
 from projections.db import upgrade
 
 POLICY = BackoffPolicy(base_delay_ms=200)
@@ -80,14 +85,19 @@ def paced(app: VoiceSessions, rate: float, seconds: float) -> int:
     return sum(sent)
 
 
-def drained(app: VoiceSessions, after: int, abandoned: int, wait_s: float) -> float:
-    """Wait until every abandoned session is Failed and cleaned; the seconds it took."""
+def drained(store: Store, wait_s: float) -> float:
+    """Wait until no due work is left (every abandoned session Failed and cleaned up, every
+    ended one cleaned up); the seconds it took."""
+    engine = due_engine(store)
     started = time.monotonic()
-    while time.monotonic() - started < wait_s:
-        t = timeline(app, after, TIMEOUT_S, GRACE_S)
-        if len(t.failed_after) >= abandoned:
-            return time.monotonic() - started
-        time.sleep(1.0)
+    try:
+        while time.monotonic() - started < wait_s:
+            with engine.connect() as conn:
+                if conn.execute(sa.select(sa.func.count()).select_from(due_work)).scalar() == 0:
+                    return time.monotonic() - started
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
     return float("nan")
 
 
@@ -114,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
             achieved = sent / (time.monotonic() - began)
             bare_late = list(bare.late)
             sessions = sum(1 for _ in app.started_sessions())
-            drain_s = drained(app, after, sessions // 2, 60.0)
+            drain_s = drained(store, 120.0)
         t = timeline(app, after, TIMEOUT_S, GRACE_S)
         app.close()
     row = {
