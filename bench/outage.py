@@ -42,6 +42,7 @@ from bench.timers import (
 )
 from clara_es.application import VoiceSessions
 from clara_es.domain import BackoffPolicy
+from clara_es.domain.events import STORED_TOPIC_PREFIX
 from clara_es.process.due import ProcessManager
 from clara_es.process.engine import due_engine
 from projections.db import upgrade
@@ -67,9 +68,9 @@ def _writer(env: dict[str, str], ids: list[str], ready: Any, go: Any, done: Any)
 def count(conn: Any, app: VoiceSessions, after: int, event: str) -> int:
     recorder: Any = app.recorder
     query = sql.SQL("SELECT count(DISTINCT originator_id) FROM {}.{} WHERE notification_id > %s "
-                    "AND topic LIKE %s").format(sql.Identifier(recorder.datastore.schema),
+                    "AND topic = %s").format(sql.Identifier(recorder.datastore.schema),
                                                 sql.Identifier(recorder.events_table_name))
-    return int(conn.execute(query, (after, f"%{event}")).fetchone()[0])
+    return int(conn.execute(query, (after, STORED_TOPIC_PREFIX + event)).fetchone()[0])
 
 
 def wait_for(conn: Any, app: VoiceSessions, after: int, event: str, n: int, limit: float,
@@ -77,7 +78,7 @@ def wait_for(conn: Any, app: VoiceSessions, after: int, event: str, n: int, limi
     while time.monotonic() - since < limit:
         if count(conn, app, after, event) >= n:
             return time.monotonic() - since
-        time.sleep(0.05)
+        time.sleep(0.5)  # a count scans the herd's facts: not too often
     return float("nan")
 
 
