@@ -4,9 +4,9 @@
 each batch it applies the decision table's row changes and moves the position in ONE
 transaction, so every fact changes the rows exactly once, whichever process applies it. The
 changes of a batch are reduced to their net effect and written in a few statements
-(`pending.PendingRows`), not one or two per fact. The
-tracking row is taken with `FOR UPDATE SKIP LOCKED`: while one process catches up, the others
-skip ahead to their due work instead of queueing behind it.
+(`pending.PendingRows`), not one or two per fact. The tracking row is taken with
+`FOR UPDATE SKIP LOCKED`: while one process catches up, the others skip ahead to their due
+work instead of queueing behind it.
 
 `DueWork.claim` takes due rows (`due_at <= now`, index on due_at) whose lease is free or
 expired, with `FOR UPDATE SKIP LOCKED`, and leases them to this worker: a worker that dies
