@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from clara_es.adapters.store import Store
-from projections.runner import ViewRunner
+from projections.runner import ViewLocks, ViewRunner, group_name
 from projections.view import View
 from projections.views import select
 
@@ -15,14 +15,16 @@ Progress = Callable[[str, int, int], None]
 def catch_up(
     store: Store, views: Iterable[type[View]] | None = None, progress: Progress | None = None
 ) -> dict[str, int]:
-    """Apply every stored event the views have not applied yet; returns their positions."""
+    """Apply every stored event the views have not applied yet; returns their positions.
+    ViewsBusy if another process keeps the views live (PostgreSQL)."""
     return _each(store, views, progress, rebuild=False)
 
 
 def rebuild(
     store: Store, views: Iterable[type[View]] | None = None, progress: Progress | None = None
 ) -> dict[str, int]:
-    """Drop each view's rows and position, then apply the whole log again."""
+    """Drop each view's rows and position, then apply the whole log again. ViewsBusy, with
+    nothing dropped, if another process keeps the views live (PostgreSQL)."""
     return _each(store, views, progress, rebuild=True)
 
 
@@ -30,6 +32,18 @@ def _each(
     store: Store, views: Iterable[type[View]] | None, progress: Progress | None, *, rebuild: bool
 ) -> dict[str, int]:
     group = list(views) if views is not None else select()
+    locks = ViewLocks(store)
+    try:
+        # The live runners' group (every view) and this one: no runner follows them meanwhile.
+        with locks.exclusive([group_name(select()), group_name(group)]):
+            return _run(store, group, progress, rebuild=rebuild)
+    finally:
+        locks.close()
+
+
+def _run(
+    store: Store, group: list[type[View]], progress: Progress | None, *, rebuild: bool
+) -> dict[str, int]:
     runner = ViewRunner(store, group)
     try:
         if rebuild:

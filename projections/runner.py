@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from eventsourcing.persistence import InfrastructureFactory, Subscription, Tracking
@@ -63,6 +63,15 @@ def advanced(positions: Positions, to: int) -> Positions:
     return {name: max(position or 0, to) for name, position in positions.items()}
 
 
+def group_name(views: Sequence[type[View]]) -> str:
+    """A group's name: its runner's, and its advisory lock's."""
+    return "+".join(view.name for view in views)
+
+
+class ViewsBusy(RuntimeError):
+    """Another process keeps these views live: one-shot work on them would race it."""
+
+
 class ViewRunner:
     def __init__(
         self,
@@ -76,7 +85,7 @@ class ViewRunner:
         self.store = store
         group = (views,) if isinstance(views, type) else tuple(views)
         self.names = [view.name for view in group]
-        self.name = "+".join(self.names)
+        self.name = group_name(group)
         self.poll_interval = poll_interval
         self.batch = batch
         # Pools as the store says (the settings' budget): the app's (reads) and the view's.
@@ -175,6 +184,14 @@ class ViewLocks:
         self._lock = threading.Lock()
 
     def acquire(self, name: str) -> bool:
+        """Take the view's lock if it is free (False also while the database is away)."""
+        try:
+            return self._try(name)
+        except Exception as exc:  # the database is away: stand by, try again
+            log.info("view lock for %s not taken: %s", name, exc)
+            return False
+
+    def _try(self, name: str) -> bool:
         if self.store.backend != "postgres":
             return True
         with self._lock:
@@ -182,10 +199,9 @@ class ViewLocks:
                 conn = self._connection()
                 row = conn.execute("SELECT pg_try_advisory_lock(hashtext(%s))",
                                    (self.prefix + name,)).fetchone()
-            except Exception as exc:  # the database is away: stand by, try again
-                log.info("view lock for %s not taken: %s", name, exc)
+            except Exception:
                 self._drop()
-                return False
+                raise
             if row is not None and row[0]:
                 self._held.add(name)
                 return True
@@ -208,6 +224,25 @@ class ViewLocks:
                 lost = set(self._held)
                 self._drop()
                 return lost
+
+    @contextlib.contextmanager
+    def exclusive(self, names: Sequence[str]) -> Iterator[None]:
+        """Hold the locks of these groups for one-shot work (a rebuild), so no live runner
+        follows them meanwhile (standbys wait, then resume from the rebuilt positions);
+        ViewsBusy at once if a runner holds one; the database's own errors as they are."""
+        taken: list[str] = []
+        try:
+            for name in dict.fromkeys(names):
+                if not self._try(name):
+                    raise ViewsBusy(
+                        f"the views ({name.replace('+', ', ')}) are kept live by another "
+                        "process on this database (`clara-es serve`, `run` or `projections "
+                        "run`); a rebuild beside it would race for their positions")
+                taken.append(name)
+            yield
+        finally:
+            for name in taken:
+                self.release(name)
 
     def release(self, name: str) -> None:
         with self._lock:

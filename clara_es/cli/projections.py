@@ -14,6 +14,7 @@ from clara_es.cli.queries import existing_store, views_engine
 from projections import queries
 from projections.catch_up import rebuild as rebuild_views
 from projections.recorders import PositionMoved
+from projections.runner import ViewsBusy
 from projections.supervisor import Supervisor
 from projections.view import View
 from projections.views import VIEWS, select
@@ -40,6 +41,7 @@ def run(poll: float, db: Path | None) -> None:
     store = existing_store(db)
     with views_engine(db) as view_engine:
         queries.positions(view_engine)
+        claim = common.claim_store(common.root_for(db))  # noqa: F841  (SQLite: held until the process ends)
         stopped = common.stop_on_signals()
         supervisor = Supervisor(store, poll_interval=poll).start()
         try:
@@ -75,13 +77,15 @@ def _positions_table(supervisor: Supervisor) -> Table:
 def rebuild(names: tuple[str, ...], db: Path | None, as_json: bool) -> None:
     """Drop the named views (all by default) and rebuild them from the event streams.
 
-    Stop `clara-es projections run` first: a runner and a rebuild of the same view would
-    race for its position (the loser stops with an error, the view stays consistent).
+    Refused, with nothing dropped, while another process keeps the views live (`serve`,
+    `run`, `projections run`): stop them first. On PostgreSQL the rebuild holds the views'
+    lock, so a process started meanwhile stands by and resumes from the rebuilt positions.
     """
     views = _views(names)
     store = existing_store(db)
     with views_engine(db) as view_engine:
-        queries.positions(view_engine)
+        queries.positions(view_engine)  # a store that is not good fails here, untouched
+        claim = common.claim_store(common.root_for(db))  # noqa: F841  (SQLite: held while rebuilding)
         columns = (TextColumn("{task.description:>15}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn())
         with Progress(*columns, console=common.console, disable=as_json) as progress:
@@ -92,9 +96,12 @@ def rebuild(names: tuple[str, ...], db: Path | None, as_json: bool) -> None:
 
             try:
                 result = rebuild_views(store, views, progress=report)
+            except ViewsBusy as exc:
+                raise common.CommandError(f"{exc}: stop them, then rebuild again") from None
             except PositionMoved as exc:
                 raise common.CommandError(
-                    f"{exc}: stop `clara-es projections run` and rebuild again"
+                    f"{exc}: stop the processes that keep the views live (`clara-es serve`, "
+                    "`run`, `projections run`), then rebuild again"
                 ) from None
     if as_json:
         common.print_json({"positions": result})

@@ -12,6 +12,7 @@ from typing import Any
 
 from clara_es.adapters.livekit.deliveries import WebhookDeliveries
 from clara_es.adapters.livekit.webhooks import LiveKitWebhooks
+from clara_es.adapters.notify import LogListener
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import BackoffPolicy, Clock, SystemClock
@@ -43,7 +44,8 @@ class LiveSessions(VoiceSessions):
 
 @dataclass
 class Options:
-    # Seconds between re-reads of a live feed's stream (catches other processes' appends).
+    # Seconds between re-reads of a live feed's stream: how other processes' appends are found
+    # on SQLite; on PostgreSQL a safety net (LISTEN/NOTIFY wakes the feeds at once).
     feed_poll: float = 1.0
     # Seconds between polls of the event log by the view runners (SQLite; PostgreSQL listens).
     view_poll: float = 0.1
@@ -91,12 +93,17 @@ class Service:
         )
         self.metrics = Metrics(self)
         self.supervisor: Supervisor | None = None
+        self.listener: LogListener | None = None
         self.background = background or {}
         self.crashed: list[str] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> Service:
+        if self.store.backend == "postgres" and self.listener is None:
+            # One LISTEN connection for every feed of this process.
+            self.listener = LogListener(self.store, self.app.recorder,
+                                        self.changes.notify_many, self.changes.notify_all).start()
         if self.options.follow_views and self.supervisor is None:
             self.supervisor = Supervisor(self.store, poll_interval=self.options.view_poll).start()
         for name, runner in self.background.items():
@@ -125,6 +132,9 @@ class Service:
         if self.supervisor is not None:
             self.supervisor.stop()
             self.supervisor = None
+        if self.listener is not None:
+            self.listener.stop()
+            self.listener = None
         self.app.close()
         self.views.dispose()
 

@@ -2,16 +2,19 @@
 state right after that version. The event id is the version, so a client that reconnects
 with `Last-Event-ID: k` gets exactly the versions after k, then follows new ones.
 
-New versions are noticed two ways: every append through this process's application (the
+New versions are noticed three ways: every append through this process's application (the
 API's commands, webhooks, the process manager running inside `serve`) wakes the feeds of its
-session at once (`Changes.notify`, from `LiveSessions`), and every feed re-reads its stream on
-a slow timer, which catches what other processes appended.
+session at once (`Changes.notify`, from `LiveSessions`); on PostgreSQL, every append by ANY
+process wakes them through the process's one LISTEN connection (`LogListener`, which reads
+the sessions of the new events and calls `Changes.notify_many`); and every feed re-reads its
+stream on a slow timer (`Options.feed_poll`), which is how other processes' appends are found
+on SQLite and a safety net on PostgreSQL.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 from uuid import UUID
@@ -40,6 +43,19 @@ class Changes:
         if self._loop is not None and session_id in self._waiters:
             self._loop.call_soon_threadsafe(self._wake, session_id)
 
+    def notify_many(self, session_ids: Iterable[UUID]) -> None:
+        """Wake the feeds of these sessions (from any thread): one hop to the event loop."""
+        if self._loop is None or self._loop.is_closed():
+            return
+        watched = [s for s in session_ids if s in self._waiters]
+        if watched:
+            self._loop.call_soon_threadsafe(self._wake_each, watched)
+
+    def notify_all(self) -> None:
+        """Wake every feed (appends may have been missed: each re-reads its stream)."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake_all)
+
     def close(self) -> None:
         """End every feed (the server is shutting down: open feeds must not hold it up)."""
         self.closed = True
@@ -48,6 +64,10 @@ class Changes:
 
     def _wake_all(self) -> None:
         for session_id in list(self._waiters):
+            self._wake(session_id)
+
+    def _wake_each(self, session_ids: list[UUID]) -> None:
+        for session_id in session_ids:
             self._wake(session_id)
 
     def _wake(self, session_id: UUID) -> None:

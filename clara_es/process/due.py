@@ -3,8 +3,10 @@
 `ProcessManager.catch_up` reads the sessions' log after its tracking position in batches; for
 each batch it applies the decision table's row changes and moves the position in ONE
 transaction, so every fact changes the rows exactly once, whichever process applies it. The
-tracking row is taken with `FOR UPDATE SKIP LOCKED`: while one process catches up, the others
-skip ahead to their due work instead of queueing behind it.
+changes of a batch are reduced to their net effect and written in a few statements
+(`pending.PendingRows`), not one or two per fact. The tracking row is taken with
+`FOR UPDATE SKIP LOCKED`: while one process catches up, the others skip ahead to their due
+work instead of queueing behind it.
 
 `DueWork.claim` takes due rows (`due_at <= now`, index on due_at) whose lease is free or
 expired, with `FOR UPDATE SKIP LOCKED`, and leases them to this worker: a worker that dies
@@ -31,14 +33,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from clara_es.application import VoiceSessions
 from clara_es.config import Settings
 from clara_es.domain.events import SessionEvent
-from clara_es.domain.session import VoiceSession
-from clara_es.process.decisions import TIMERS, Change, Clear, Fired, Join, Leave, Set, react
-from clara_es.process.tables import due_rooms, due_tracking, due_work
+from clara_es.process.decisions import Change, react
+from clara_es.process.pending import BatchFacts, PendingRows
+from clara_es.process.tables import due_tracking, due_work
 
 log = logging.getLogger("clara_es.process")
 
 LEADER = "VoiceSessions"
 BATCH = 500
+# Facts per catch-up transaction: their row changes are reduced and written together.
+CATCH_UP_BATCH = 2000
 
 
 def utc(value: datetime) -> datetime:
@@ -89,48 +93,6 @@ def backlog(engine: sa.Engine, now: datetime, head: int | None = None) -> Backlo
     return Backlog(int(count), max(age, 0.0), behind)
 
 
-class _StoreFacts:
-    """What the decision table may ask, answered inside the catch-up's transaction."""
-
-    def __init__(self, conn: sa.Connection, sessions: VoiceSessions) -> None:
-        self.conn = conn
-        self.sessions = sessions
-
-    def session_at(self, session_id: UUID, version: int) -> VoiceSession:
-        return self.sessions.session(session_id, version=version)
-
-    def room_used_by_others(self, room: str, session_id: UUID) -> bool:
-        query = sa.select(due_rooms.c.session_id).where(
-            due_rooms.c.room == room, due_rooms.c.session_id != str(session_id)
-        ).limit(1)
-        return self.conn.execute(query).first() is not None
-
-
-def apply(conn: sa.Connection, session_id: UUID, changes: Iterable[Change]) -> None:
-    sid = str(session_id)
-    mine = due_work.c.session_id == sid
-    for change in changes:
-        match change:
-            case Set(kind, job_id, due_at, args):
-                row = {"session_id": sid, "kind": kind, "job_id": job_id,
-                       "due_at": utc(due_at), "args": args}
-                fresh = {"job_id": job_id, "due_at": utc(due_at), "args": args,
-                         "lease_owner": None, "lease_until": None, "tries": 0}
-                conn.execute(_insert(conn)(due_work).values(row).on_conflict_do_update(
-                    index_elements=[due_work.c.session_id, due_work.c.kind], set_=fresh))
-            case Clear(kind, _why):
-                conn.execute(sa.delete(due_work).where(mine, due_work.c.kind == kind))
-            case Fired(job_id):
-                # Only the timer: an effect's request id is the id of the timer that asked.
-                conn.execute(sa.delete(due_work).where(
-                    mine, due_work.c.job_id == job_id, due_work.c.kind.in_(sorted(TIMERS))))
-            case Join(room):
-                conn.execute(_insert(conn)(due_rooms).values(session_id=sid, room=room)
-                             .on_conflict_do_nothing())
-            case Leave():
-                conn.execute(sa.delete(due_rooms).where(due_rooms.c.session_id == sid))
-
-
 class ProcessManager:
     """Keeps the due-work rows from the session facts, exactly once (rows + position)."""
 
@@ -139,6 +101,7 @@ class ProcessManager:
         self.engine = engine
         self.settings = settings
         self.batch = BATCH
+        self.catch_up_batch = CATCH_UP_BATCH
         with engine.begin() as conn:
             conn.execute(_insert(conn)(due_tracking)
                          .values(application_name=LEADER, notification_id=0)
@@ -157,7 +120,7 @@ class ProcessManager:
         while True:
             applied = self._batch()
             total += applied
-            if applied < self.batch:
+            if applied < self.catch_up_batch:
                 return total
 
     def _batch(self) -> int:
@@ -170,15 +133,17 @@ class ProcessManager:
             if position is None:  # another process holds the position: it applies them
                 return 0
             notifications = self.sessions.recorder.select_notifications(
-                start=position, limit=self.batch, inclusive_of_start=False
+                start=position, limit=self.catch_up_batch, inclusive_of_start=False
             )
             if not notifications:
                 return 0
-            facts = _StoreFacts(conn, self.sessions)
-            for notification in notifications:
-                fact = self.sessions.mapper.to_domain_event(notification)
+            events = [self.sessions.mapper.to_domain_event(n) for n in notifications]
+            pending = PendingRows()
+            facts = BatchFacts(conn, self.sessions, pending, events)
+            for fact in events:
                 if isinstance(fact, SessionEvent):
-                    apply(conn, fact.originator_id, self._react(fact, facts))
+                    pending.add(fact.originator_id, self._react(fact, facts), utc)
+            pending.write(conn)
             conn.execute(
                 sa.update(due_tracking)
                 .where(due_tracking.c.application_name == LEADER)
@@ -186,7 +151,7 @@ class ProcessManager:
             )
             return len(notifications)
 
-    def _react(self, fact: SessionEvent, facts: _StoreFacts) -> list[Change]:
+    def _react(self, fact: SessionEvent, facts: BatchFacts) -> list[Change]:
         """The fact's row changes. A fact no rule can decide on is logged and passed over:
         one bad fact must not stop the timers of every other session behind it."""
         try:

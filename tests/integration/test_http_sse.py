@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 from uuid import UUID
 
 import httpx
@@ -15,36 +11,7 @@ from clara_es.http import Service
 from clara_es.http.auth import Role
 from tests.support.apps import AppFactory
 from tests.support.http_service import CLIENT, READER, command, start_session, token
-
-
-@contextmanager
-def feed(
-    client: httpx.Client, session_id: str, headers: dict[str, str] | None = None,
-    params: dict[str, str] | None = None,
-) -> Iterator[Iterator[dict[str, Any]]]:
-    """The feed's events as dicts (id, event, data); the connection closes on exit."""
-    with client.stream("GET", f"/api/sessions/{session_id}/live", headers=headers or CLIENT,
-                       params=params, timeout=httpx.Timeout(20.0)) as response:
-        assert response.status_code == 200, response.read()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        yield events(response.iter_lines())
-
-
-def events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    event: dict[str, Any] = {}
-    for line in lines:
-        if not line:
-            if "data" in event:
-                event["data"] = json.loads(event["data"])
-                yield event
-            event = {}
-        elif not line.startswith(":"):  # ":" lines are keep-alive comments
-            name, _, value = line.partition(":")
-            event[name] = value.removeprefix(" ")
-
-
-def take(stream: Iterator[dict[str, Any]], n: int) -> list[dict[str, Any]]:
-    return [next(stream) for _ in range(n)]
+from tests.support.sse import feed, take
 
 
 def test_a_client_that_reconnects_with_last_event_id_misses_nothing(

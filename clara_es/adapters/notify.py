@@ -1,0 +1,124 @@
+"""Appends made by any process, heard by this one: one LISTEN connection per process.
+
+eventsourcing's PostgreSQL recorder sends `NOTIFY <its events table>` in the same transaction
+as every append, so the notification arrives only once the events are committed, whichever
+process appended them. On each one the listener reads which sessions have events after the
+last notification it saw (ids only, from the log's unique index) and hands them to `wake`.
+The recorder's table lock makes commit order the log's order, so nothing committed is skipped.
+
+Each time the connection starts listening (at start, and again after it was lost, when the
+notifications sent meanwhile are gone) `wake_all` is called: every feed re-reads its stream
+once, so nothing appended before the LISTEN took effect is missed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+from uuid import UUID
+
+from psycopg import sql
+
+from clara_es.adapters.store import Store
+
+log = logging.getLogger(__name__)
+
+# Rows read per query after a notification (a burst larger than this is read in turns).
+READ = 5000
+
+
+class LogListener:
+    """One thread and one PostgreSQL connection: LISTEN on the events' channel, and wake the
+    sessions that have new events."""
+
+    def __init__(
+        self,
+        store: Store,
+        recorder: Any,
+        wake: Callable[[Iterable[UUID]], None],
+        wake_all: Callable[[], None],
+        *,
+        retry_s: float = 1.0,
+        tick_s: float = 0.25,
+    ) -> None:
+        self.store = store
+        self.channel: str = recorder.channel_name
+        self._select = sql.SQL(
+            "SELECT notification_id, originator_id FROM {}.{} WHERE notification_id > %s "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(sql.Identifier(recorder.datastore.schema),
+                 sql.Identifier(recorder.events_table_name))
+        self._head = sql.SQL("SELECT max(notification_id) FROM {}.{}").format(
+            sql.Identifier(recorder.datastore.schema), sql.Identifier(recorder.events_table_name))
+        self.wake = wake
+        self.wake_all = wake_all
+        self.retry_s = retry_s
+        self.tick_s = tick_s
+        self.position = 0
+        self.heard = 0  # notifications received (for tests and metrics)
+        self.backend_pid: int | None = None
+        self.listening = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> LogListener:
+        self._thread = threading.Thread(target=self._run, name="log-listener", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with self.store.connect_postgres() as conn:
+                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    head = conn.execute(self._head).fetchone()
+                    self.position = int(head[0] or 0) if head else 0
+                    self.backend_pid = conn.info.backend_pid
+                    self.listening.set()
+                    self.wake_all()  # what was appended before LISTEN took effect
+                    self._listen(conn)
+            except Exception as exc:
+                self.listening.clear()
+                if self._stop.is_set():
+                    return
+                log.warning("event=listen_lost channel=%s error=%r; listening again in %g s",
+                            self.channel, str(exc).splitlines()[0] if str(exc) else exc,
+                            self.retry_s)
+                self._stop.wait(self.retry_s)
+        self.listening.clear()
+
+    def _listen(self, conn: Any) -> None:
+        while not self._stop.is_set():
+            heard = False
+            for _ in conn.notifies(timeout=self.tick_s, stop_after=1):
+                heard = True
+            if not heard:
+                continue
+            # What is queued already is covered by the read below; what comes after it
+            # wakes the next read.
+            for _ in conn.notifies(timeout=0):
+                pass
+            self.heard += 1
+            self._read(conn)
+
+    def _read(self, conn: Any) -> None:
+        while True:
+            rows = conn.execute(self._select, (self.position, READ)).fetchall()
+            if not rows:
+                return
+            self.position = int(rows[-1][0])
+            self.wake({_uuid(row[1]) for row in rows})
+            if len(rows) < READ:
+                return
+
+
+def _uuid(value: Any) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))
