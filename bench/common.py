@@ -63,6 +63,22 @@ def arguments(
     return parser.parse_args(argv)
 
 
+def postgres_arguments(
+    doc: str | None, argv: list[str] | None, quick: str, **options: float
+) -> argparse.Namespace:
+    """For a PostgreSQL-only bench: its options (by name and default, typed as the default),
+    --quick (`quick` says what it shrinks to), --json; exits saying so without PostgreSQL."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    for name, default in options.items():
+        parser.add_argument(f"--{name}", type=type(default), default=default)
+    parser.add_argument("--quick", action="store_true", help=quick)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if not postgres_available():
+        raise SystemExit(f"PostgreSQL not reachable at {POSTGRES_URL}")
+    return args
+
+
 class Report:
     """Rows of a benchmark: each printed as a line as it comes, or all as JSON at the end."""
 

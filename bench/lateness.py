@@ -17,7 +17,6 @@ it wakes (the loaded machine's own floor for any timer).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import threading
@@ -27,7 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bench.common import POSTGRES_URL, fresh_store, postgres_available
+from bench.common import fresh_store, postgres_arguments
 from bench.timers import POOL, BareSleeper, Workers, pct, timeline
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
@@ -103,16 +102,9 @@ def drained(store: Store, wait_s: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--rate", type=float, default=100.0)
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="10 s of load")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+    args = postgres_arguments(__doc__, argv, "10 s of load", rate=100.0, seconds=30.0,
+                              workers=1)
     seconds = 10.0 if args.quick else args.seconds
-    if not postgres_available():
-        raise SystemExit(f"PostgreSQL not reachable at {POSTGRES_URL}")
     overrides = {"attempt_timeout_s": TIMEOUT_S, "cleanup_grace_s": GRACE_S,
                  "pool_size": 2, "pool_max_overflow": 2}
     with fresh_store("postgres") as store:

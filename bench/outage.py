@@ -20,7 +20,6 @@ the RemoveParticipant calls the stand-in received.
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing as mp
 import os
@@ -30,7 +29,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from bench.common import POSTGRES_URL, fresh_store, postgres_available
+from bench.common import POSTGRES_URL, fresh_store, postgres_arguments
 from bench.timers import (
     POOL,
     Workers,
@@ -83,16 +82,9 @@ def wait_for(conn: Any, app: VoiceSessions, after: int, event: str, n: int, limi
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--sessions", type=int, default=10_000)
-    parser.add_argument("--writers", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="1,000 sessions")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+    args = postgres_arguments(__doc__, argv, "1,000 sessions", sessions=10_000, writers=4,
+                              workers=2)
     n = 1_000 if args.quick else args.sessions
-    if not postgres_available():
-        raise SystemExit(f"PostgreSQL not reachable at {POSTGRES_URL}")
     with fresh_store("postgres") as store, fake_room_service() as livekit, \
             psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
         env = {**store.eventsourcing_env(), **POOL}

@@ -16,7 +16,6 @@ transaction at a time, is what appends serialised by that lock could reach at be
 
 from __future__ import annotations
 
-import argparse
 import json
 import multiprocessing as mp
 import os
@@ -30,7 +29,7 @@ from typing import Any
 import psycopg
 from sqlalchemy.engine import make_url
 
-from bench.common import POSTGRES_URL, fresh_store, postgres_available
+from bench.common import POSTGRES_URL, fresh_store, postgres_arguments
 from clara_es.adapters.store import Store
 
 APP_NAME = "clara-bench-writer"
@@ -129,14 +128,8 @@ def pgbench(store: Store, seconds: float, clients: int = 4) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--quick", action="store_true", help="3-second windows")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args(argv)
+    args = postgres_arguments(__doc__, argv, "3-second windows", seconds=10.0)
     seconds = 3.0 if args.quick else args.seconds
-    if not postgres_available():
-        raise SystemExit(f"PostgreSQL not reachable at {POSTGRES_URL}")
     rows: list[dict[str, Any]] = []
     with fresh_store("postgres") as store:
         from clara_es.application import VoiceSessions
