@@ -1,12 +1,12 @@
 """The due-work table, kept from the session streams and claimed by any worker.
 
 `ProcessManager.catch_up` reads the sessions' log after its tracking position in batches; for
-each batch it applies the decision table's row changes and moves the position in ONE
-transaction, so every fact changes the rows exactly once, whichever process applies it. The
-changes of a batch are reduced to their net effect and written in a few statements
-(`pending.PendingRows`), not one or two per fact. The tracking row is taken with
-`FOR UPDATE SKIP LOCKED`: while one process catches up, the others skip ahead to their due
-work instead of queueing behind it.
+each batch it decides the row changes (reading, holding no lock), then writes them and moves the
+position in ONE transaction, only if the position is still the one it read, so every fact
+changes the rows exactly once, whichever process applies it. The changes of a batch are reduced
+to their net effect and written in a few statements (`pending.PendingRows`), not one or two per
+fact. The tracking row is taken with `FOR UPDATE SKIP LOCKED`: while one process writes, the
+others skip ahead to their due work instead of queueing behind it.
 
 `DueWork.claim` takes due rows (`due_at <= now`, index on due_at) whose lease is free or
 expired, with `FOR UPDATE SKIP LOCKED`, and leases them to this worker: a worker that dies
@@ -124,14 +124,11 @@ class ProcessManager:
                 return total
 
     def _batch(self) -> int:
-        with self.engine.begin() as conn:
-            position = conn.execute(
-                sa.select(due_tracking.c.notification_id)
-                .where(due_tracking.c.application_name == LEADER)
-                .with_for_update(skip_locked=True)
-            ).scalar()
-            if position is None:  # another process holds the position: it applies them
-                return 0
+        # Decide first, reading the store without holding a write lock: on SQLite the write
+        # lock is the file's, and a catch-up that waited for the application's connections
+        # while holding it would deadlock with commands waiting for the lock.
+        with self.engine.connect().execution_options(read_only=True) as reader:
+            position = reader.execute(self._position).scalar() or 0
             notifications = self.sessions.recorder.select_notifications(
                 start=position, limit=self.catch_up_batch, inclusive_of_start=False
             )
@@ -139,10 +136,15 @@ class ProcessManager:
                 return 0
             events = [self.sessions.mapper.to_domain_event(n) for n in notifications]
             pending = PendingRows()
-            facts = BatchFacts(conn, self.sessions, pending, events)
+            facts = BatchFacts(reader, self.sessions, pending, events)
             for fact in events:
                 if isinstance(fact, SessionEvent):
                     pending.add(fact.originator_id, self._react(fact, facts), utc)
+        # Then write, if nobody applied these facts meanwhile (or is applying them now).
+        with self.engine.begin() as conn:
+            locked = conn.execute(self._position.with_for_update(skip_locked=True)).scalar()
+            if locked != position:
+                return 0
             pending.write(conn)
             conn.execute(
                 sa.update(due_tracking)
@@ -150,6 +152,9 @@ class ProcessManager:
                 .values(notification_id=notifications[-1].id)
             )
             return len(notifications)
+
+    _position = sa.select(due_tracking.c.notification_id).where(
+        due_tracking.c.application_name == LEADER)
 
     def _react(self, fact: SessionEvent, facts: BatchFacts) -> list[Change]:
         """The fact's row changes. A fact no rule can decide on is logged and passed over:

@@ -1,6 +1,7 @@
 """The SQLAlchemy engine of the due-work tables: a bounded pool on PostgreSQL (the store's
 schema as search path), one writer at a time on SQLite (BEGIN IMMEDIATE, so a transaction that
-reads and then writes never fails halfway on a lock it could not upgrade)."""
+reads and then writes never fails halfway on a lock it could not upgrade; a connection with the
+`read_only` execution option begins a plain read transaction instead)."""
 
 from __future__ import annotations
 
@@ -32,4 +33,5 @@ def _autocommit_driver(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _begin_immediate(conn: sa.Connection) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
+    read_only = conn.get_execution_options().get("read_only", False)
+    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
