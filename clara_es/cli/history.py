@@ -24,7 +24,7 @@ from clara_es.cli.common import (
     when,
     wide_option,
 )
-from clara_es.cli.queries import views_engine
+from clara_es.cli.queries import say_if_behind, views_behind, views_engine
 from projections import queries
 
 
@@ -78,6 +78,7 @@ def history(
             view_engine, session_id=session_id, room=room, participant=participant,
             since=since, until=until, types=types, limit=limit,
         )
+        say_if_behind(views_behind(view_engine, db))
     if as_json:
         print_json([r.model_dump(mode="json") for r in rows])
         return

@@ -62,4 +62,5 @@ def signals(request: Request, caller: Caller, session_id: UUID, body: Batch) -> 
         raise
     for command, outcome in zip(commands, result.results, strict=True):
         service.metrics.count(command.name, outcome.status)
+    service.reads.fresh.written.wrote(caller, session_id, result.state.version)
     return result

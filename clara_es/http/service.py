@@ -59,6 +59,8 @@ class Options:
     store_timeout_s: float = 5.0
     # Seconds a webhook id is remembered: a redelivery within them changes nothing.
     webhook_window_s: float = 86400.0
+    # Seconds a read waits for the views to show the caller's own writes (read-your-writes).
+    read_wait_s: float = 2.0
 
 
 class Service:
@@ -84,7 +86,7 @@ class Service:
         self.app.changes = self.changes
         views_db.upgrade(store)
         self.views = views_db.engine(store, pool_pre_ping=True, **_pool(store))
-        self.reads = Reads(self.app, self.views, self.clock)
+        self.reads = Reads(self.app, self.views, self.clock, self.options.read_wait_s)
         self.webhooks = LiveKitWebhooks(
             self.app, api_key, api_secret, deliveries=WebhookDeliveries(
                 self.views, self.clock, timedelta(seconds=self.options.webhook_window_s)),
