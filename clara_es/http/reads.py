@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
 
@@ -13,6 +13,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from clara_es.domain import ConnectionState, UIState
+from clara_es.domain.commands import LocalInstant
 from clara_es.http.auth import (
     CHALLENGE,
     Caller,
@@ -104,8 +105,8 @@ def get_history(
     caller: Caller,
     session_id: UUID,
     at_least: MinVersion,
-    since: Annotated[datetime | None, Query(description="at or after (UTC if no zone)")] = None,
-    until: Annotated[datetime | None, Query(description="before (UTC if no zone)")] = None,
+    since: Annotated[LocalInstant | None, Query(description="at or after (UTC if no zone)")] = None,
+    until: Annotated[LocalInstant | None, Query(description="before (UTC if no zone)")] = None,
     type: Annotated[list[str], Query(description="only these event types")] = [],  # noqa: B006
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[HistoryRow]:
