@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -61,6 +62,9 @@ class Options:
     webhook_window_s: float = 86400.0
     # Seconds a read waits for the views to show the caller's own writes (read-your-writes).
     read_wait_s: float = 2.0
+    # Seconds the background work gets to stop on shutdown; jobs still running after that are
+    # left to their leases (the next process claims them) instead of holding the exit up.
+    stop_grace_s: float = 3.0
 
 
 class Service:
@@ -122,11 +126,22 @@ class Service:
 
     def close(self) -> None:
         self._stop.set()
+        deadline = time.monotonic() + self.options.stop_grace_s
         for thread in self._threads:
-            thread.join(timeout=30)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         if self.supervisor is not None:
             self.supervisor.stop()
             self.supervisor = None
+        left = [thread.name for thread in self._threads if thread.is_alive()]
+        if left:
+            # Each append is one transaction: a job cut off here appended all or nothing, and
+            # its lease ends without it, so the next process runs it (effects are idempotent).
+            # The store stays open for it until the process ends.
+            log.warning("event=stop_unfinished runners=%s grace_s=%g detail=%r", ",".join(left),
+                        self.options.stop_grace_s,
+                        "jobs still running are left to their leases: the next process "
+                        "claims them")
+            return
         self.app.close()
         self.views.dispose()
 
