@@ -151,7 +151,8 @@ def _from_the_stream(session_id: UUID, db: Path | None, shown: Any) -> Any:
 
 @click.command()
 @click.option(
-    "--grace", type=click.FloatRange(min=0), default=300, show_default=True,
+    "--grace", type=click.FloatRange(min=0, max=queries.LONGEST_GRACE_S), default=300,
+    show_default=True,
     help="Seconds a failed or ended session may wait for its cleanup before it is an orphan.",
 )
 @db_option

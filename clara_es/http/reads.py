@@ -28,6 +28,7 @@ from clara_es.http.problems import ApiProblem, responses
 from clara_es.http.queries import HistoryRow, SessionSummary, Stats
 from clara_es.http.service import Service
 from clara_es.http.sse import describe, feed
+from projections.queries import LONGEST_GRACE_S
 
 router = APIRouter(prefix="/api", tags=["reads"])
 READ_ERRORS = responses(401, 403, 404, 422, 503)
@@ -127,7 +128,7 @@ def get_stats(
     request: Request,
     response: Response,
     caller: Caller,
-    grace: Annotated[float, Query(ge=0, le=86_400 * 365)] = 300,
+    grace: Annotated[float, Query(ge=0, le=LONGEST_GRACE_S)] = 300,
 ) -> Stats:
     """Dashboard stats: sessions by state, recovery rate, time to recover, failures, orphans."""
     if caller.role is not Role.READ:
