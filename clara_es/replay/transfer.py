@@ -142,11 +142,14 @@ def read_export(raw_lines: Iterable[str | bytes]) -> Export:
                 raise ImportRefused(f"line {number}: the export says {header.get('events')} "
                                     f"events, the file has {len(bodies)}")
             continue
-        if record.get("version") != len(bodies) + 1:
+        version = record.get("version")
+        if type(version) is not int or version != len(bodies) + 1:
             raise ImportRefused(
-                f"line {number}: version {record.get('version')!r}, expected {len(bodies) + 1}"
+                f"line {number}: version {version!r}, expected {len(bodies) + 1}"
             )
         _check_topic(number, record.get("topic"))
+        if not isinstance(record.get("state"), dict):
+            raise ImportRefused(f"line {number}: the event's state is not a JSON object")
         bodies.append(record)
     if not ended:
         raise ImportRefused(f"line {len(lines)}: the file ends before the export's last line "
