@@ -21,6 +21,7 @@ from eventsourcing.domain import Aggregate, event
 
 from bench.common import Report, arguments, backends, fresh_store
 from clara_es.application import VoiceSessions
+from clara_es.domain import commands
 
 COMMANDS_PER_SESSION = 6
 
@@ -66,12 +67,13 @@ def bench_sessions(env: dict[str, str], sessions: int, writers: int) -> float:
     app = VoiceSessions(env)
     try:
         def one_session(n: int) -> None:
-            sid = app.start(f"room-{n}", f"user-{n}").session_id
-            app.connect(sid)
-            app.connected(sid)
-            app.disconnected(sid, "network")
-            app.attempt_started(sid, 1)
-            app.reconnected(sid)
+            start = commands.StartSession(room=f"room-{n}", participant=f"user-{n}")
+            sid = app.handle(start).session_id
+            app.handle(commands.Connect(), sid)
+            app.handle(commands.MarkConnected(), sid)
+            app.handle(commands.ReportDisconnected(reason="network"), sid)
+            app.handle(commands.StartAttempt(attempt=1), sid)
+            app.handle(commands.ReportReconnected(), sid)
 
         elapsed = run_partitioned(writers, range(sessions), one_session)
     finally:

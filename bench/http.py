@@ -3,11 +3,14 @@
     python -m bench.http [--seconds 5] [--workers 16] [--feeds 500] [--rounds 3] [--json]
 
 For each store (SQLite file; PostgreSQL if reachable) `clara-es serve` runs in its own process
-(uvicorn, one worker, the projection runners inside); this process is the clients (httpx).
-- Status read: GET /api/sessions/{id} (the UI-state view) by `--workers` concurrent clients.
-  Baseline, same run: the same read as a bare in-process call (the view query, no HTTP).
-- Command: POST disconnected / attempt-started / reconnected round-robin over the sessions.
-  Baseline, same run: the same commands called in-process on VoiceSessions.
+(uvicorn, one worker, the views and the process manager inside), and beside it bench.bare_app,
+a bare FastAPI app on the same uvicorn. The load generator is wrk when it is installed
+(bench/load.py; else an asyncio httpx loop, named in the figures), `--workers` connections.
+- Status read: GET /api/sessions/{id} (the UI-state view). Baselines, same run: a bare
+  FastAPI GET, and the same read as an in-process call (the view query, no HTTP).
+- Command: POST disconnected / attempt-started / reconnected, each connection cycling over
+  its own sessions. Baselines, same run: a bare FastAPI POST of the same bodies, the same
+  commands in-process, and their sum (the floor: the command plus a bare endpoint).
 - Live feeds: `--feeds` SSE clients, one per session, all open at once; every session then
   goes through `--rounds` outages (4 events each) sent over HTTP. Each client must see every
   version of its session in order; latency = delivery time - the event's `updated_at` (the
@@ -32,10 +35,11 @@ from uuid import UUID
 
 import httpx
 
+from bench import load
 from bench.common import backends, fresh_store
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
-from clara_es.domain import SystemClock
+from clara_es.domain import SystemClock, commands
 from clara_es.http.auth import Role, mint
 from clara_es.http.queries import Reads
 from projections import db as views_db
@@ -65,26 +69,43 @@ class Server:
             [sys.executable, "-m", "clara_es", "serve", "--port", str(self.port)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
+        self.wait("/healthz")
+
+    def wait(self, path: str) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{self.url}{path}", timeout=1).status_code == 200:
                     return
             except httpx.HTTPError:
                 time.sleep(0.1)
-        raise RuntimeError("clara-es serve did not start")
+        raise RuntimeError(f"{self.process.args} did not start")
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)
         self.process.wait(timeout=30)
 
 
+class BareServer(Server):
+    """bench.bare_app on the same uvicorn: the HTTP floor."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.bare_app", "--port", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        self.wait("/openapi.json")
+
+
 def setup_sessions(app: VoiceSessions, n: int) -> list[UUID]:
     ids = []
     for k in range(n):
-        session_id = app.start(ROOM, f"user-{k}").session_id
-        app.connect(session_id)
-        app.connected(session_id)
+        start = commands.StartSession(room=ROOM, participant=f"user-{k}")
+        session_id = app.handle(start).session_id
+        app.handle(commands.Connect(), session_id)
+        app.handle(commands.MarkConnected(), session_id)
         ids.append(session_id)
     return ids
 
@@ -96,39 +117,6 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-CPU: dict[str, float] = {}
-
-
-async def timed(seconds: float, workers: int, job: Any, label: str = "") -> float:
-    """Run `job(worker, i)` in `workers` loops for `seconds`; requests per second.
-
-    With a label, records the CPU ms per request of the server and of this client process.
-    """
-    server_before = cpu_seconds(SERVER_PID[0]) if SERVER_PID else 0.0
-    client_before = time.process_time()
-    done = 0
-    stop = time.perf_counter() + seconds
-
-    async def loop(worker: int) -> None:
-        nonlocal done
-        i = 0
-        while time.perf_counter() < stop:
-            await job(worker, i)
-            i += 1
-            done += 1
-
-    start = time.perf_counter()
-    await asyncio.gather(*(loop(w) for w in range(workers)))
-    rate = done / (time.perf_counter() - start)
-    if label and SERVER_PID:
-        CPU[f"{label}_server_cpu_ms"] = 1000 * (cpu_seconds(SERVER_PID[0]) - server_before) / done
-        CPU[f"{label}_client_cpu_ms"] = 1000 * (time.process_time() - client_before) / done
-    return rate
-
-
-SERVER_PID: list[int] = []
-
-
 def in_process_rate(seconds: float, call: Any) -> float:
     done, stop = 0, time.perf_counter() + seconds
     start = time.perf_counter()
@@ -138,30 +126,39 @@ def in_process_rate(seconds: float, call: Any) -> float:
     return done / (time.perf_counter() - start)
 
 
-async def http_rates(url: str, ids: list[UUID], seconds: float, workers: int) -> dict[str, float]:
-    limits = httpx.Limits(max_connections=workers, max_keepalive_connections=workers)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as http:
+def measured(
+    name: str, pid: int, url: str, plans: list[list[load.Request]], seconds: float,
+    headers: dict[str, str] | None = None,
+) -> dict[str, float]:
+    """One load run; its figures under `name`, with the server's CPU ms per request."""
+    before = cpu_seconds(pid)
+    figures = load.run(url, plans, seconds, headers)
+    cpu = 1000 * (cpu_seconds(pid) - before) / max(figures["requests"], 1)
+    return {f"{name}_rps": figures["rps"], f"{name}_p50_ms": figures["p50_ms"],
+            f"{name}_p99_ms": figures["p99_ms"], f"{name}_server_cpu_ms": cpu,
+            f"{name}_failed": figures["non2xx"] + figures["socket_errors"]}
 
-        async def read(worker: int, i: int) -> None:
-            r = await http.get(f"/api/sessions/{ids[(worker * 7919 + i) % len(ids)]}",
-                               headers=READER)
-            assert r.status_code == 200, r.text
 
-        async def health(worker: int, i: int) -> None:
-            assert (await http.get("/healthz")).status_code == 200
-
-        floor = await timed(seconds, workers, health, "healthz")
-        reads = await timed(seconds, workers, read, "read")
-        per_worker = len(ids) // workers
-
-        async def command(worker: int, i: int) -> None:
-            session_id = ids[worker * per_worker + (i // 3) % per_worker]
-            name, body = CYCLE[i % 3]
-            r = await http.post(f"/api/sessions/{session_id}/{name}", json=body, headers=AGENT)
-            assert r.status_code == 200, r.text
-
-        commands = await timed(seconds, workers, command, "command")
-    return {"healthz_rps": floor, "read_rps": reads, "command_rps": commands}
+def http_rates(
+    serve: Server, bare: BareServer, ids: list[UUID], seconds: float, connections: int
+) -> dict[str, float]:
+    pid, bare_pid = serve.process.pid, bare.process.pid
+    per = len(ids) // connections
+    mine = [ids[c * per:(c + 1) * per] for c in range(connections)]
+    reads = [[load.Request("GET", f"/api/sessions/{i}") for i in m] for m in mine]
+    bare_reads = [[load.Request("GET", f"/bare/{i}") for i in m] for m in mine]
+    commands = [[load.Request("POST", f"/api/sessions/{i}/{name}", json.dumps(body))
+                 for i in m for name, body in CYCLE] for m in mine]
+    bare_commands = [[load.Request("POST", f"/bare/{i}/{name}", json.dumps(body))
+                      for i in m for name, body in CYCLE] for m in mine]
+    health = [[load.Request("GET", "/healthz")]] * connections
+    return {
+        **measured("bare_get", bare_pid, bare.url, bare_reads, seconds),
+        **measured("healthz", pid, serve.url, health, seconds),
+        **measured("read", pid, serve.url, reads, seconds, READER),
+        **measured("bare_post", bare_pid, bare.url, bare_commands, seconds),
+        **measured("command", pid, serve.url, commands, seconds, AGENT),
+    }
 
 
 async def feeds(url: str, ids: list[UUID], rounds: int) -> dict[str, Any]:
@@ -195,13 +192,13 @@ async def feeds(url: str, ids: list[UUID], rounds: int) -> dict[str, Any]:
         tasks = [asyncio.create_task(follow(i)) for i in ids]
         await asyncio.wait_for(all_open.wait(), 120)
         sender = httpx.Limits(max_connections=16)
-        async with httpx.AsyncClient(base_url=url, limits=sender, timeout=60) as commands:
+        async with httpx.AsyncClient(base_url=url, limits=sender, timeout=60) as poster:
             semaphore = asyncio.Semaphore(16)
 
             async def send(session_id: UUID, name: str, body: dict[str, Any]) -> None:
                 async with semaphore:
-                    r = await commands.post(f"/api/sessions/{session_id}/{name}", json=body,
-                                            headers=AGENT)
+                    r = await poster.post(f"/api/sessions/{session_id}/{name}", json=body,
+                                          headers=AGENT)
                     assert r.status_code == 200, r.text
 
             for _ in range(rounds):
@@ -222,48 +219,63 @@ def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     with fresh_store(backend) as store:
         views_db.upgrade(store)
         app = VoiceSessions(store.eventsourcing_env(), clock=SystemClock())
-        ids = setup_sessions(app, 200 + args.feeds)
-        server = Server(store)
-        SERVER_PID[:] = [server.process.pid]
+        ids = setup_sessions(app, args.sessions + args.feeds)
+        server, bare = Server(store), BareServer()
         try:
-            rates = asyncio.run(http_rates(server.url, ids[:200], args.seconds, args.workers))
-            live = asyncio.run(feeds(server.url, ids[200:], args.rounds))
+            rates = http_rates(server, bare, ids[:args.sessions], args.seconds, args.workers)
+            live = asyncio.run(feeds(server.url, ids[args.sessions:], args.rounds))
         finally:
             server.stop()
+            bare.stop()
         views = views_db.engine(store)
         reads = Reads(app, views, SystemClock())
-        direct_read = in_process_rate(args.seconds, lambda i: reads.status(ids[i % 200]))
-        cycle = (lambda s: app.disconnected(s, "bench"), lambda s: app.attempt_started(s, 1),
-                 app.reconnected)
-        spare = setup_sessions(app, 200)
+        direct_read = in_process_rate(
+            args.seconds, lambda i: reads.status(ids[i % args.sessions]))
+        cycle = (commands.ReportDisconnected(reason="bench"), commands.StartAttempt(attempt=1),
+                 commands.ReportReconnected())
+        spare = setup_sessions(app, args.sessions)
         direct_command = in_process_rate(
-            args.seconds, lambda i: cycle[i % 3](spare[(i // 3) % len(spare)])
+            args.seconds, lambda i: app.handle(cycle[i % 3], spare[(i // 3) % len(spare)])
         )
         views.dispose()
         app.close()
+    # A command over HTTP can at best cost the command in-process plus a bare endpoint.
+    command_floor = 1 / (1 / direct_command + 1 / rates["bare_post_rps"])
     return {
-        "backend": backend, "healthz_rps": round(rates["healthz_rps"]),
-        "read_rps": round(rates["read_rps"]), "direct_read_per_s": round(direct_read),
-        "read_ratio": round(rates["read_rps"] / direct_read, 3),
-        "command_rps": round(rates["command_rps"]), "direct_command_per_s": round(direct_command),
-        "command_ratio": round(rates["command_rps"] / direct_command, 3),
+        "backend": backend, "generator": load.generator(), "connections": args.workers,
+        **{k: round(v, 2) if k.endswith("_ms") else round(v) for k, v in rates.items()},
+        "direct_read_per_s": round(direct_read),
+        "direct_command_per_s": round(direct_command),
+        "read_ratio_to_bare": round(rates["read_rps"] / rates["bare_get_rps"], 3),
+        "read_ratio_to_direct": round(rates["read_rps"] / direct_read, 3),
+        "command_floor_per_s": round(command_floor),
+        "command_ratio_to_floor": round(rates["command_rps"] / command_floor, 3),
+        "command_ratio_to_bare": round(rates["command_rps"] / rates["bare_post_rps"], 3),
         **{k: round(v, 1) if isinstance(v, float) else v for k, v in live.items()},
-        **{k: round(v, 2) for k, v in CPU.items()},
     }
 
 
-def main() -> None:
+def guarded(backend: str, args: argparse.Namespace) -> dict[str, Any]:
+    """One backend's figures, or what stopped it (the other backend still runs)."""
+    try:
+        return bench(backend, args)
+    except Exception as exc:
+        return {"backend": backend, "error": f"{type(exc).__name__}: {exc}"[:500]}
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--workers", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=16, help="connections in flight")
+    parser.add_argument("--sessions", type=int, default=200, help="sessions read and commanded")
     parser.add_argument("--feeds", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=["sqlite", "postgres"])
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    results = [bench(b, args) for b in backends() if args.only in (None, b)]
+    args = parser.parse_args(argv)
+    results = [guarded(b, args) for b in backends() if args.only in (None, b)]
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({"cores": os.cpu_count(), "rows": results}, indent=2))
         return
     for r in results:
         print(r)

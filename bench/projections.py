@@ -31,7 +31,7 @@ import psycopg
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
-from clara_es.domain import Actor, BackoffPolicy, Signal, SystemClock, VoiceSession
+from clara_es.domain import Actor, BackoffPolicy, Signal, SystemClock, VoiceSession, commands
 from projections.catch_up import rebuild
 from projections.db import upgrade
 from projections.runner import BATCH
@@ -138,10 +138,13 @@ def bench_lag(
     """A paced writer runs commands round-robin over `sessions` live sessions."""
     app = VoiceSessions(store.eventsourcing_env(), clock=SystemClock())
     upgrade(store)
-    ids = [app.start(f"room-{i % 50}", f"user-{i}").session_id for i in range(sessions)]
+    ids = [
+        app.handle(commands.StartSession(room=f"room-{i % 50}", participant=f"user-{i}")).session_id
+        for i in range(sessions)
+    ]
     for session_id in ids:
-        app.connect(session_id)
-        app.connected(session_id)
+        app.handle(commands.Connect(), session_id)
+        app.handle(commands.MarkConnected(), session_id)
     appended: dict[int, float] = {}
     seen_view: dict[int, float] = {}
     seen_log: dict[int, float] = {}
@@ -172,18 +175,18 @@ def bench_lag(
         ]
         for w in watchers:
             w.start()
-        commands = [
-            lambda s: app.disconnected(s, "network"),
-            lambda s: app.attempt_started(s, 1),
-            lambda s: app.reconnected(s),
-        ]
+        cycle = (
+            commands.ReportDisconnected(reason="network"),
+            commands.StartAttempt(attempt=1),
+            commands.ReportReconnected(),
+        )
         interval = 1 / rate
         next_at = time.perf_counter()
         deadline = next_at + seconds
         i = 0
         while time.perf_counter() < deadline:
             session_id = ids[i % sessions]
-            commands[(i // sessions) % 3](session_id)
+            app.handle(cycle[(i // sessions) % 3], session_id)
             appended[app.recorder.max_notification_id()] = time.perf_counter()
             i += 1
             next_at += interval

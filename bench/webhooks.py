@@ -25,7 +25,7 @@ from livekit.protocol.webhook import WebhookEvent
 from bench.common import Report, arguments, backends, fresh_store
 from clara_es.adapters.livekit import LiveKitWebhooks
 from clara_es.application import VoiceSessions
-from clara_es.domain.commands import ReportParticipantJoined, ReportParticipantLeft
+from clara_es.domain import commands
 
 KEY, SECRET = "APIbench", "a-benchmark-secret-of-at-least-32-characters"
 
@@ -45,8 +45,9 @@ def signed(kind: str, webhook_id: str, room: str, identity: str) -> tuple[str, s
 def started(app: VoiceSessions, sessions: int, prefix: str) -> list[UUID]:
     ids = []
     for n in range(sessions):
-        session_id = app.start(f"{prefix}-room-{n}", f"user-{n}").session_id
-        app.connect(session_id)
+        start = commands.StartSession(room=f"{prefix}-room-{n}", participant=f"user-{n}")
+        session_id = app.handle(start).session_id
+        app.handle(commands.Connect(), session_id)
         ids.append(session_id)
     return ids
 
@@ -57,8 +58,8 @@ def bench(env: dict[str, str], sessions: int) -> dict[str, float]:
         direct_ids = started(app, sessions, "direct")
         t = time.perf_counter()
         for session_id in direct_ids:
-            app.handle(ReportParticipantJoined(), session_id)
-            app.handle(ReportParticipantLeft(reason="SIGNAL_CLOSE"), session_id)
+            app.handle(commands.ReportParticipantJoined(), session_id)
+            app.handle(commands.ReportParticipantLeft(reason="SIGNAL_CLOSE"), session_id)
         direct = 2 * sessions / (time.perf_counter() - t)
 
         started(app, sessions, "hook")

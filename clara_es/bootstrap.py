@@ -23,7 +23,7 @@ from clara_es.application import VoiceSessions
 from clara_es.config import Settings
 from clara_es.domain import BackoffPolicy, Clock
 from clara_es.logs import configure_logging
-from clara_es.process import AudioPipeline, InMemoryAudioPipeline, RoomCleaner, Worker, start_worker
+from clara_es.process import AudioPipeline, RoomCleaner, Worker, start_worker
 
 if TYPE_CHECKING:
     from clara_es.http import Options, Service
@@ -95,15 +95,15 @@ class Root:
         pipeline: AudioPipeline | None = None,
         cleaner: RoomCleaner | None = None,
     ) -> Worker:
-        """The process manager following `app`, and its worker with the effect ports: the
-        agent's pipeline (in memory until a real agent plugs in) and LiveKit's RoomService
-        when it is configured (otherwise cleanup is recorded as skipped)."""
+        """The process manager following `app`, and its worker with the effect ports:
+        LiveKit's RoomService when it is configured (otherwise cleanup is recorded as skipped),
+        and a `pipeline` only where the agent runs in this process (the demo): `run` and
+        `serve` leave restarts to the agents that own the pipelines."""
         if cleaner is None:
             from clara_es.adapters.rooms import room_cleaner
 
             cleaner = room_cleaner(self.settings, app.clock)
-        return start_worker(app, pipeline or InMemoryAudioPipeline(), cleaner, self.settings,
-                            store=self.store)
+        return start_worker(app, cleaner, self.settings, store=self.store, pipeline=pipeline)
 
     def reactions(self, app: VoiceSessions, stop: threading.Event) -> None:
         """Runner: the process manager, its timers and the effect runner, until `stop`."""

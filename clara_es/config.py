@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from clara_es.domain.quality import POOR_WINDOW
+
 DEFAULT_DATABASE_URL = "sqlite:///clara-es.db"
 
 
@@ -23,6 +25,15 @@ class Settings(BaseSettings):
     # The process manager's timing.
     attempt_timeout_s: float = Field(10.0, gt=0, description="an attempt with no outcome fails")
     pipeline_restart_cap: int = Field(3, ge=1, description="restarts per poor-quality episode")
+    pipeline_restart_timeout_s: float = Field(
+        10.0, gt=0, description="a requested restart no agent reported by then has failed"
+    )
+    poor_window_s: float = Field(
+        POOR_WINDOW.total_seconds(), gt=0, description="poor or lost this long is QualityPoor"
+    )
+    idle_timeout_s: float = Field(
+        14400.0, gt=0, description="a session nobody reported anything on for this long ends"
+    )
     cleanup_grace_s: float = Field(30.0, ge=0, description="wait after Failed before cleanup")
     cleanup_tries: int = Field(5, ge=1, description="RoomService calls before CleanupFailed")
     cleanup_retry_s: float = Field(0.5, gt=0, description="first wait between cleanup tries")

@@ -16,12 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from clara_es.adapters.livekit.agent_monitor import DEFAULT_POOR_WINDOW
 from clara_es.application import HistoryEntry, VoiceSessions, session_history
 from clara_es.domain import Clock, ConnectionState
 from clara_es.domain.commands import (
     ChangeQuality,
-    ConfirmPoorQuality,
     Connect,
     MarkConnected,
     ReportDisconnected,
@@ -53,13 +51,13 @@ def _drop(
 ) -> None:
     """The network degrades, then goes away for `outage`; the client follows the schedule.
 
-    The agent sees the quality turn bad first, and confirms it once it held for its window.
+    The agent sees the quality turn bad first; the process manager confirms it once it held
+    for the window.
     """
     clock = app.clock
     participant = app.session(session_id).participant
     app.handle(ChangeQuality(participant=participant, quality=quality), session_id)
-    server.run_until(clock.now() + DEFAULT_POOR_WINDOW)
-    app.handle(ConfirmPoorQuality(participant=participant), session_id)
+    server.run_until(clock.now() + timedelta(seconds=server.settings.poor_window_s))
     back_at = clock.now() + outage
     state = app.handle(ReportDisconnected(reason="network unreachable"), session_id)
     state = follow(

@@ -7,8 +7,9 @@
         clara = await attach(session, link, room=ctx.room, participant="alice")
 
 From then on:
-- the room's connection facts are recorded (AgentMonitor: quality, QualityPoor after the window,
-  the participant leaving or joining, the agent's own reconnects);
+- the room's connection facts are recorded (AgentMonitor: quality changes, which the process
+  manager turns into QualityPoor after its window, the participant leaving or joining, the
+  agent's own reconnects);
 - the session's `error` events (STT, TTS, LLM errors with `recoverable`) and its `close` event
   are recorded as AgentErrorReported and AgentSessionClosed;
 - every PipelineRestartRequested of the session is claimed (ClaimPipelineRestart: another agent
@@ -25,14 +26,13 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from typing import Any
 
 from livekit import rtc
 from livekit.agents import AgentSession
 from livekit.agents.voice.events import CloseEvent, ErrorEvent
 
-from clara_es.adapters.livekit.agent_monitor import DEFAULT_POOR_WINDOW, AgentMonitor
+from clara_es.adapters.livekit.agent_monitor import AgentMonitor
 from clara_es.adapters.livekit.clock import AsyncClock, AsyncSystemClock
 from clara_es.agents.links import Request, SessionLink
 from clara_es.domain import DomainError
@@ -187,7 +187,6 @@ async def attach(
     room: rtc.Room | None = None,
     participant: str | None = None,
     clock: AsyncClock | None = None,
-    poor_window: timedelta = DEFAULT_POOR_WINDOW,
     agent_id: str | None = None,
     restart: Restart = restart_audio_path,
     after: int = 0,
@@ -201,7 +200,7 @@ async def attach(
         if participant is None:
             raise ValueError("a room is watched for one participant: give its identity")
         monitor = AgentMonitor(link, link.session_id, clock or AsyncSystemClock(),
-                               poor_window=poor_window, participant=participant)
+                               participant=participant)
         monitor.attach(room)
     attachment = Attachment(session, link, agent_id=agent_id or default_agent_id(),
                             restart=restart, monitor=monitor)

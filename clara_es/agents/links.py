@@ -78,7 +78,7 @@ class StoreLink:
     async def requests(self, after: int = 0) -> AsyncIterator[Request]:
         version = after
         while True:
-            events = list(self.app.repository.event_store.get(self.session_id, gt=version))
+            events = self.app.events_after(self.session_id, version)
             for event in events:
                 version = event.originator_version
                 if isinstance(event, PipelineRestartRequested):

@@ -20,7 +20,6 @@ from eventsourcing.utils import get_topic
 from clara_es.adapters.store import Store
 from clara_es.application.upcasting import CausalMapper
 from clara_es.domain import (
-    Actor,
     BackoffPolicy,
     Clock,
     ConcurrencyConflict,
@@ -33,15 +32,8 @@ from clara_es.domain import (
 )
 from clara_es.domain.commands import (
     Command,
-    Connect,
-    EndSession,
-    FailAttempt,
     IdempotencyConflict,
     InvalidCommand,
-    MarkConnected,
-    ReportDisconnected,
-    ReportReconnected,
-    StartAttempt,
     StartSession,
 )
 from clara_es.domain.events import SessionEvent, SessionStarted
@@ -253,6 +245,13 @@ class VoiceSessions(Application[UUID]):
         """
         return list(self.repository.event_store.get(session_id, gt=version, lte=up_to))
 
+    def log_after(self, position: int, limit: int) -> list[tuple[int, SessionEvent]]:
+        """Up to `limit` facts of every session after log position `position`, in log order,
+        each with its position."""
+        notifications = self.recorder.select_notifications(
+            start=position, limit=limit, inclusive_of_start=False)
+        return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+
     def stored_events(self, session_id: UUID) -> list[StoredEvent]:
         """The session's events as stored (topic and encoded state): for export."""
         return list(self.recorder.select_events(session_id))
@@ -271,40 +270,3 @@ class VoiceSessions(Application[UUID]):
             if len(found) < page:
                 return
             start = found[-1].id + 1
-
-    # ---- shorthands for the commands people type most (tests, the demo, benchmarks) ---------
-
-    def start(
-        self, room: str, participant: str, policy: BackoffPolicy | None = None,
-        actor: Actor | None = None,
-    ) -> UIState:
-        return self.handle(
-            StartSession.build(room=room, participant=participant, policy=policy, actor=actor)
-        )
-
-    def connect(self, session_id: UUID, actor: Actor | None = None) -> UIState:
-        return self.handle(Connect(actor=actor), session_id)
-
-    def connected(self, session_id: UUID, actor: Actor | None = None) -> UIState:
-        return self.handle(MarkConnected(actor=actor), session_id)
-
-    def disconnected(
-        self, session_id: UUID, reason: str = "unknown", actor: Actor | None = None
-    ) -> UIState:
-        return self.handle(ReportDisconnected.build(reason=reason, actor=actor), session_id)
-
-    def attempt_started(
-        self, session_id: UUID, attempt: int, actor: Actor | None = None
-    ) -> UIState:
-        return self.handle(StartAttempt.build(attempt=attempt, actor=actor), session_id)
-
-    def attempt_failed(
-        self, session_id: UUID, attempt: int, error: str, actor: Actor | None = None
-    ) -> UIState:
-        return self.handle(FailAttempt.build(attempt=attempt, error=error, actor=actor), session_id)
-
-    def reconnected(self, session_id: UUID, actor: Actor | None = None) -> UIState:
-        return self.handle(ReportReconnected(actor=actor), session_id)
-
-    def end(self, session_id: UUID, reason: str = "user", actor: Actor | None = None) -> UIState:
-        return self.handle(EndSession.build(reason=reason, actor=actor), session_id)

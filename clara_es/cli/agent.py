@@ -9,7 +9,6 @@ the agent is stopped with Ctrl-C.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
 
@@ -17,7 +16,6 @@ import click
 from livekit import rtc
 
 from clara_es.adapters.livekit import AgentMonitor, AsyncSystemClock, RoomIndex, UnknownRoom
-from clara_es.adapters.livekit.agent_monitor import DEFAULT_POOR_WINDOW
 from clara_es.adapters.livekit.tokens import agent_token
 from clara_es.application import VoiceSessions
 from clara_es.cli.common import CommandError, console, db_option, json_option, open_app, root_for
@@ -31,15 +29,14 @@ from clara_es.domain.session import FINAL_STATES
 @click.option("--participant", help="Identity of the user to watch (default: the first to join).")
 @click.option("--identity", default="clara-agent", show_default=True,
               help="The agent's own identity in the room.")
-@click.option("--poor-window", type=float, default=DEFAULT_POOR_WINDOW.total_seconds(),
-              show_default=True, help="Seconds quality must stay poor before QualityPoor.")
 @db_option
 @json_option
 def agent(
-    room_name: str, participant: str | None, identity: str, poor_window: float,
-    db: Path | None, as_json: bool,
+    room_name: str, participant: str | None, identity: str, db: Path | None, as_json: bool,
 ) -> None:
-    """Join a LiveKit room as the agent and record the user's connection on its session."""
+    """Join a LiveKit room as the agent and record the user's connection on its session.
+
+    The process manager of `run` or `serve` decides what the facts call for."""
     root = root_for(db)
     settings = root.settings
     missing = [
@@ -51,8 +48,6 @@ def agent(
         raise CommandError(f"the agent needs a LiveKit server: set {', '.join(missing)}")
     if not room_name.strip():
         raise CommandError("--room needs a room name")
-    if poor_window < 0:
-        raise CommandError(f"--poor-window must not be negative, got {poor_window}")
     assert settings.livekit_url and settings.livekit_api_key and settings.livekit_api_secret
     token = agent_token(
         settings.livekit_api_key, settings.livekit_api_secret, room_name, identity
@@ -60,14 +55,13 @@ def agent(
     root.configure_logging()
     with open_app(root, create=True) as app:
         asyncio.run(
-            _run(app, settings.livekit_url, token, room_name, participant,
-                 timedelta(seconds=poor_window), as_json)
+            _run(app, settings.livekit_url, token, room_name, participant, as_json)
         )
 
 
 async def _run(
     app: VoiceSessions, url: str, token: str, room_name: str, wanted: str | None,
-    poor_window: timedelta, as_json: bool,
+    as_json: bool,
 ) -> None:
     room = rtc.Room()
     joined: asyncio.Future[rtc.RemoteParticipant] = asyncio.get_running_loop().create_future()
@@ -95,9 +89,7 @@ async def _run(
             if state.connection_state in FINAL_STATES:
                 done.set()
 
-        monitor = AgentMonitor(
-            app, session_id, AsyncSystemClock(), poor_window=poor_window, on_change=show
-        )
+        monitor = AgentMonitor(app, session_id, AsyncSystemClock(), on_change=show)
         monitor.attach(room)
         room.on("disconnected", lambda reason: done.set())
         show(app.handle(ReportParticipantJoined(), session_id))

@@ -182,6 +182,13 @@ def resolve_store(db: Path | None) -> Store:
     return root_for(db).store
 
 
+def existing(store: Store) -> Store:
+    """The store, if it exists: a reading command never creates a database."""
+    if not store.exists:
+        raise CommandError(f"no database at {store.sqlite_path} (run `clara-es demo --db` first)")
+    return store
+
+
 def api_credentials(settings: Settings) -> tuple[str, str]:
     if not settings.livekit_api_key or not settings.livekit_api_secret:
         raise CommandError(
@@ -201,9 +208,7 @@ def open_app(
 ) -> Iterator[VoiceSessions]:
     """The application on the root's store. Reading commands never create a database; a
     store error reaches the error boundary (clara_es/cli/errors.py)."""
-    store = root.store
-    if not create and not store.exists:
-        raise CommandError(f"no database at {store.sqlite_path} (run `clara-es demo --db` first)")
+    store = root.store if create else existing(root.store)
     require_folder(store)
     app = root.open_sessions(clock=clock, policy=policy)
     try:

@@ -48,7 +48,7 @@ def demo(db: Path | None, as_json: bool, realtime: bool, policy: BackoffPolicy) 
         root.configure_logging(quiet=True)
         with open_app(root, create=True, clock=clock, policy=policy) as app:
             # The agent's first pipeline restart fails, to show the backoff and the retry.
-            server = root.worker(app, InMemoryAudioPipeline(failures=1))
+            server = root.worker(app, pipeline=InMemoryAudioPipeline(failures=1))
             if not as_json:
                 console.print("clara-es demo: the reconnection checklist, event by event")
                 _stream(app, clock.now())

@@ -10,20 +10,7 @@ import click
 from rich.table import Table
 
 from clara_es.application import session_history
-from clara_es.cli.common import (
-    console,
-    db_option,
-    fit,
-    id_column,
-    json_option,
-    open_app,
-    print_json,
-    root_for,
-    short,
-    time_column,
-    when,
-    wide_option,
-)
+from clara_es.cli import common
 from clara_es.cli.queries import say_if_behind, views_behind, views_engine
 from projections import queries
 
@@ -50,9 +37,9 @@ class Instant(click.ParamType):
 @click.option("--until", type=Instant(), help="Events before this time (UTC if no zone).")
 @click.option("--type", "types", multiple=True, help="Only this event type (repeatable).")
 @click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
-@db_option
-@json_option
-@wide_option
+@common.db_option
+@common.json_option
+@common.wide_option
 def history(
     session_id: UUID | None,
     room: str | None,
@@ -80,35 +67,35 @@ def history(
         )
         say_if_behind(views_behind(view_engine, db))
     if as_json:
-        print_json([r.model_dump(mode="json") for r in rows])
+        common.print_json([r.model_dump(mode="json") for r in rows])
         return
     table = Table(title=f"{len(rows)} events")
-    time_column(table, "time", wide)
-    id_column(table)
+    common.time_column(table, "time", wide)
+    common.id_column(table)
     for column in ("room", "participant", "v", "event", "actor", "details"):
         table.add_column(column)
     for r in rows:
         table.add_row(
-            when(r.occurred_at, wide), str(r.session_id), r.room,
-            r.participant, str(r.version), r.type, r.actor, short(r.details),
+            common.when(r.occurred_at, wide), str(r.session_id), r.room,
+            r.participant, str(r.version), r.type, r.actor, common.short(r.details),
         )
-    console.print(fit(table))
+    common.console.print(common.fit(table))
 
 
 def _print_stream(session_id: UUID, db: Path | None, as_json: bool, wide: bool) -> None:
-    with open_app(root_for(db)) as app:
+    with common.open_app(common.root_for(db)) as app:
         entries = session_history(app, session_id)
     if as_json:
-        print_json([e.model_dump(mode="json") for e in entries])
+        common.print_json([e.model_dump(mode="json") for e in entries])
         return
     table = Table(title=f"session {session_id}")
-    time_column(table, "time", wide)
+    common.time_column(table, "time", wide)
     for column in ("v", "event", "actor", "details"):
         table.add_column(column)
     table.add_column("status")
     for e in entries:
         table.add_row(
-            e.when() if not wide else when(e.occurred_at, wide), str(e.version), e.type, e.actor,
-            short(e.details), e.state.status_text,
+            e.when() if not wide else common.when(e.occurred_at, wide), str(e.version), e.type,
+            e.actor, common.short(e.details), e.state.status_text,
         )
-    console.print(fit(table))
+    common.console.print(common.fit(table))

@@ -14,29 +14,14 @@ import sqlalchemy as sa
 from rich.table import Table
 
 from clara_es.adapters.store import Store
-from clara_es.cli.common import (
-    CommandError,
-    console,
-    db_option,
-    fit,
-    id_column,
-    json_option,
-    print_json,
-    resolve_store,
-    time_column,
-    when,
-    wide_option,
-)
+from clara_es.cli import common
 from clara_es.domain import ConnectionState
 from projections import queries
 from projections.db import ViewsMissing, engine
 
 
 def existing_store(db: Path | None) -> Store:
-    store = resolve_store(db)
-    if not store.exists:
-        raise CommandError(f"no database at {store.sqlite_path} (run `clara-es demo --db` first)")
-    return store
+    return common.existing(common.resolve_store(db))
 
 
 @contextmanager
@@ -46,17 +31,15 @@ def views_engine(db: Path | None) -> Iterator[sa.Engine]:
     try:
         yield view_engine
     except ViewsMissing as exc:
-        raise CommandError(str(exc)) from None
+        raise common.CommandError(str(exc)) from None
     finally:
         view_engine.dispose()
 
 
 def views_behind(view_engine: sa.Engine, db: Path | None) -> int:
     """Events the slowest view is behind the event log."""
-    from clara_es.cli.common import open_app, root_for
-
     positions = queries.positions(view_engine)
-    with open_app(root_for(db)) as app:
+    with common.open_app(common.root_for(db)) as app:
         head = app.recorder.max_notification_id() or 0
     return max((head - p for p in positions.values()), default=0)
 
@@ -79,9 +62,9 @@ def _when(value: Any) -> str:
 )
 @click.option("--room", help="Only sessions in this room.")
 @click.option("--limit", type=click.IntRange(min=1), default=1000, show_default=True)
-@db_option
-@json_option
-@wide_option
+@common.db_option
+@common.json_option
+@common.wide_option
 def sessions(
     state: str | None, room: str | None, limit: int, db: Path | None, as_json: bool,
     wide: bool,
@@ -91,29 +74,29 @@ def sessions(
         rows = queries.sessions(view_engine, state=state, room=room, limit=limit)
         say_if_behind(views_behind(view_engine, db))
     if as_json:
-        print_json(rows)
+        common.print_json(rows)
         return
     table = Table(title=f"{len(rows)} sessions")
-    id_column(table)
+    common.id_column(table)
     for column in ("room", "participant", "state", "status", "outages", "attempts",
                    "reconnects"):
         table.add_column(column)
-    time_column(table, "updated", wide)
+    common.time_column(table, "updated", wide)
     for r in rows:
         c = r["counts"]
         table.add_row(
             str(r["session_id"]), r["room"], r["participant"], r["connection_state"],
             r["status_text"], str(c["outages"]), str(c["reconnect_attempts"]),
-            str(c["reconnects"]), when(r["updated_at"], wide),
+            str(c["reconnects"]), common.when(r["updated_at"], wide),
         )
-    console.print(fit(table))
+    common.console.print(common.fit(table))
 
 
 @click.command()
 @click.argument("session_id", type=click.UUID)
-@db_option
-@json_option
-@wide_option
+@common.db_option
+@common.json_option
+@common.wide_option
 def status(session_id: UUID, db: Path | None, as_json: bool, wide: bool) -> None:
     """What the status light and the Start Session button show for one session."""
     with views_engine(db) as view_engine:
@@ -122,25 +105,24 @@ def status(session_id: UUID, db: Path | None, as_json: bool, wide: bool) -> None
     if state is None or behind > 0:
         state = _from_the_stream(session_id, db, state)
     if as_json:
-        print_json(state.model_dump(mode="json"))
+        common.print_json(state.model_dump(mode="json"))
         return
     table = Table(title=f"session {session_id}", show_header=False)
     for key, value in state.model_dump().items():
-        table.add_row(key, when(value, wide) if key.endswith("_at") else str(value))
-    console.print(fit(table))
+        table.add_row(key, common.when(value, wide) if key.endswith("_at") else str(value))
+    common.console.print(common.fit(table))
 
 
 def _from_the_stream(session_id: UUID, db: Path | None, shown: Any) -> Any:
     """A session the view does not have yet, or not at its last version (just imported, or
     the views are behind): its state from its own stream, saying so on stderr."""
-    from clara_es.cli.common import open_app, root_for
     from clara_es.domain import SessionNotFound
 
-    with open_app(root_for(db)) as app:
+    with common.open_app(common.root_for(db)) as app:
         try:
             state = app.status(session_id)
         except SessionNotFound:
-            raise CommandError(f"no session {session_id} in this store") from None
+            raise common.CommandError(f"no session {session_id} in this store") from None
     if shown is not None and shown.version >= state.version:
         return shown
     click.echo(f"clara-es: the views have not caught up with session {session_id}: shown "
@@ -155,15 +137,15 @@ def _from_the_stream(session_id: UUID, db: Path | None, shown: Any) -> Any:
     show_default=True,
     help="Seconds a failed or ended session may wait for its cleanup before it is an orphan.",
 )
-@db_option
-@json_option
+@common.db_option
+@common.json_option
 def stats(grace: float, db: Path | None, as_json: bool) -> None:
     """Dashboard stats: states, recovery rate, time to recover, failures, orphans."""
     with views_engine(db) as view_engine:
         result = queries.stats(view_engine, grace=timedelta(seconds=grace))
         say_if_behind(views_behind(view_engine, db))
     if as_json:
-        print_json(result)
+        common.print_json(result)
         return
     ttr = result["time_to_recover_ms"]
     rate = result["recovery_rate"]
@@ -185,4 +167,4 @@ def stats(grace: float, db: Path | None, as_json: bool) -> None:
     for o in orphans:
         summary.add_row(f"  {o['session_id']}", f"{o['state']} in {o['room']} since "
                         f"{_when(o['final_at'])}")
-    console.print(summary)
+    common.console.print(summary)

@@ -13,15 +13,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from clara_es.application import HistoryEntry, VoiceSessions
-from clara_es.cli.common import (
-    CommandError,
-    console,
-    db_option,
-    json_option,
-    open_app,
-    print_json,
-    root_for,
-)
+from clara_es.cli import common
 from clara_es.domain import UIState
 from clara_es.replay.races import RaceKind, find_races, session_ids
 from clara_es.replay.timeline import ReplayStep, replay_steps, state_at
@@ -35,7 +27,7 @@ def parse_point(value: str) -> int | datetime:
     try:
         instant = datetime.fromisoformat(value)
     except ValueError:
-        raise CommandError(
+        raise common.CommandError(
             f"--at {value!r} is neither a version (a number) nor an ISO 8601 time"
         ) from None
     return instant if instant.tzinfo else instant.replace(tzinfo=UTC)
@@ -46,8 +38,8 @@ def parse_point(value: str) -> int | datetime:
 @click.option("--at", "at", metavar="VERSION|TIME", help="The state as of a version or a time.")
 @click.option("--verify", is_flag=True, help="Re-run stored signals through today's code.")
 @click.option("--all", "every", is_flag=True, help="With --verify: every stored session.")
-@db_option
-@json_option
+@common.db_option
+@common.json_option
 def replay(
     session_id: UUID | None, at: str | None, verify: bool, every: bool, db: Path | None,
     as_json: bool,
@@ -55,22 +47,22 @@ def replay(
     """Replay SESSION_ID event by event: state, status text and cause after each step."""
     if verify:
         if at is not None:
-            raise CommandError("--at and --verify do not go together")
+            raise common.CommandError("--at and --verify do not go together")
         if (session_id is None) == (not every):
-            raise CommandError("--verify needs a SESSION_ID or --all (not both)")
+            raise common.CommandError("--verify needs a SESSION_ID or --all (not both)")
         _verify(session_id, db, as_json)
         return
     if every:
-        raise CommandError("--all only goes with --verify")
+        raise common.CommandError("--all only goes with --verify")
     if session_id is None:
-        raise CommandError("replay needs a SESSION_ID (or --verify --all)")
-    with open_app(root_for(db)) as app:
+        raise common.CommandError("replay needs a SESSION_ID (or --verify --all)")
+    with common.open_app(common.root_for(db)) as app:
         if at is not None:
             _print_state_at(app, session_id, parse_point(at), as_json)
             return
         steps = replay_steps(app, session_id)
     if as_json:
-        print_json({"session_id": session_id, "steps": [_step_document(s) for s in steps]})
+        common.print_json({"session_id": session_id, "steps": [_step_document(s) for s in steps]})
     else:
         _print_steps(session_id, steps)
 
@@ -106,11 +98,11 @@ def _print_state_at(
 ) -> None:
     state = state_at(app, session_id, point)
     if as_json:
-        print_json({"session_id": session_id, "at": point, "state": _state_document(state)})
+        common.print_json({"session_id": session_id, "at": point, "state": _state_document(state)})
         return
-    console.print(f"session {session_id} as of {point} (version {state.version}):")
-    console.print(f"  {_state_text(state)}")
-    console.print(f"  UI: {state.status_text}")
+    common.console.print(f"session {session_id} as of {point} (version {state.version}):")
+    common.console.print(f"  {_state_text(state)}")
+    common.console.print(f"  UI: {state.status_text}")
 
 
 def _state_text(state: UIState) -> str:
@@ -147,10 +139,10 @@ def _print_steps(session_id: UUID, steps: list[ReplayStep]) -> None:
             ("! " if step.races else "") + e.type, e.actor, _cause_text(e), _state_text(e.state),
             e.state.status_text, style=style,
         )
-    console.print(table)
+    common.console.print(table)
     for step in steps:
         for race in step.races:
-            console.print(
+            common.console.print(
                 f"[bold yellow]! v{race.version} {race.kind}[/]: {race.explanation}; "
                 f"{race.resolution}",
                 soft_wrap=True,
@@ -158,7 +150,7 @@ def _print_steps(session_id: UUID, steps: list[ReplayStep]) -> None:
 
 
 def _verify(session_id: UUID | None, db: Path | None, as_json: bool) -> None:
-    with open_app(root_for(db)) as app:
+    with common.open_app(common.root_for(db)) as app:
         ids = [session_id] if session_id is not None else list(session_ids(app))
         with Progress(console=Console(stderr=True), transient=True, disable=as_json) as bar:
             task = bar.add_task("verifying sessions", total=len(ids))
@@ -167,24 +159,27 @@ def _verify(session_id: UUID | None, db: Path | None, as_json: bool) -> None:
             )
         early = [r for r in find_races(app, ids) if r.kind == RaceKind.EARLY_ATTEMPT]
     if as_json:
-        print_json({"sessions_checked": checked, "differences": differences,
+        common.print_json({"sessions_checked": checked, "differences": differences,
                     "early_attempts": early})
     else:
         _print_differences(checked, differences)
         for race in early:
-            console.print(f"  flagged: {race.session_id} v{race.version}: {race.explanation}",
-                          soft_wrap=True)
+            common.console.print(
+                f"  flagged: {race.session_id} v{race.version}: {race.explanation}", soft_wrap=True
+            )
     if differences:
         click.get_current_context().exit(1)
 
 
 def _print_differences(checked: int, differences: list[Difference]) -> None:
     if not differences:
-        console.print(f"{checked} sessions verified: today's code decides every one the same")
+        common.console.print(
+            f"{checked} sessions verified: today's code decides every one the same"
+        )
         return
-    console.print(f"{len(differences)} of {checked} sessions decide differently today:")
+    common.console.print(f"{len(differences)} of {checked} sessions decide differently today:")
     for d in differences:
-        console.print(
+        common.console.print(
             f"  {d.session_id} v{d.version} on {d.signal}: {d.note}\n"
             f"      stored: {_event_text(d.stored)}\n      today:  {_event_text(d.today)}",
             soft_wrap=True,

@@ -130,6 +130,17 @@ class ConnectionRules(Rules):
         else:
             self._record(SessionEnded, signal, reason=reason)
 
+    def end_idle(self, idle: timedelta, signal: Signal) -> None:
+        """Nobody reported anything on the session for `idle`: the process manager ends it. A
+        report that came in meanwhile keeps it open; a session already over has nothing to end."""
+        if self.is_final:
+            return
+        last = self.last_activity_at or self.created_on
+        if signal.at - last < idle:
+            self._ignore(signal, f"last report at {last.isoformat()}: not idle for {idle}")
+        else:
+            self._record(SessionEnded, signal, reason=f"idle: nothing reported for {idle}")
+
     def _schedule(self, attempt: int, signal: Signal) -> None:
         delay_ms = self.backoff.delay_ms(attempt, key=str(self.id))
         due_at = signal.at + timedelta(milliseconds=delay_ms)

@@ -48,6 +48,8 @@ class SessionEvent(Aggregate.Event):
 
     def apply(self, aggregate: Any) -> None:
         self.apply_to(aggregate)
+        if self.actor != "system":
+            aggregate.last_activity_at = self.timestamp
         key = self.cause.get("idempotency_key")
         if key is not None:
             aggregate.remember_request(key, self.cause.get("digest"), self.originator_version)
@@ -141,10 +143,8 @@ class Reconnected(SessionEvent):
     outage_ms: int
 
     def apply_to(self, session: SessionState) -> None:
-        session.state = ConnectionState.CONNECTED
+        session.leave_schedule(ConnectionState.CONNECTED)
         session.attempt = 0
-        session.attempt_in_flight = False
-        session.next_retry_at = None
         session.outage_started_at = None
 
 
@@ -153,18 +153,14 @@ class Failed(SessionEvent):
     attempts: int
 
     def apply_to(self, session: SessionState) -> None:
-        session.state = ConnectionState.FAILED
-        session.attempt_in_flight = False
-        session.next_retry_at = None
+        session.leave_schedule(ConnectionState.FAILED)
 
 
 class SessionEnded(SessionEvent):
     reason: str
 
     def apply_to(self, session: SessionState) -> None:
-        session.state = ConnectionState.ENDED
-        session.attempt_in_flight = False
-        session.next_retry_at = None
+        session.leave_schedule(ConnectionState.ENDED)
 
 
 class SignalIgnored(SessionEvent):

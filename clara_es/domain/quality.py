@@ -27,6 +27,7 @@ from clara_es.domain.signal import Signal
 from clara_es.domain.state import BAD_QUALITY, Quality
 
 NO_AGENT_ANSWERED = "no agent answered"
+POOR_WINDOW = timedelta(seconds=3)  # the default: poor or lost this long is QualityPoor
 
 
 class QualityRules(CleanupRules):
@@ -113,7 +114,9 @@ class QualityRules(CleanupRules):
 
     def time_out_pipeline_restart(self, request_id: str, signal: Signal) -> None:
         """No agent reported the restart by its deadline: it failed, and the cap goes on."""
-        self.finish_pipeline_restart(request_id, NO_AGENT_ANSWERED, signal)
+        agent = self.restart_claimed_by if request_id == self.restart_request else None
+        error = NO_AGENT_ANSWERED + (f" ({agent} claimed it, then went silent)" if agent else "")
+        self.finish_pipeline_restart(request_id, error, signal)
 
     def finish_pipeline_restart(self, request_id: str, error: str | None, signal: Signal) -> None:
         """The agent's pipeline restarted (error None) or could not (error says why)."""
@@ -130,8 +133,9 @@ class QualityRules(CleanupRules):
             )
 
     def next_restart_at(self, failed: PipelineRestartFailed) -> datetime:
-        """When to try again after a failed restart: the session's own backoff."""
+        """When to try again after a failed restart: the session's own backoff. (A restart
+        that failed after quality recovered and turned bad again counts as the first.)"""
         policy = self.backoff
-        n = min(failed.restart, policy.max_attempts)
+        n = min(max(failed.restart, 1), policy.max_attempts)
         return failed.timestamp + timedelta(milliseconds=policy.delay_ms(n, key=str(self.id)))
 

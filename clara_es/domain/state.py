@@ -63,6 +63,7 @@ class SessionState:
     agent_connection: AgentConnection = AgentConnection.CONNECTED
     poor_confirmed: bool = False
     poor_since: datetime | None = None  # when the current poor-or-lost spell began
+    last_activity_at: datetime | None = None  # the last fact a client, agent or LiveKit reported
     webhook_ids: tuple[str, ...] = ()
     WEBHOOK_IDS_KEPT = 256
 
@@ -79,9 +80,16 @@ class SessionState:
     if TYPE_CHECKING:  # provided by eventsourcing's Aggregate
         id: UUID
         version: int
+        created_on: datetime
         modified_on: datetime
 
         def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None: ...
+
+    def leave_schedule(self, state: ConnectionState) -> None:
+        """The session goes to `state` out of any schedule: no attempt in flight, none due."""
+        self.state = state
+        self.attempt_in_flight = False
+        self.next_retry_at = None
 
     def remember_request(self, key: str, digest: str | None, version: int) -> None:
         kept = [entry for entry in self.request_keys if entry[0] != key]

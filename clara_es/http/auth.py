@@ -22,6 +22,7 @@ from livekit import api
 
 from clara_es.adapters.livekit.tokens import agent_token
 from clara_es.domain import Actor
+from clara_es.domain.commands import Command
 from clara_es.http.problems import ApiProblem
 
 DEFAULT_TTL = timedelta(hours=6)
@@ -53,6 +54,12 @@ class Principal:
         if self.role is Role.AGENT:
             return room == self.room
         return False
+
+    def may_send(self, command: Command) -> bool:
+        """The agent's own reports (claiming and finishing a pipeline restart, its session's
+        errors and close) come from agent tokens only: a client cannot say a pipeline
+        restarted."""
+        return not command.agent_only or self.role is Role.AGENT
 
     def may_start(self, room: str, participant: str) -> bool:
         if self.role is Role.CLIENT:

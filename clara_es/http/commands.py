@@ -70,7 +70,7 @@ def run(request: Request, caller: Principal, session_id: UUID, command: Command)
     status = 500  # until the command is known to have succeeded or been refused
     try:
         room, participant = service.reads.owner(session_id)
-        if not caller.may_write(room, participant):
+        if not (caller.may_write(room, participant) and caller.may_send(command)):
             raise forbidden(caller, f"{command.name} session {session_id}")
         state = service.app.handle(command, session_id)
         service.reads.fresh.written.wrote(caller, session_id, state.version)

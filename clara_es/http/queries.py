@@ -76,6 +76,9 @@ class Stats(BaseModel):
     orphans: Orphans
 
 
+OWNERS_KEPT = 100_000
+
+
 class Reads:
     def __init__(
         self, app: VoiceSessions, views: sa.Engine, clock: Clock, wait_s: float = 2.0
@@ -83,6 +86,7 @@ class Reads:
         self.app = app
         self.views = views
         self.clock = clock
+        self._owners: dict[UUID, tuple[str, str]] = {}
         self.fresh = Freshness(views, self.head, wait_s)
 
     def head(self) -> int:
@@ -90,9 +94,17 @@ class Reads:
         return self.app.recorder.max_notification_id() or 0
 
     def owner(self, session_id: UUID) -> tuple[str, str]:
-        """(room, participant) of a session, from the aggregate (cached): for access checks."""
-        session = self.app.session(session_id)
-        return session.room, session.participant
+        """(room, participant) of a session, for access checks. A session's start fixes them
+        for good, so each is read from the aggregate once per process (up to OWNERS_KEPT
+        sessions): a read or a command checks access without a read of the event store."""
+        known = self._owners.get(session_id)
+        if known is None:
+            session = self.app.session(session_id)
+            known = (session.room, session.participant)
+            if len(self._owners) >= OWNERS_KEPT:
+                self._owners.clear()
+            self._owners[session_id] = known
+        return known
 
     def status(self, session_id: UUID, min_version: int = 0) -> UIState:
         """From the view, or from the stream when the view has not reached `min_version`."""

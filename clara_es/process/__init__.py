@@ -1,12 +1,12 @@
 """Reactions: the process manager (due work kept from the session facts), its timers and the
-effect runner."""
+effect runner; an in-process agent for a pipeline that lives beside the service."""
 
 from clara_es.process.due import Job, ProcessManager
+from clara_es.process.local_agent import InMemoryAudioPipeline, InProcessAgent
 from clara_es.process.ports import (
     CLEANUP_SKIPPED,
     AudioPipeline,
     CleanupResult,
-    InMemoryAudioPipeline,
     RoomCleaner,
     SessionRef,
     SkippedRoomCleaner,
@@ -18,6 +18,7 @@ __all__ = [
     "AudioPipeline",
     "CleanupResult",
     "InMemoryAudioPipeline",
+    "InProcessAgent",
     "Job",
     "ProcessManager",
     "RoomCleaner",

@@ -25,6 +25,7 @@ from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from eventsourcing.persistence import PersistenceError
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clara_es.application import VoiceSessions
@@ -177,13 +178,25 @@ class ProcessManager:
             for notification in notifications:
                 fact = self.sessions.mapper.to_domain_event(notification)
                 if isinstance(fact, SessionEvent):
-                    apply(conn, fact.originator_id, react(fact, facts, self.settings))
+                    apply(conn, fact.originator_id, self._react(fact, facts))
             conn.execute(
                 sa.update(due_tracking)
                 .where(due_tracking.c.application_name == LEADER)
                 .values(notification_id=notifications[-1].id)
             )
             return len(notifications)
+
+    def _react(self, fact: SessionEvent, facts: _StoreFacts) -> list[Change]:
+        """The fact's row changes. A fact no rule can decide on is logged and passed over:
+        one bad fact must not stop the timers of every other session behind it."""
+        try:
+            return react(fact, facts, self.settings)
+        except (sa.exc.SQLAlchemyError, PersistenceError, OSError):
+            raise  # the store: the batch is tried again
+        except Exception:
+            log.exception("event=decision_failed session=%s version=%s fact=%s",
+                          fact.originator_id, fact.originator_version, type(fact).__name__)
+            return []
 
     def close(self) -> None:
         self.engine.dispose()

@@ -1,4 +1,4 @@
-"""What the effect runner drives: the agent's audio pipeline and the LiveKit room.
+"""What the process's effects drive: LiveKit's room, and an in-process agent's pipeline.
 
 Both are called at least once per request (again after a crash), so both must be safe to
 repeat: restarting a pipeline twice restarts it twice, removing a participant that is gone
@@ -7,7 +7,7 @@ is already clean.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, Protocol
 from uuid import UUID
 
@@ -41,24 +41,6 @@ class RoomCleaner(Protocol):
     def cleanup(self, session: SessionRef, delete_room: bool) -> CleanupResult:
         """Remove the participant, and the room when it belongs to the session."""
         ...
-
-
-@dataclass
-class InMemoryAudioPipeline:
-    """The agent's pipeline for the demo and tests: counts restarts, can be told to fail."""
-
-    failures: int = 0  # restarts that fail before one succeeds
-    restarts: dict[UUID, int] = field(default_factory=dict)
-    stopped: set[UUID] = field(default_factory=set)
-
-    def restart(self, session: SessionRef) -> None:
-        if self.failures > 0:
-            self.failures -= 1
-            raise RuntimeError("audio pipeline did not come back")
-        self.restarts[session.session_id] = self.restarts.get(session.session_id, 0) + 1
-
-    def stop(self, session: SessionRef) -> None:
-        self.stopped.add(session.session_id)
 
 
 class SkippedRoomCleaner:

@@ -26,20 +26,40 @@ from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.config import Settings
 from clara_es.domain import Clock
-from clara_es.domain.commands import RequestCleanup, RequestPipelineRestart, TimeOutAttempt
-from clara_es.process.decisions import ATTEMPT, CLEANUP, EFFECTS, RESTART, TIMERS
+from clara_es.domain.commands import (
+    Command,
+    ConfirmPoorQuality,
+    EndIdleSession,
+    RequestCleanup,
+    RequestPipelineRestart,
+    TimeOutAttempt,
+    TimeOutPipelineRestart,
+)
+from clara_es.process.decisions import (
+    ATTEMPT,
+    CLEANUP,
+    EFFECTS,
+    IDLE,
+    PIPELINE_RESTART,
+    POOR_WINDOW,
+    RESTART,
+    TIMERS,
+)
 from clara_es.process.due import BATCH, DueWork, Job, ProcessManager, worker_id
 from clara_es.process.effects import Effects
+from clara_es.process.local_agent import InProcessAgent
 from clara_es.process.ports import AudioPipeline, RoomCleaner
 
 log = logging.getLogger(__name__)
 
 
 def start_worker(
-    sessions: VoiceSessions, pipeline: AudioPipeline, cleaner: RoomCleaner, settings: Settings,
-    store: Store | None = None,
+    sessions: VoiceSessions, cleaner: RoomCleaner, settings: Settings,
+    store: Store | None = None, pipeline: AudioPipeline | None = None,
 ) -> Worker:
-    """The process manager on the sessions' store (its tables migrated), and a worker."""
+    """The process manager on the sessions' store (its tables migrated), and a worker. With a
+    `pipeline`, an agent in this process performs the restarts (the demo, tests); without one
+    they are left to the agents that own the pipelines."""
     from clara_es.process.engine import due_engine
     from projections.db import upgrade
 
@@ -47,7 +67,47 @@ def start_worker(
     upgrade(store)
     engine = due_engine(store)
     manager = ProcessManager(sessions, engine, settings)
-    return Worker(sessions, manager, Effects(sessions, pipeline, cleaner), settings)
+    worker = Worker(sessions, manager, Effects(sessions, cleaner), settings)
+    if pipeline is not None:
+        worker.agent = InProcessAgent(sessions, pipeline, f"in-process:{worker.due.owner}",
+                                      manager.position())
+    return worker
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
+class StoreOutage:
+    """Consecutive failures to reach the store in the worker's loop: the wait before the next
+    try doubles (up to MOST_S), and the log gets a line at the 1st, 2nd, 4th, 8th... failure and
+    one when the store is back, not a line per poll."""
+
+    MOST_S = 10.0
+
+    def __init__(self, poll_s: float) -> None:
+        self.poll_s = poll_s
+        self.failures = 0
+        self.since = 0.0
+
+    def failed(self, exc: BaseException) -> None:
+        if not self.failures:
+            self.since = time.monotonic()
+        self.failures += 1
+        if self.failures & (self.failures - 1) == 0:
+            log.warning("event=store_unreachable failures=%d for_s=%.1f next_try_s=%.1f "
+                        "error=%r", self.failures, time.monotonic() - self.since,
+                        self.delay(), one_line(exc))
+
+    def recovered(self) -> None:
+        if self.failures:
+            log.info("event=store_reachable failures=%d for_s=%.1f", self.failures,
+                     time.monotonic() - self.since)
+            self.failures = 0
+
+    def delay(self) -> float:
+        return min(self.poll_s * 2 ** self.failures, self.MOST_S)
 
 
 class Worker:
@@ -61,10 +121,11 @@ class Worker:
         self.settings = settings
         self.clock: Clock = sessions.clock
         self.due = DueWork(manager.engine, worker_id(), timedelta(seconds=settings.lease_s))
+        self.agent: InProcessAgent | None = None
 
     @property
-    def pipeline(self) -> AudioPipeline:
-        return self.effects.pipeline
+    def pipeline(self) -> AudioPipeline | None:
+        return self.agent.pipeline if self.agent is not None else None
 
     @property
     def cleaner(self) -> RoomCleaner:
@@ -83,6 +144,9 @@ class Worker:
         done = 0
         while True:
             self.manager.catch_up()
+            if self.agent is not None:
+                self.agent.poll()
+                self.manager.catch_up()
             jobs = self.due.claim(self.clock.now(), TIMERS | EFFECTS, BATCH)
             if not jobs:
                 return done
@@ -114,11 +178,15 @@ class Worker:
         effects = ThreadPoolExecutor(self.settings.effect_threads, thread_name_prefix="effect")
         fired: dict[Future[None], Job] = {}
         running: dict[Future[None], Job] = {}
+        agent: Future[int] | None = None
+        outage = StoreOutage(self.settings.poll_interval_s)
         renewed = time.monotonic()
         try:
             while not stop.is_set():
                 try:
                     self.manager.catch_up()
+                    if self.agent is not None and (agent is None or agent.done()):
+                        agent = effects.submit(self.agent.poll)
                     now = self.clock.now()
                     if not fired:  # the whole previous batch of timers is done
                         for job in self.due.claim(now, TIMERS, BATCH):
@@ -129,13 +197,13 @@ class Worker:
                     if time.monotonic() - renewed > self.settings.lease_s / 3:
                         self.due.renew([*fired.values(), *running.values()], self.clock.now())
                         renewed = time.monotonic()
+                    outage.recovered()
                 except (sa.exc.SQLAlchemyError, PersistenceError, OSError) as exc:
-                    # the store may be away for a moment: try again next poll
-                    log.warning("event=catch_up_failed error=%r", str(exc).splitlines()[0])
+                    outage.failed(exc)  # the store may be away for a while: try again later
                 if fired:  # back as soon as the batch is done, to claim the next one
                     wait(list(fired), timeout=self.settings.poll_interval_s)
                 else:
-                    stop.wait(self._wait())
+                    stop.wait(outage.delay() if outage.failures else self._wait())
                 fired = {f: j for f, j in fired.items() if not f.done()}
                 running = {f: j for f, j in running.items() if not f.done()}
         finally:
@@ -158,26 +226,43 @@ class Worker:
         """Run one claimed job; a job that raised is tried again later, by any worker."""
         try:
             self._run(job)
-        except Exception:
-            log.exception("event=job_failed session=%s kind=%s id=%s tries=%s",
-                          job.session_id, job.kind, job.id, job.tries)
+        except Exception as exc:
             delay = min(2.0 ** job.tries, self.settings.lease_s)
+            # the first failure with its traceback, then one line a try
+            log.warning("event=job_failed session=%s kind=%s id=%s tries=%s next_try_s=%s "
+                        "error=%r", job.session_id, job.kind, job.id, job.tries, delay,
+                        one_line(exc), exc_info=job.tries == 1)
             self.due.retry_at(job, self.clock.now() + timedelta(seconds=delay))
         else:
             self.due.done(job)
 
     def _run(self, job: Job) -> None:
-        if job.kind == ATTEMPT:
-            log.info("event=attempt_deadline session=%s attempt=%s",
-                     job.session_id, job.args["attempt"])
-            self.sessions.handle(TimeOutAttempt(attempt=job.args["attempt"], command_id=job.id),
-                                 job.session_id)
-        elif job.kind == RESTART:
-            cap = self.settings.pipeline_restart_cap
-            self.sessions.handle(RequestPipelineRestart(cap=cap, command_id=job.id),
-                                 job.session_id)
-        elif job.kind == CLEANUP:
-            self.sessions.handle(RequestCleanup(reason=job.args["reason"], command_id=job.id),
-                                 job.session_id)
-        else:
+        if job.kind in EFFECTS:
             self.effects.run(job)
+        else:
+            self.sessions.handle(self._timer_command(job), job.session_id)
+
+    def _timer_command(self, job: Job) -> Command:
+        """What a due timer tells its session; the timer's id is the command's id."""
+        args, cid = job.args, job.id
+        if job.kind == ATTEMPT:
+            log.info("event=attempt_deadline session=%s attempt=%s", job.session_id,
+                     args["attempt"])
+            return TimeOutAttempt(attempt=args["attempt"], command_id=cid)
+        if job.kind == POOR_WINDOW:
+            return ConfirmPoorQuality(participant=args["participant"], command_id=cid,
+                                      since=datetime.fromisoformat(args["since"]))
+        if job.kind == RESTART:
+            return RequestPipelineRestart(cap=self.settings.pipeline_restart_cap, command_id=cid)
+        if job.kind == PIPELINE_RESTART:
+            # rows written before restarts had deadlines are keyed by the request's id
+            request_id = args.get("request_id", cid)
+            log.info("event=pipeline_restart_deadline session=%s request=%s",
+                     job.session_id, request_id)
+            return TimeOutPipelineRestart(request_id=request_id, command_id=cid)
+        if job.kind == IDLE:
+            log.info("event=idle_timeout session=%s idle_s=%s", job.session_id, args["idle_s"])
+            return EndIdleSession(idle_s=args["idle_s"], command_id=cid)
+        if job.kind == CLEANUP:
+            return RequestCleanup(reason=args["reason"], command_id=cid)
+        raise ValueError(f"unknown kind of due work {job.kind!r}")

@@ -1,7 +1,8 @@
 """What must hold of every session after every simulated step, checked on the stored stream.
 
-The checker reads only the events appended since it last looked at a session, so checking
-after every step costs what the step appended.
+The checker reads only the events appended since it last looked at a session and folds them
+into its own copy of the session, so checking after every step costs what the step appended
+(no re-read of the session).
 """
 
 from __future__ import annotations
@@ -15,27 +16,14 @@ from pydantic import BaseModel
 
 from clara_es.application import VoiceSessions
 from clara_es.application.records import event_type
-from clara_es.domain import VoiceSession
-from clara_es.domain.events import (
-    CLEANUP_OUTCOMES,
-    CleanupRequested,
-    Disconnected,
-    Failed,
-    ReconnectAttempted,
-    ReconnectAttemptFailed,
-    Reconnected,
-    ReconnectScheduled,
-    SessionEnded,
-    SessionStarted,
-    SignalIgnored,
-    WebhookReceived,
-)
+from clara_es.domain import VoiceSession, events
 from clara_es.domain.schedule import early_by
 
-FINAL_EVENTS = (Failed, SessionEnded)
 # What may still be appended to a final session: records of signals that no longer apply, and
 # the process manager's cleanup of it.
-AFTER_FINAL = (SignalIgnored, CleanupRequested, *CLEANUP_OUTCOMES, WebhookReceived)
+AFTER_FINAL = (
+    events.SignalIgnored, events.CleanupRequested, *events.CLEANUP_OUTCOMES, events.WebhookReceived
+)
 
 
 class Violation(BaseModel):
@@ -63,18 +51,33 @@ class Invariants:
     def __init__(self, app: VoiceSessions) -> None:
         self.app = app
         self.facts: dict[UUID, SessionFacts] = {}
+        # Each session as its stored stream folds, up to the last event checked.
+        self.sessions: dict[UUID, VoiceSession] = {}
+
+    def read(self, session_id: UUID) -> tuple[VoiceSession, list[Any]]:
+        """The session's stored events since the last look, and the session they fold to."""
+        facts = self.facts.setdefault(session_id, SessionFacts())
+        new = self.app.events_after(session_id, facts.version)
+        session = self.sessions.get(session_id)
+        for event in new:
+            session = event.mutate(session)
+        assert session is not None, f"no stored session {session_id}"
+        self.sessions[session_id] = session
+        return session, new
 
     def check(
-        self, session: VoiceSession, connects: list[int], timer_armed: bool | None
+        self, session: VoiceSession, new: list[Any], connects: list[int],
+        timer_armed: bool | None,
     ) -> list[Violation]:
-        """Check the new events of one session (as just read); `connects` are the attempts the
-        client really connected for, `timer_armed` whether the timer worker holds a timer for
-        the session (None while the worker is down)."""
+        """Check the new events of one session and the session they lead to (as `read` gave
+        them); `connects` are the attempts the client really connected for, `timer_armed`
+        whether the timer worker holds a timer for the session (None while the worker is
+        down)."""
         session_id = session.id
         facts = self.facts.setdefault(session_id, SessionFacts())
         found: list[Violation] = []
         last: Any = None
-        for event in self.app.events_after(session_id, facts.version):
+        for event in new:
             last = event
             found.extend(self._event(session_id, facts, event))
             facts.version = event.originator_version
@@ -113,28 +116,28 @@ class Invariants:
                                    version=event.originator_version, at=event.timestamp,
                                    message=message))
 
-        if isinstance(event, SessionStarted):
+        if isinstance(event, events.SessionStarted):
             facts.max_attempts = int(event.policy["max_attempts"])
         if facts.final is not None and not isinstance(event, AFTER_FINAL):
             violation("Failed and SessionEnded are final", f"{kind} after {facts.final}")
         match event:
-            case Failed() | SessionEnded() if facts.final is None:
+            case events.Failed() | events.SessionEnded() if facts.final is None:
                 facts.final = kind
-            case Disconnected() | Reconnected():
+            case events.Disconnected() | events.Reconnected():
                 facts.failures_this_outage = 0
-            case ReconnectScheduled():
+            case events.ReconnectScheduled():
                 facts.scheduled, facts.due_at = event.attempt, event.due_at
                 if event.attempt > facts.max_attempts:
                     violation("attempts never exceed the policy",
                               f"attempt {event.attempt} scheduled, the policy allows "
                               f"{facts.max_attempts}")
-            case ReconnectAttemptFailed():
+            case events.ReconnectAttemptFailed():
                 facts.failures_this_outage += 1
                 if facts.failures_this_outage > facts.max_attempts:
                     violation("attempts never exceed the policy",
                               f"{facts.failures_this_outage} failed attempts in one outage, the "
                               f"policy allows {facts.max_attempts}")
-            case ReconnectAttempted():
+            case events.ReconnectAttempted():
                 facts.started_attempts.append(event.attempt)
                 if event.attempt != facts.scheduled:
                     violation("no effect for a superseded decision",
@@ -149,7 +152,7 @@ class Invariants:
     def cleaned_up_once(self, session_id: UUID) -> Violation | None:
         """At the end: a failed or ended session has exactly one cleanup outcome."""
         outcomes = [e for e in self.app.events_after(session_id)
-                    if isinstance(e, CLEANUP_OUTCOMES)]
+                    if isinstance(e, events.CLEANUP_OUTCOMES)]
         final = self.facts[session_id].final
         if (final is None and not outcomes) or (final is not None and len(outcomes) == 1):
             return None

@@ -8,6 +8,7 @@ trace. At the end each projection is brought up to date and compared with its re
 
 from __future__ import annotations
 
+import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -27,6 +28,7 @@ from clara_es.domain import VirtualClock
 from clara_es.process import SkippedRoomCleaner
 from clara_es.replay.faults import Plan, plan_for
 from clara_es.replay.invariants import Violation
+from clara_es.replay.pacing import Paced
 from clara_es.replay.world import TimerWorker, TraceStep, World
 from projections.catch_up import catch_up, rebuild
 from projections.db import engine, upgrade
@@ -60,8 +62,15 @@ def _store(store: Store | None) -> Iterator[Store]:
     if store is not None:
         yield store
         return
-    with tempfile.TemporaryDirectory(prefix="clara-es-simulate-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="clara-es-simulate-", dir=_in_memory()) as scratch:
         yield Store.sqlite(Path(scratch) / "simulate.db")
+
+
+def _in_memory() -> str | None:
+    """A folder in memory (tmpfs) for the temporary store where the system has one: the same
+    SQLite store, without a disk flush per commit. None: the default temporary folder."""
+    shm = Path("/dev/shm")
+    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
 STAGGER = 0.01  # seconds between two sessions' starts
@@ -75,7 +84,7 @@ def _run(plans: dict[int, Plan], root: Root, worker: type[TimerWorker]) -> World
         for index in plans:
             world.at(clock.now() + timedelta(seconds=index * STAGGER), index, "start",
                      _starter(world, index))
-        process_manager = root.worker(app, cleaner=SkippedRoomCleaner())
+        process_manager = Paced(root.worker(app, cleaner=SkippedRoomCleaner()), world.started_at)
         try:
             world.run(process_manager)
         finally:

@@ -23,22 +23,11 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from clara_es.application import VoiceSessions
-from clara_es.domain import Actor, DomainError, VirtualClock, VoiceSession, schedule
-from clara_es.domain.commands import (
-    ChangeQuality,
-    Connect,
-    EndSession,
-    FailAttempt,
-    MarkConnected,
-    ReportDisconnected,
-    ReportReconnected,
-    StartAttempt,
-    StartSession,
-)
+from clara_es.domain import Actor, DomainError, VirtualClock, VoiceSession, commands, schedule
 from clara_es.domain.status import ui_state
-from clara_es.process.worker import Worker as ProcessWorker
 from clara_es.replay.faults import Fault, Plan
 from clara_es.replay.invariants import Invariants, Violation
+from clara_es.replay.pacing import Paced
 
 
 class TraceStep(BaseModel):
@@ -106,11 +95,15 @@ class TimerWorker:
         self.world.after(restart_after, -1, "timer worker restarts", self.restart)
 
     def restart(self) -> None:
+        """Re-arm from the stored sessions: the checker's copies, which it folded from every
+        event stored so far (each append is checked as it happens), so nothing is read again.
+        Only a reconnecting session can need a timer."""
         self.up = True
-        facts = self.world.invariants.facts
+        checked = self.world.invariants.sessions
         for index, session_id in list(self.world.ids.items()):
-            if facts[session_id].final is None:  # a final session needs no timer
-                self.observe(index)
+            session = checked.get(session_id)
+            if session is not None and session.state == "reconnecting":
+                self.observe(index, session)
 
 
 class World:
@@ -143,64 +136,69 @@ class World:
     def after(self, seconds: float, index: int, label: str, action: Callable[[], None]) -> None:
         self.at(self.clock.now() + timedelta(seconds=seconds), index, label, action)
 
-    def run(self, process_manager: ProcessWorker | None = None) -> None:
-        """Run the queue; the process manager's worker runs its own timers (the attempt
-        watchdog among them) and effects on the same clock in between, whichever is due first,
-        and finishes what is left at the end."""
+    def run(self, process_manager: Paced | None = None, drain: float = 3600.0) -> None:
+        """Run the queue; the process manager's worker wakes in between, as `run` would (at
+        its next due job, or its next poll when facts may wait), whichever comes first, and
+        finishes what falls due within `drain` seconds after the last step."""
         pm = process_manager
+        last_step = self.clock.now()
         while True:
             head = self.queue[0].at if self.queue else None
-            due = pm.next_due() if pm is not None else None
-            if pm is not None and due is not None and (head is None or due <= head) \
-                    and self._process_manager_step(pm, due):
+            wake = pm.next_wake() if pm is not None else None
+            if wake is not None and (head is None or wake <= head):
+                if head is None and wake > last_step + timedelta(seconds=drain):
+                    break
+                self._process_manager_step(pm, wake)  # type: ignore[arg-type]
                 continue
             if not self.queue:
                 break
             step = heapq.heappop(self.queue)
-            if pm is not None:
-                pm.run_until(step.at)  # what is due, but made no progress above
-            self.clock.advance_to(step.at)
+            last_step = self.clock.advance_to(step.at)
             step.action()
-        if pm is not None:
-            pm.run_until(self.clock.now() + timedelta(hours=1))
+            if pm is not None:
+                pm.appended()
 
-    def _process_manager_step(self, pm: ProcessWorker, due: datetime) -> bool:
-        """Run the process manager up to `due`; check the sessions it appended to (the client
-        follows what the watchdog decided). False if it appended nothing."""
+    def _process_manager_step(self, pm: Paced, wake: datetime) -> None:
+        """Wake the process manager; check the sessions it appended to (the client follows
+        what the watchdog decided)."""
+        self.clock.advance_to(wake)
         start = (self.app.recorder.max_notification_id() or 0) + 1
-        pm.run_until(due)
+        if not pm.wake():
+            return
         touched = {n.originator_id for n in self.app.recorder.select_notifications(start, 10_000)}
         t = round((self.clock.now() - self.started_at).total_seconds(), 3)
         for index in sorted(self.index_of[sid] for sid in touched if sid in self.index_of):
             self.trace.setdefault(index, []).append(
                 TraceStep(t=t, session=index, step="process manager (watchdog, effects)"))
             self.check(index)
-        return bool(touched)
 
     def command(
-        self, index: int, label: str, send: Callable[[], Any],
+        self, index: int, label: str, send: commands.Command | Callable[[], Any],
         then: Callable[[], None] | None = None,
     ) -> None:
-        """Send one command for session `index` (and run the effect it leads to, `then`), then
-        check the invariants on its stream."""
+        """Send one command for session `index` (or run `send`, which sends it), run the effect
+        it leads to (`then`), then check the invariants on its stream."""
         self.trace.setdefault(index, []).append(TraceStep(
             t=round((self.clock.now() - self.started_at).total_seconds(), 3), session=index,
             step=label))
         self.commands += 1
         with suppress(DomainError):  # refused: nothing appended, which the invariants see
-            send()
+            if isinstance(send, commands.Command):
+                self.app.handle(send, self.ids[index])
+            else:
+                send()
         if then is not None:
             then()
         self.check(index)
 
     def check(self, index: int) -> None:
         """The client follows the session's stored state; the invariants are checked on it."""
-        session = self.app.session(self.ids[index])
+        session, new = self.invariants.read(self.ids[index])
         self.worker.observe(index, session)
         # An attempt in flight is watched by the process manager's watchdog, not the client.
         watched = self.worker.up and session.next_retry_at is not None
         armed = self.ids[index] in self.worker.armed if watched else None
-        for violation in self.invariants.check(session, self.connects[index], armed):
+        for violation in self.invariants.check(session, new, self.connects[index], armed):
             self.violations.setdefault(index, violation)
 
     # ---- the client ----------------------------------------------------------------------
@@ -210,12 +208,12 @@ class World:
 
     def start_session(self, index: int) -> None:
         self.ids[index] = self.app.handle(
-            StartSession(room=f"sim-room-{index}", participant=f"sim-user-{index}")
+            commands.StartSession(room=f"sim-room-{index}", participant=f"sim-user-{index}")
         ).session_id
         self.index_of[self.ids[index]] = index
         self.connects[index] = []
-        self.command(index, "start, connect", lambda: self.app.handle(Connect(), self.ids[index]))
-        self.command(index, "connected", lambda: self.app.handle(MarkConnected(), self.ids[index]))
+        self.command(index, "start, connect", commands.Connect())
+        self.command(index, "connected", commands.MarkConnected())
         self.next_outage(index, 0)
 
     def next_outage(self, index: int, k: int) -> None:
@@ -229,30 +227,30 @@ class World:
         outage = plan.outages[k]
         self.faults[Fault.DROP] += 1
         self.down_until[index] = self.clock.now() + timedelta(seconds=outage.seconds)
-        report = lambda actor: lambda: self.app.handle(  # noqa: E731
-            ReportDisconnected(reason="network", actor=actor), session_id)
+        drop = commands.ReportDisconnected(reason="network", actor=Actor.CLIENT)
         if outage.at_once:
             self.faults[Fault.AT_ONCE] += 1
             self.command(index, "agent and client report the drop at once",
                          lambda: self.at_once(session_id))
         else:
-            self.command(index, f"client reports drop ({outage.seconds} s)", report(Actor.CLIENT))
+            self.command(index, f"client reports drop ({outage.seconds} s)", drop)
         if outage.duplicate_report:
             self.faults[Fault.DUPLICATE] += 1
             self.after(0.05, index, "duplicate disconnect", lambda: self.command(
-                index, "client reports the drop again", report(Actor.CLIENT)))
+                index, "client reports the drop again", drop))
         if plan.quality_spell:
             self.faults[Fault.QUALITY] += 1
-            self.command(index, "agent: quality poor", lambda: self.app.handle(
-                ChangeQuality(participant=f"sim-user-{index}", quality="poor"), session_id))
+            participant = f"sim-user-{index}"
+            self.command(index, "agent: quality poor",
+                         commands.ChangeQuality(participant=participant, quality="poor"))
             self.after(outage.seconds, index, "quality good", lambda: self.command(
-                index, "agent: quality good", lambda: self.app.handle(
-                    ChangeQuality(participant=f"sim-user-{index}", quality="good"), session_id)))
+                index, "agent: quality good",
+                commands.ChangeQuality(participant=participant, quality="good")))
         if outage.end_during:
             self.faults[Fault.CLEANUP_RACE] += 1
+            ends = commands.EndSession(reason="user")
             self.after(outage.seconds / 2, index, "user ends", lambda: self.command(
-                index, "user ends the session while it reconnects",
-                lambda: self.app.handle(EndSession(reason="user"), session_id)))
+                index, "user ends the session while it reconnects", ends))
         crash = plan.worker_crash_at
         if crash is not None and k == 0:
             self.after(0.5 + crash % 5, index, "timer worker crashes",
@@ -269,13 +267,14 @@ class World:
             if not client_done:
                 client_done = True
                 agent.save = original  # type: ignore[method-assign]
-                original_disconnect(session_id, "network", actor=Actor.CLIENT)
+                agent.handle(
+                    commands.ReportDisconnected(reason="network", actor=Actor.CLIENT), session_id)
             return original(*objs, **kwargs)
 
-        original_disconnect = self.app.disconnected
         agent.save = save  # type: ignore[method-assign]
         try:
-            agent.disconnected(session_id, "agent saw it", actor=Actor.AGENT)
+            agent.handle(
+                commands.ReportDisconnected(reason="agent saw it", actor=Actor.AGENT), session_id)
         finally:
             agent.save = original  # type: ignore[method-assign]
 
@@ -286,7 +285,7 @@ class World:
 
         def start() -> None:
             events.extend(self.app.handle_with_events(
-                StartAttempt.build(attempt=attempt, actor=Actor.SYSTEM), session_id)[1])
+                commands.StartAttempt.build(attempt=attempt, actor=Actor.SYSTEM), session_id)[1])
 
         def connect_if_started() -> None:
             if schedule.started(events):
@@ -309,16 +308,17 @@ class World:
                    lambda: self.outcome(index, attempt))
 
     def outcome(self, index: int, attempt: int) -> None:
-        session_id, plan = self.ids[index], self.plans[index]
+        plan = self.plans[index]
+        send: list[tuple[str, commands.Command]]
         if self.network_up(index):
-            send = [("reconnected", lambda: self.app.handle(ReportReconnected(), session_id))]
+            send = [("reconnected", commands.ReportReconnected())]
         else:
-            failed = FailAttempt(attempt=attempt, error="network unreachable")
-            send = [(f"attempt {attempt} failed", lambda: self.app.handle(failed, session_id))]
+            failed = commands.FailAttempt(attempt=attempt, error="network unreachable")
+            send = [(f"attempt {attempt} failed", failed)]
         if attempt in plan.reorder_outcome:
             self.faults[Fault.REORDER] += 1
             send.append((f"attempt {attempt} starts (reported after its outcome)",
-                         lambda: self.app.handle(StartAttempt(attempt=attempt), session_id)))
+                         commands.StartAttempt(attempt=attempt)))
         for label, action in send:
             self.command(index, label, action)
 

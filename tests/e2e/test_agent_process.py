@@ -1,4 +1,4 @@
-# ruff: noqa: F811  (pytest fixtures imported from http_helpers)
+
 """A livekit-agents AgentSession in its own OS process, attached over HTTP to the service.
 
 The test process serves the HTTP API (no process manager: the test asks for the restart and
@@ -26,24 +26,24 @@ from tests.support.optional import AGENTS_MISSING, livekit_agents_missing
 if livekit_agents_missing():
     pytest.skip(AGENTS_MISSING, allow_module_level=True)
 
+from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
-from clara_es.domain.commands import (
-    RequestCleanup,
-    RequestPipelineRestart,
-)
+from clara_es.domain import commands
 from clara_es.http import Service
 from clara_es.http.auth import Role
-from tests.support.http_service import (  # noqa: F401
-    base_url,
-    client,
+from tests.support.http_service import (
+    AGENT,
+    CLIENT,
+    ROOM,
+    USER,
     command,
-    service,
     start_session,
     token,
     wait_until,
 )
 from tests.support.livekit_sdk import recorded
 from tests.support.scenarios import poor
+from tests.support.serve_process import serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,7 +106,7 @@ def test_the_agent_process_restarts_its_pipeline_and_stops_on_cleanup(
     app = service.app
     with agent_process(base_url, session_id, "agent-process") as agent:
         poor(app, sid)
-        app.handle(RequestPipelineRestart(cap=3), sid)
+        app.handle(commands.RequestPipelineRestart(cap=3), sid)
         requested = list(app.repository.event_store.get(sid))[-1]
         line = agent.expect("restarted")
         assert line == f"restarted {requested.request_id} ok"  # type: ignore[attr-defined]
@@ -114,8 +114,54 @@ def test_the_agent_process_restarts_its_pipeline_and_stops_on_cleanup(
         claimed = [e for e in app.repository.event_store.get(sid)][-2]
         assert claimed.agent == "agent-process"  # type: ignore[attr-defined]
 
-        app.handle(RequestCleanup(reason="the user is gone"), sid)
+        app.handle(commands.RequestCleanup(reason="the user is gone"), sid)
         agent.expect("stopped")
         assert agent.proc.wait(timeout=30) == 0
         wait_until(lambda: "AgentSessionClosed" in types(app, sid), what="the session's close")
 
+
+
+def test_serve_and_an_agent_process_restart_then_the_agent_dies_and_nobody_answers(
+    store: Store, tmp_path: Path
+) -> None:
+    """`clara-es serve` in one process, the agent in another: sustained poor quality is a
+    restart the agent performs; once the agent is killed, the next restarts fail with "no
+    agent answered" at their deadline, the cap is reached, and the session is cleaned up."""
+    settings = {"poor_window_s": "1", "pipeline_restart_timeout_s": "3",
+                "pipeline_restart_cap": "2", "poll_interval_s": "0.05"}
+    with serve_process(store, tmp_path / "serve.log", **settings) as serve, \
+            httpx.Client(base_url=serve.url, timeout=10) as http:
+        sid = http.post("/api/sessions", json={"room": ROOM, "participant": USER},
+                        headers=CLIENT).json()["session_id"]
+        for name in ("connect", "connected"):
+            assert command(http, sid, name).status_code == 200
+
+        def quality(value: str) -> None:
+            body = {"participant": USER, "quality": value}
+            assert command(http, sid, "quality", body, headers=AGENT).status_code == 200
+
+        with agent_process(serve.url, sid, "agent-process") as agent:
+            quality("poor")
+            assert agent.expect("restarted").endswith(" ok")
+            wait_until(lambda: "PipelineRestarted" in serve.types(sid), timeout=30,
+                       what="the agent's restart recorded")
+            agent.proc.send_signal(signal.SIGKILL)
+            agent.proc.wait(timeout=30)
+        quality("good")
+        quality("lost")
+        wait_until(lambda: "CleanupSkipped" in serve.types(sid), timeout=60,
+                   what="no agent answering, the cap and the cleanup")
+        history = serve.history(sid)
+    rows = [(r["type"], r["details"]) for r in history]
+    claimed = next(d for t, d in rows if t == "PipelineRestartClaimed")
+    assert claimed["agent"] == "agent-process"
+    failed = [d["error"] for t, d in rows if t == "PipelineRestartFailed"]
+    assert failed == ["no agent answered", "no agent answered"]
+    types = [t for t, _ in rows]
+    assert types.count("PipelineRestarted") == 1
+    assert types[-3:] == ["Failed", "CleanupRequested", "CleanupSkipped"]
+    assert "2 pipeline restarts did not bring the participant back" in rows[-2][1]["reason"]
+    logged = serve.logged()
+    assert f"event=pipeline_restart session={sid} restart=1 outcome=restarted" in logged
+    assert f"event=pipeline_restart session={sid} restart=2 outcome=failed" in logged
+    assert f"event=cleanup session={sid}" in logged

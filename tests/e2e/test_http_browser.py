@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,34 +11,10 @@ import pytest
 from clara_es.domain import FAILURE_TEXT, VirtualClock
 from clara_es.http import Service
 from tests.support.http_service import CLIENT, READER, command, start_session
-from tests.support.stores import IN_CI
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = os.environ.get("CLARA_ES_CHROMIUM", "/usr/bin/chromium")
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 OUTAGE_SECONDS = 40
-
-
-@pytest.fixture
-def page(tmp_path: Path) -> Iterator[Any]:
-    if shutil.which(CHROMIUM) is None:
-        reason = (f"Chromium not found at {CHROMIUM}: apt-get install chromium "
-                  "(or set CLARA_ES_CHROMIUM) to run the browser test")
-        if IN_CI:
-            pytest.fail(f"CI=true and the browser test must run: {reason}")
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            page = browser.new_page(viewport={"width": 900, "height": 420})
-            page.set_default_timeout(15_000)
-            yield page
-        finally:
-            browser.close()
 
 
 def test_the_status_light_follows_the_session_live(

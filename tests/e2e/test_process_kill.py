@@ -14,9 +14,10 @@ from uuid import UUID
 from clara_es.adapters.rooms import LiveKitRoomCleaner
 from clara_es.adapters.store import Store
 from clara_es.application import session_history
-from clara_es.domain import VirtualClock
+from clara_es.domain import VirtualClock, commands
 from tests.support import ROOT
 from tests.support.apps import AppFactory
+from tests.support.scenarios import connected
 from tests.support.twirp_server import API_KEY, API_SECRET, fake_room_service
 from tests.support.worker import failed_session, settings, worker_on
 
@@ -74,10 +75,9 @@ def test_killed_with_100_pending_timers_fires_all_and_no_superseded_one(
     sessions: list[UUID] = []
     for i in range(100):
         clock.advance_to(t0 + timedelta(seconds=i * 0.2))
-        session_id = app.start(f"room-{i}", f"user-{i}").session_id
-        app.connect(session_id)
-        app.connected(session_id)
-        app.disconnected(session_id, "network")  # attempt 1 due +1 s, deadline +11 s
+        session_id = connected(app, f"room-{i}", f"user-{i}")
+        # attempt 1 due +1 s, deadline +11 s
+        app.handle(commands.ReportDisconnected(reason="network"), session_id)
         sessions.append(session_id)
     run_until_paused(store, "timers", tmp_path, clock)
 
@@ -85,7 +85,7 @@ def test_killed_with_100_pending_timers_fires_all_and_no_superseded_one(
     # their recorded attempt-1 deadlines are superseded by attempt 2's.
     superseded = set(sessions[::3])
     for session_id in superseded:
-        app.attempt_failed(session_id, 1, "network unreachable")
+        app.handle(commands.FailAttempt(attempt=1, error="network unreachable"), session_id)
     restarted_at = t0 + timedelta(seconds=25)  # deadlines run to t0 + 30.8 s
     clock.advance_to(restarted_at)
     with worker_on(app) as worker:

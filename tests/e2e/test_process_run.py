@@ -12,10 +12,11 @@ from collections.abc import Callable
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions, session_history
-from clara_es.domain import SystemClock
+from clara_es.domain import SystemClock, commands
 from projections import queries
 from projections.db import engine
 from tests.support import ROOT
+from tests.support.scenarios import connected
 
 
 def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
@@ -27,12 +28,11 @@ def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) ->
 
 def test_run_cleans_up_a_failed_session_and_stops_on_sigterm(store: Store) -> None:
     app = VoiceSessions(store.eventsourcing_env(), clock=SystemClock())
-    session_id = app.start("room-1", "alice").session_id
-    app.connect(session_id)
-    app.connected(session_id)
-    state = app.disconnected(session_id)
+    session_id = connected(app)
+    state = app.handle(commands.ReportDisconnected(), session_id)
     while state.connection_state == "reconnecting":
-        state = app.attempt_failed(session_id, state.attempt, "network unreachable")
+        failure = commands.FailAttempt(attempt=state.attempt, error="network unreachable")
+        state = app.handle(failure, session_id)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CLARA_ES_")}
     env |= {"CLARA_ES_DATABASE_URL": store.url, "CLARA_ES_CLEANUP_GRACE_S": "0",
             "PYTHONPATH": str(ROOT)}

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -18,14 +17,9 @@ from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from tests.support.cli_runner import clara_es
 from tests.support.http_service import API_KEY, API_SECRET, wait_until
+from tests.support.served import answers, free_port
 
 KEYS = {"CLARA_ES_LIVEKIT_API_KEY": API_KEY, "CLARA_ES_LIVEKIT_API_SECRET": API_SECRET}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_serve_answers_and_stops_on_sigterm_with_nothing_lost(store: Store, tmp_path: Path) -> None:
@@ -37,7 +31,7 @@ def test_serve_answers_and_stops_on_sigterm_with_nothing_lost(store: Store, tmp_
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _up(url), timeout=30, what="clara-es serve to answer /healthz")
+        wait_until(lambda: answers(url), timeout=30, what="clara-es serve to answer /healthz")
         token = clara_es("token", "--role", "client", "--identity", "alice", "--room", "r1",
                          env={**KEYS}).stdout.strip()
         headers = {"Authorization": f"Bearer {token}"}
@@ -80,7 +74,7 @@ def test_serve_runs_the_process_manager(store: Store) -> None:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: _up(url), timeout=30, what="clara-es serve to answer /healthz")
+        wait_until(lambda: answers(url), timeout=30, what="clara-es serve to answer /healthz")
         headers = {"Authorization": "Bearer " + clara_es(
             "token", "--role", "agent", "--identity", "agent", "--room", "r1", env=KEYS
         ).stdout.strip()}
@@ -100,13 +94,6 @@ def test_serve_runs_the_process_manager(store: Store) -> None:
     finally:
         server.terminate()
         server.wait(timeout=30)
-
-
-def _up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _follow(url: str, session_id: str, headers: dict[str, str], feed: dict[str, Any]) -> None:

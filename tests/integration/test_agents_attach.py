@@ -21,11 +21,7 @@ from livekit.agents import Agent, AgentSession, stt
 from clara_es.adapters.livekit import AsyncVirtualClock
 from clara_es.agents import Attachment, StoreLink, attach
 from clara_es.application import VoiceSessions
-from clara_es.domain import VirtualClock
-from clara_es.domain.commands import (
-    RequestCleanup,
-    RequestPipelineRestart,
-)
+from clara_es.domain import VirtualClock, commands
 from tests.support.agent_plugins import FakeLLM, FakeSTT, FakeTTS
 from tests.support.livekit_sdk import on_virtual_time, recorded, run
 from tests.support.scenarios import connected, poor
@@ -76,7 +72,7 @@ async def test_a_requested_restart_is_claimed_performed_and_reported(
 ) -> None:
     session_id, timers, session, recognizer, clara = await attached(app, clock)
     streams = recognizer.streams
-    app.handle(RequestPipelineRestart(cap=3), session_id)
+    app.handle(commands.RequestPipelineRestart(cap=3), session_id)
     await until(timers, lambda: "PipelineRestarted" in types(app, session_id))
     await until(timers, lambda: recognizer.streams > streams)
     assert types(app, session_id)[-3:] == [
@@ -99,7 +95,7 @@ async def test_two_agents_never_both_restart(app: VoiceSessions, clock: VirtualC
         await attach(first, StoreLink(app, session_id, timers), agent_id="agent-a"),
         await attach(second, StoreLink(app, session_id, timers), agent_id="agent-b"),
     ]
-    app.handle(RequestPipelineRestart(cap=3), session_id)
+    app.handle(commands.RequestPipelineRestart(cap=3), session_id)
     await until(timers, lambda: "PipelineRestarted" in types(app, session_id))
     await timers.advance(5)
     assert types(app, session_id).count("PipelineRestartClaimed") == 1
@@ -118,7 +114,7 @@ def test_a_failing_restart_is_reported_with_its_error(
 
     async def main() -> None:
         session_id, timers, session, _, clara = await attached(app, clock, restart=broken)
-        app.handle(RequestPipelineRestart(cap=3), session_id)
+        app.handle(commands.RequestPipelineRestart(cap=3), session_id)
         await until(timers, lambda: "PipelineRestartFailed" in types(app, session_id))
         assert types(app, session_id)[-2:] == ["PipelineRestartClaimed", "PipelineRestartFailed"]
         failed = list(app.repository.event_store.get(session_id))[-1]
@@ -143,7 +139,7 @@ async def test_plugin_errors_and_close_are_recorded_and_cleanup_stops_the_sessio
     assert (error.source, error.error, error.recoverable) == (  # type: ignore[attr-defined]
         "stt", "stt socket closed", True,
     )
-    app.handle(RequestCleanup(reason="test"), session_id)
+    app.handle(commands.RequestCleanup(reason="test"), session_id)
     await timers.advance(1)  # the link's next poll sees the request
     # AgentSession.aclose() drains on the wall clock (livekit-agents' own timeouts).
     await asyncio.wait_for(clara.cleaned_up.wait(), timeout=30)

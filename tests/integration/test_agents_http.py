@@ -24,8 +24,7 @@ if importlib.util.find_spec("livekit.agents") is None:
 from livekit.agents import Agent, AgentSession, stt
 
 from clara_es.agents import HttpLink, attach
-from clara_es.domain import Quality
-from clara_es.domain.commands import ChangeQuality, ConfirmPoorQuality, RequestPipelineRestart
+from clara_es.domain import Quality, commands
 from clara_es.http import Service
 from clara_es.http.auth import Role
 from tests.support.agent_plugins import FakeLLM, FakeSTT, FakeTTS
@@ -60,9 +59,9 @@ def test_restart_and_errors_travel_over_http(
         link = HttpLink(base_url, token(Role.AGENT, "agent-1"), session_id)
         clara = await attach(session, link, agent_id="agent-a")
         # What the process manager does after sustained poor quality.
-        app.handle(ChangeQuality(participant="alice", quality=Quality.POOR), session_id)
-        app.handle(ConfirmPoorQuality(participant="alice"), session_id)
-        app.handle(RequestPipelineRestart(cap=3), session_id)
+        app.handle(commands.ChangeQuality(participant="alice", quality=Quality.POOR), session_id)
+        app.handle(commands.ConfirmPoorQuality(participant="alice"), session_id)
+        app.handle(commands.RequestPipelineRestart(cap=3), session_id)
         await eventually(lambda: "PipelineRestarted" in types(), "the restart's outcome")
         assert types()[-3:] == [
             "PipelineRestartRequested", "PipelineRestartClaimed", "PipelineRestarted",
@@ -90,9 +89,9 @@ def test_a_second_claim_over_http_is_refused(client: httpx.Client, service: Serv
     command(client, session_id, "connect")
     command(client, session_id, "connected")
     app = service.app
-    app.handle(ChangeQuality(participant="alice", quality=Quality.POOR), UUID(session_id))
-    app.handle(ConfirmPoorQuality(participant="alice"), UUID(session_id))
-    _, events = app.handle_with_events(RequestPipelineRestart(cap=3), UUID(session_id))
+    app.handle(commands.ChangeQuality(participant="alice", quality=Quality.POOR), UUID(session_id))
+    app.handle(commands.ConfirmPoorQuality(participant="alice"), UUID(session_id))
+    _, events = app.handle_with_events(commands.RequestPipelineRestart(cap=3), UUID(session_id))
     request_id = events[-1].request_id  # type: ignore[attr-defined]
     agent = {"Authorization": f"Bearer {token(Role.AGENT, 'agent-1')}"}
     url = f"/api/sessions/{session_id}/pipeline-restart-claim"

@@ -9,8 +9,7 @@ import pytest
 
 from clara_es.adapters.rooms import LiveKitRoomCleaner
 from clara_es.application import VoiceSessions, session_history
-from clara_es.domain import VirtualClock
-from clara_es.domain.commands import FinishCleanup, RequestCleanup
+from clara_es.domain import VirtualClock, commands
 from clara_es.process import SessionRef
 from tests.support.livekit_sdk import recorded
 from tests.support.twirp_server import API_KEY, API_SECRET, FakeRoomService, fake_room_service
@@ -25,14 +24,16 @@ def livekit() -> Iterator[FakeRoomService]:
 
 def clean_up(app: VoiceSessions, clock: VirtualClock, url: str) -> UUID:
     """What the effect runner does for one session: request, call RoomService, report."""
-    session_id = app.start("room-1", "alice").session_id
-    app.connect(session_id)
-    _, events = app.handle_with_events(RequestCleanup(reason="test"), session_id)
+    session_id = app.handle(commands.StartSession(room="room-1", participant="alice")).session_id
+    app.handle(commands.Connect(), session_id)
+    _, events = app.handle_with_events(commands.RequestCleanup(reason="test"), session_id)
     request_id = events[-1].request_id  # type: ignore[attr-defined]
     cleaner = LiveKitRoomCleaner(url, API_KEY, API_SECRET, clock, tries=2, retry_s=0.1)
     result = cleaner.cleanup(SessionRef(session_id, "room-1", "alice"), delete_room=True)
-    app.handle(FinishCleanup(request_id=request_id, outcome=result.outcome, detail=result.detail),
-               session_id)
+    finished = commands.FinishCleanup(
+        request_id=request_id, outcome=result.outcome, detail=result.detail
+    )
+    app.handle(finished, session_id)
     return session_id
 
 

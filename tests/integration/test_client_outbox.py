@@ -16,8 +16,7 @@ from fastapi.testclient import TestClient
 from clara_es.adapters.store import Store
 from clara_es.application import session_history
 from clara_es.client import Client, HttpTransport, Unreachable
-from clara_es.domain import FAILURE_TEXT, ConnectionState, VirtualClock
-from clara_es.domain.commands import StartAttempt
+from clara_es.domain import FAILURE_TEXT, ConnectionState, VirtualClock, commands
 from clara_es.domain.schedule import due_attempt
 from clara_es.http import Options, Service, create_app
 from clara_es.http.auth import Role, mint
@@ -150,7 +149,7 @@ def test_a_client_restarted_mid_outbox_delivers_what_it_had_kept(
 
 
 
-def first_due(client: Client) -> StartAttempt:
+def first_due(client: Client) -> commands.StartAttempt:
     due = due_attempt(client.state)
     assert due is not None
     return due.command()

@@ -5,9 +5,10 @@ from __future__ import annotations
 import httpx
 
 from clara_es.adapters.store import Store
-from clara_es.domain import VirtualClock
+from clara_es.domain import VirtualClock, commands
 from clara_es.http import create_app
 from tests.support.http_service import live_server, open_service
+from tests.support.scenarios import connected
 from tests.support.worker import worker_on
 
 
@@ -19,10 +20,9 @@ def test_an_overdue_deadline_shows_in_metrics_and_fails_readiness_until_fired(
     try:
         with worker_on(app) as worker, live_server(create_app(service), service) as url, \
                 httpx.Client(base_url=url, timeout=30) as http:
-            session_id = app.start("room-1", "alice").session_id
-            app.connect(session_id)
-            app.connected(session_id)
-            app.disconnected(session_id, "network")  # attempt 1 due in 1 s, deadline 11 s
+            session_id = connected(app)
+            # attempt 1 due in 1 s, deadline 11 s
+            app.handle(commands.ReportDisconnected(reason="network"), session_id)
             worker.manager.catch_up()  # the rows are kept, but no worker fires them
             clock.advance(1 + 10 + 6)
             late = http.get("/readyz")

@@ -6,18 +6,16 @@ from uuid import UUID
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions, session_history
-from clara_es.domain import VirtualClock
-from clara_es.domain.commands import RequestCleanup
+from clara_es.domain import VirtualClock, commands
 from clara_es.process.decisions import CLEANUP, EFFECTS, ROOM_CLEANUP, TIMERS
 from tests.support.apps import AppFactory
+from tests.support.scenarios import connected
 from tests.support.worker import settings, worker_on
 
 
 def ended(app: VoiceSessions, room: str = "room-1") -> UUID:
-    session_id = app.start(room, "alice").session_id
-    app.connect(session_id)
-    app.connected(session_id)
-    app.end(session_id, "user")  # cleanup is due at once
+    session_id = connected(app, room, "alice")
+    app.handle(commands.EndSession(reason="user"), session_id)  # cleanup is due at once
     return session_id
 
 
@@ -50,7 +48,7 @@ def test_a_timer_fired_twice_leaves_the_effect_it_asked_for_in_place(
         (job,) = worker.due.claim(clock.now(), TIMERS, 10)
         worker.execute(job)  # CleanupRequested, whose request id is the timer's id
         # A second worker whose lease on the same timer had run out fires it too.
-        app.handle(RequestCleanup(reason="again", command_id=job.id), session_id)
+        app.handle(commands.RequestCleanup(reason="again", command_id=job.id), session_id)
         worker.manager.catch_up()
         (effect,) = worker.due.claim(clock.now(), TIMERS | EFFECTS, 10)
         assert (effect.kind, effect.id) == (ROOM_CLEANUP, job.id)

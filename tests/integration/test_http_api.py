@@ -350,3 +350,22 @@ def test_client_and_agent_reporting_one_outage_at_once_schedule_once(
     assert types.count("Disconnected") == 1
     assert types.count("ReconnectScheduled") == 1
     assert types.count("SignalIgnored") == 7
+
+
+@pytest.mark.parametrize(("route", "body"), [
+    ("pipeline-restart-claim", {"request_id": "r1", "agent": "a"}),
+    ("pipeline-restart-finished", {"request_id": "r1"}),
+    ("agent-error", {"source": "stt", "error": "x", "recoverable": True}),
+    ("agent-closed", {"reason": "user_initiated"}),
+])
+def test_only_an_agent_token_may_send_the_agents_reports(
+    client: httpx.Client, service: Service, route: str, body: dict[str, object]
+) -> None:
+    """A client cannot say that a pipeline restarted: 403, and nothing is appended."""
+    session_id = start_session(client)
+    before = stream_version(service, session_id)
+    answer = client.post(f"/api/sessions/{session_id}/{route}", json=body,
+                         headers=bearer(Role.CLIENT))
+    assert answer.status_code == 403, answer.text
+    assert "may not" in answer.json()["detail"]
+    assert stream_version(service, session_id) == before

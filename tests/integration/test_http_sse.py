@@ -10,7 +10,7 @@ from uuid import UUID
 
 import httpx
 
-from clara_es.domain import VirtualClock
+from clara_es.domain import VirtualClock, commands
 from clara_es.http import Service
 from clara_es.http.auth import Role
 from tests.support.apps import AppFactory
@@ -85,7 +85,7 @@ def test_the_feed_sees_appends_of_other_processes(
     other = make_app()  # another writer on the same store, not this HTTP process
     with feed(client, session_id, headers={}, params={"access_token": token_for_reader()}) as live:
         assert next(live)["id"] == "1"
-        other.connect(UUID(session_id))
+        other.handle(commands.Connect(), UUID(session_id))
         update = next(live)
     assert (update["id"], update["data"]["connection_state"]) == ("2", "connecting")
 

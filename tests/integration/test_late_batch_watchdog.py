@@ -7,30 +7,27 @@ from datetime import timedelta
 
 from clara_es.application import session_history
 from clara_es.application.batch import apply_batch
-from clara_es.config import Settings
-from clara_es.domain import FAILURE_TEXT, VirtualClock
-from clara_es.domain.commands import FailAttempt, ReportDisconnected, StartAttempt
-from clara_es.process import InMemoryAudioPipeline, SkippedRoomCleaner, start_worker
+from clara_es.domain import FAILURE_TEXT, VirtualClock, commands
+from clara_es.process import SkippedRoomCleaner, start_worker
 from tests.support.apps import AppFactory
+from tests.support.scenarios import connected
+from tests.support.worker import settings
 
 
 def test_the_watchdog_catching_up_between_a_late_batch_s_signals_fails_nothing(
     make_app: AppFactory, clock: VirtualClock
 ) -> None:
     app = make_app()
-    settings = Settings.model_construct(**Settings.model_construct().model_dump())
-    worker = start_worker(app, InMemoryAudioPipeline(), SkippedRoomCleaner(), settings)
-    sid = app.start("room-1", "alice").session_id
-    app.connect(sid)
-    app.connected(sid)
+    worker = start_worker(app, SkippedRoomCleaner(), settings())
+    sid = connected(app)
 
     t, dropped = clock.now(), clock.now()
-    outage = [ReportDisconnected(reason="wifi off", occurred_at=t, idempotency_key="d")]
+    outage = [commands.ReportDisconnected(reason="wifi off", occurred_at=t, idempotency_key="d")]
     for n, delay in enumerate([1, 2, 4, 8, 16], start=1):
         t += timedelta(seconds=delay)
-        outage.append(StartAttempt(attempt=n, occurred_at=t, idempotency_key=f"s{n}"))
+        outage.append(commands.StartAttempt(attempt=n, occurred_at=t, idempotency_key=f"s{n}"))
         t += timedelta(seconds=0.5)
-        outage.append(FailAttempt(attempt=n, error="unreachable", occurred_at=t,
+        outage.append(commands.FailAttempt(attempt=n, error="unreachable", occurred_at=t,
                                   idempotency_key=f"f{n}"))
     clock.advance(120)  # the client comes back two minutes later and flushes
     for command in outage:  # the watchdog catches up between every two signals

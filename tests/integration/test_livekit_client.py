@@ -8,7 +8,7 @@ from datetime import timedelta
 from livekit import rtc
 
 from clara_es.adapters.livekit import AsyncVirtualClock, ReconnectingClient
-from clara_es.domain import VirtualClock
+from clara_es.domain import VirtualClock, commands
 from tests.support.apps import AppFactory
 from tests.support.livekit_sdk import TOKEN, URL, Network, recorded, run
 
@@ -20,7 +20,8 @@ def test_two_clients_of_one_session_never_connect_at_once(
     first_app, second_app = make_app(), make_app()
 
     async def main() -> None:
-        session_id = first_app.start("room-1", "alice").session_id
+        start = commands.StartSession(room="room-1", participant="alice")
+        session_id = first_app.handle(start).session_id
         timers = AsyncVirtualClock(clock)
         network = Network(timers)
         rooms = [rtc.Room(), rtc.Room()]

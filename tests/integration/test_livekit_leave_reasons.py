@@ -33,6 +33,7 @@ from tests.support.http_service import (  # noqa: F401
     start_session,
 )
 from tests.support.livekit_sdk import recorded
+from tests.support.scenarios import connected
 
 Reason = models.DisconnectReason
 
@@ -48,18 +49,11 @@ def signed(kind: str, webhook_id: str, reason: int, room: str = ROOM) -> tuple[s
     return body, api.AccessToken(API_KEY, API_SECRET).with_sha256(digest).to_jwt()
 
 
-def connected(app: VoiceSessions) -> UUID:
-    session_id = app.start(ROOM, USER).session_id
-    app.connect(session_id)
-    app.connected(session_id)
-    return session_id
-
-
 @pytest.mark.parametrize("reason", ["PARTICIPANT_REMOVED", "DUPLICATE_IDENTITY", "ROOM_DELETED"])
 def test_removed_replaced_or_deleted_ends_the_session_without_a_schedule(
     app: VoiceSessions, reason: str
 ) -> None:
-    session_id = connected(app)
+    session_id = connected(app, ROOM, USER)
     hooks = LiveKitWebhooks(app, API_KEY, API_SECRET)
     hooks.receive(*signed("participant_left", "WH_1", Reason.Value(reason)))
     assert app.status(session_id).connection_state == ConnectionState.ENDED
@@ -71,7 +65,7 @@ def test_removed_replaced_or_deleted_ends_the_session_without_a_schedule(
 
 
 def test_a_network_reason_is_an_outage(app: VoiceSessions) -> None:
-    session_id = connected(app)
+    session_id = connected(app, ROOM, USER)
     LiveKitWebhooks(app, API_KEY, API_SECRET).receive(
         *signed("participant_left", "WH_1", Reason.SIGNAL_CLOSE)
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from clara_es.domain.commands import Webhook, WebhookParticipantJoined, WebhookParticipantLeft
+from clara_es.domain import commands
 from tests.support.apps import AppFactory
 from tests.support.scenarios import connected
 
@@ -11,10 +11,10 @@ def test_webhook_ids_survive_snapshots_and_a_new_process(make_app: AppFactory) -
     writer = make_app()
     session_id = connected(writer)
 
-    def joined_or_left(index: int) -> Webhook:
+    def joined_or_left(index: int) -> commands.Webhook:
         if index % 2:
-            return WebhookParticipantJoined(webhook_id=f"WH_{index}")
-        return WebhookParticipantLeft(
+            return commands.WebhookParticipantJoined(webhook_id=f"WH_{index}")
+        return commands.WebhookParticipantLeft(
             webhook_id=f"WH_{index}", reason="SIGNAL_CLOSE", user_initiated=False
         )
 

@@ -7,20 +7,21 @@ from uuid import UUID
 
 from clara_es.adapters.livekit import LiveKitWebhooks
 from clara_es.application import VoiceSessions
+from clara_es.domain import commands
 from tests.support.apps import AppFactory
 from tests.support.livekit_sdk import KEY, SECRET, Reason, body, recorded, sign
 
 
 def started(app: VoiceSessions, room: str = "room-1", participant: str = "alice") -> UUID:
-    session_id = app.start(room, participant).session_id
-    app.connect(session_id)
+    session_id = app.handle(commands.StartSession(room=room, participant=participant)).session_id
+    app.handle(commands.Connect(), session_id)
     return session_id
 
 
 def test_two_deliveries_racing_append_once(make_app: AppFactory) -> None:
     first_app, second_app = make_app(), make_app()
     session_id = started(first_app)
-    first_app.connected(session_id)
+    first_app.handle(commands.MarkConnected(), session_id)
     text = body("participant_left", "WH_race", reason=Reason.SIGNAL_CLOSE)
     barrier = threading.Barrier(2, timeout=10)
 

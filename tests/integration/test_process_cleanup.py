@@ -10,9 +10,10 @@ import pytest
 from clara_es.adapters.rooms import LiveKitRoomCleaner, room_cleaner
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions, session_history
-from clara_es.domain import VirtualClock
+from clara_es.domain import VirtualClock, commands
 from clara_es.process import CLEANUP_SKIPPED, SessionRef, SkippedRoomCleaner
 from tests.support.apps import AppFactory
+from tests.support.scenarios import connected
 from tests.support.twirp_server import API_KEY, API_SECRET, FakeRoomService, fake_room_service
 from tests.support.worker import failed_session, settings, worker_on
 
@@ -152,13 +153,11 @@ def test_a_room_shared_with_a_live_session_is_kept_until_the_last_one_goes(
     app = make_app()
     livekit.rooms = {"room-1": {"alice", "bob"}}
     with worker_on(app, cleaner=cleaner(livekit, clock)) as worker:
-        bob = app.start("room-1", "bob").session_id
-        app.connect(bob)
-        app.connected(bob)
+        bob = connected(app, "room-1", "bob")
         failed_session(app, clock)  # alice, in the same room
         worker.run_until(clock.now() + timedelta(seconds=31))
         assert livekit.rooms == {"room-1": {"bob"}}
-        app.end(bob, "user")
+        app.handle(commands.EndSession(reason="user"), bob)
         worker.run_pending()
     assert livekit.rooms == {}
     assert [c.method for c in livekit.calls] == [

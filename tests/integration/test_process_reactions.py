@@ -3,74 +3,66 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from datetime import timedelta
 from uuid import UUID
 
 import pytest
 
 from clara_es.application import VoiceSessions, session_history
-from clara_es.domain import VirtualClock
-from clara_es.domain.commands import (
-    ChangeQuality,
-    ConfirmPoorQuality,
-    FinishCleanup,
-    FinishPipelineRestart,
-    RequestCleanup,
-    RequestPipelineRestart,
-    TimeOutAttempt,
-)
-from clara_es.process import InMemoryAudioPipeline
+from clara_es.domain import VirtualClock, commands
+from clara_es.process import InMemoryAudioPipeline, Worker
 from tests.support.apps import AppFactory
+from tests.support.scenarios import connected
 from tests.support.worker import settings, worker_on
 
-
-def connected(app: VoiceSessions, room: str = "room-1") -> UUID:
-    session_id = app.start(room, "alice").session_id
-    app.connect(session_id)
-    app.connected(session_id)
-    return session_id
+Running = tuple[VoiceSessions, Worker, UUID]
 
 
 def types(app: VoiceSessions, session_id: UUID) -> list[str]:
     return [e.type for e in session_history(app, session_id)]
 
 
-def test_watchdog_fails_an_attempt_whose_client_died(
-    make_app: AppFactory, clock: VirtualClock
-) -> None:
+@pytest.fixture
+def running(make_app: AppFactory) -> Iterator[Running]:
+    """A connected session on a real store, the process manager's worker running beside it."""
     app = make_app()
     with worker_on(app) as worker:
-        session_id = connected(app)
-        app.disconnected(session_id, "network")  # attempt 1 due after 1 s
-        clock.advance(1)
-        app.attempt_started(session_id, 1)  # ...and then the client process dies
-        started = clock.now()
-        worker.run_until(started + timedelta(seconds=9.9))
-        assert app.status(session_id).connection_state == "reconnecting"
-        worker.run_until(started + timedelta(seconds=10))
-        timed_out = session_history(app, session_id)[-2]
-        assert (timed_out.type, timed_out.actor) == ("ReconnectAttemptFailed", "system")
-        assert timed_out.details == {"attempt": 1, "error": "timeout"}
-        assert timed_out.occurred_at == started + timedelta(seconds=10)
-        # Nobody ever comes back: attempts 2..5 are never started, each fails at due + 10 s.
-        worker.run_until(clock.now() + timedelta(minutes=5))
+        yield app, worker, connected(app)
+
+
+def test_watchdog_fails_an_attempt_whose_client_died(
+    running: Running, clock: VirtualClock
+) -> None:
+    app, worker, session_id = running
+    app.handle(commands.ReportDisconnected(reason="network"), session_id)  # attempt 1 at 1 s
+    clock.advance(1)
+    app.handle(commands.StartAttempt(attempt=1), session_id)  # ...and the client process dies
+    started = clock.now()
+    worker.run_until(started + timedelta(seconds=9.9))
+    assert app.status(session_id).connection_state == "reconnecting"
+    worker.run_until(started + timedelta(seconds=10))
+    timed_out = session_history(app, session_id)[-2]
+    assert (timed_out.type, timed_out.actor) == ("ReconnectAttemptFailed", "system")
+    assert timed_out.details == {"attempt": 1, "error": "timeout"}
+    assert timed_out.occurred_at == started + timedelta(seconds=10)
+    # Nobody ever comes back: attempts 2..5 are never started, each fails at due + 10 s.
+    worker.run_until(clock.now() + timedelta(minutes=5))
     state = app.status(session_id)
     assert state.connection_state == "failed"
     assert types(app, session_id).count("ReconnectAttemptFailed") == 5
 
 
 def test_a_client_that_reports_in_time_is_never_timed_out(
-    make_app: AppFactory, clock: VirtualClock
+    running: Running, clock: VirtualClock
 ) -> None:
-    app = make_app()
-    with worker_on(app) as worker:
-        session_id = connected(app)
-        state = app.disconnected(session_id, "network")
-        worker.run_until(state.next_retry_at)
-        app.attempt_started(session_id, 1)
-        worker.run_until(clock.now() + timedelta(seconds=9))
-        app.reconnected(session_id)
-        worker.run_until(clock.now() + timedelta(minutes=5))
+    app, worker, session_id = running
+    state = app.handle(commands.ReportDisconnected(reason="network"), session_id)
+    worker.run_until(state.next_retry_at)
+    app.handle(commands.StartAttempt(attempt=1), session_id)
+    worker.run_until(clock.now() + timedelta(seconds=9))
+    app.handle(commands.ReportReconnected(), session_id)
+    worker.run_until(clock.now() + timedelta(minutes=5))
     kinds = types(app, session_id)
     assert kinds[-1] == "Reconnected"
     assert "SignalIgnored" not in kinds
@@ -78,8 +70,8 @@ def test_a_client_that_reports_in_time_is_never_timed_out(
 
 def turn_bad(app: VoiceSessions, session_id: UUID, quality: str) -> None:
     """The agent sees the quality turn bad and confirms it after its window (issue 6)."""
-    app.handle(ChangeQuality.build(participant="alice", quality=quality), session_id)
-    app.handle(ConfirmPoorQuality.build(participant="alice"), session_id)
+    app.handle(commands.ChangeQuality.build(participant="alice", quality=quality), session_id)
+    app.handle(commands.ConfirmPoorQuality.build(participant="alice"), session_id)
 
 
 def test_poor_quality_restarts_the_pipeline_with_backoff_up_to_the_cap(
@@ -120,7 +112,7 @@ def test_good_quality_ends_the_episode_and_resets_the_count(
         turn_bad(app, session_id, "poor")
         worker.run_until(clock.now() + timedelta(seconds=5))  # failed once, then restarted
         assert app.session(session_id).reconnection_attempts == 2
-        app.handle(ChangeQuality.build(participant="alice", quality="good"), session_id)
+        app.handle(commands.ChangeQuality.build(participant="alice", quality="good"), session_id)
         assert app.session(session_id).reconnection_attempts == 0
         turn_bad(app, session_id, "lost")
         worker.run_until(clock.now() + timedelta(seconds=5))
@@ -133,12 +125,12 @@ def test_good_quality_ends_the_episode_and_resets_the_count(
 
 def test_a_second_outcome_for_one_request_is_recorded_as_ignored(app: VoiceSessions) -> None:
     session_id = connected(app)
-    app.handle(ChangeQuality.build(participant="alice", quality="poor"), session_id)
-    app.handle(RequestPipelineRestart.build(cap=3, command_id="r1"), session_id)
-    app.handle(FinishPipelineRestart.build(request_id="r1"), session_id)
-    app.handle(FinishPipelineRestart.build(request_id="r1"), session_id)
-    app.handle(RequestCleanup.build(reason="test", command_id="c1"), session_id)
-    cleaned = FinishCleanup(request_id="c1", outcome="cleaned", detail="participant alice")
+    app.handle(commands.ChangeQuality.build(participant="alice", quality="poor"), session_id)
+    app.handle(commands.RequestPipelineRestart.build(cap=3, command_id="r1"), session_id)
+    app.handle(commands.FinishPipelineRestart.build(request_id="r1"), session_id)
+    app.handle(commands.FinishPipelineRestart.build(request_id="r1"), session_id)
+    app.handle(commands.RequestCleanup.build(reason="test", command_id="c1"), session_id)
+    cleaned = commands.FinishCleanup(request_id="c1", outcome="cleaned", detail="participant alice")
     app.handle(cleaned, session_id)
     app.handle(cleaned, session_id)
     assert types(app, session_id)[-7:] == [
@@ -146,7 +138,7 @@ def test_a_second_outcome_for_one_request_is_recorded_as_ignored(app: VoiceSessi
         "Failed", "CleanupRequested", "SessionCleanedUp", "SignalIgnored",
     ]
     # The session failed for the client too: a late reconnect cannot revive it.
-    app.reconnected(session_id)
+    app.handle(commands.ReportReconnected(), session_id)
     assert app.status(session_id).connection_state == "failed"
 
 
@@ -154,10 +146,11 @@ def test_a_timer_for_a_superseded_attempt_only_records_signal_ignored(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id = connected(app)
-    app.disconnected(session_id, "network")
-    app.attempt_failed(session_id, 1, "network unreachable")  # attempt 2 is scheduled
+    app.handle(commands.ReportDisconnected(reason="network"), session_id)
+    # attempt 2 is scheduled
+    app.handle(commands.FailAttempt(attempt=1, error="network unreachable"), session_id)
     before = app.status(session_id)
-    app.handle(TimeOutAttempt.build(attempt=1, command_id="late-timer"), session_id)
+    app.handle(commands.TimeOutAttempt.build(attempt=1, command_id="late-timer"), session_id)
     last = session_history(app, session_id)[-1]
     assert (last.type, last.cause["id"]) == ("SignalIgnored", "late-timer")
     assert "stale failure: attempt 1, current is 2" in last.details["reason"]
@@ -165,14 +158,10 @@ def test_a_timer_for_a_superseded_attempt_only_records_signal_ignored(
         before.model_dump(exclude={"updated_at", "version"})
 
 
-def test_an_ended_session_is_cleaned_up_at_once(
-    make_app: AppFactory, clock: VirtualClock
-) -> None:
-    app = make_app()
-    with worker_on(app) as worker:
-        session_id = connected(app)
-        app.end(session_id, "user")
-        worker.run_pending()
+def test_an_ended_session_is_cleaned_up_at_once(running: Running) -> None:
+    app, worker, session_id = running
+    app.handle(commands.EndSession(reason="user"), session_id)
+    worker.run_pending()
     kinds = types(app, session_id)
     assert kinds[-3:] == ["SessionEnded", "CleanupRequested", "CleanupSkipped"]
     assert app.status(session_id).connection_state == "ended"

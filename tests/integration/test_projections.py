@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from datetime import timedelta
 from uuid import UUID, uuid4
 
@@ -10,18 +11,18 @@ from eventsourcing.persistence import StoredEvent, Tracking
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
-from clara_es.domain import FAILURE_TEXT, ConnectionState, VirtualClock
-from clara_es.domain.commands import ChangeQuality
+from clara_es.domain import FAILURE_TEXT, ConnectionState, VirtualClock, commands
 from clara_es.domain.events import SessionCleanedUp
 from projections import queries
-from projections.catch_up import catch_up, rebuild
+from projections.catch_up import catch_up
 from projections.db import ViewsMissing, engine, upgrade
 from projections.recorders import PositionMoved
 from projections.runner import ViewRunner
 from projections.supervisor import Supervisor
 from projections.views import VIEWS
 from tests.support.apps import AppFactory
-from tests.support.view_streams import build_streams, positions, snapshot
+from tests.support.scenarios import connected
+from tests.support.view_streams import assert_rebuild_matches, build_streams, positions
 
 
 @pytest.fixture
@@ -32,18 +33,19 @@ def views(store: Store, app: VoiceSessions) -> Store:
 
 
 def drop_and_recover(app: VoiceSessions, clock: VirtualClock, failures: int) -> UUID:
-    session_id = app.start(f"room-{failures}", f"user-{failures}").session_id
-    app.connect(session_id)
-    app.connected(session_id)
-    state = app.disconnected(session_id, "network")
+    start = commands.StartSession(room=f"room-{failures}", participant=f"user-{failures}")
+    session_id = app.handle(start).session_id
+    app.handle(commands.Connect(), session_id)
+    app.handle(commands.MarkConnected(), session_id)
+    state = app.handle(commands.ReportDisconnected(reason="network"), session_id)
     for attempt in range(1, failures + 1):
         clock.advance(1)
-        app.attempt_started(session_id, attempt)
-        state = app.attempt_failed(session_id, attempt, "unreachable")
+        app.handle(commands.StartAttempt(attempt=attempt), session_id)
+        state = app.handle(commands.FailAttempt(attempt=attempt, error="unreachable"), session_id)
     if state.connection_state == ConnectionState.RECONNECTING:
         clock.advance(1)
-        app.attempt_started(session_id, state.attempt)
-        app.reconnected(session_id)
+        app.handle(commands.StartAttempt(attempt=state.attempt), session_id)
+        app.handle(commands.ReportReconnected(), session_id)
     return session_id
 
 
@@ -55,12 +57,10 @@ def test_views_follow_the_stream_live_and_match_a_rebuild(
         supervisor.wait_for(app.recorder.max_notification_id())
         recovered = drop_and_recover(app, clock, 2)
         failed = drop_and_recover(app, clock, 5)
-        app.handle(ChangeQuality.build(participant="user-2", quality="poor"), recovered)
-        app.end(recovered)
+        app.handle(commands.ChangeQuality.build(participant="user-2", quality="poor"), recovered)
+        app.handle(commands.EndSession(), recovered)
         supervisor.wait_for(app.recorder.max_notification_id())
-        live = snapshot(views)
-    rebuild(views)
-    assert snapshot(views) == live
+    assert_rebuild_matches(views)
     view_engine = engine(views)
     for session_id in (recovered, failed):
         assert queries.status(view_engine, session_id) == app.status(session_id)
@@ -71,10 +71,8 @@ def test_ui_state_of_a_failed_session_shows_the_failure_and_enables_start(
     views: Store, app: VoiceSessions, clock: VirtualClock
 ) -> None:
     failed = drop_and_recover(app, clock, 5)
-    reconnecting = app.start("room-r", "bob").session_id
-    app.connect(reconnecting)
-    app.connected(reconnecting)
-    app.disconnected(reconnecting)
+    reconnecting = connected(app, "room-r", "bob")
+    app.handle(commands.ReportDisconnected(), reconnecting)
     catch_up(views)
     view_engine = engine(views)
     state = queries.status(view_engine, failed)
@@ -93,11 +91,12 @@ def test_ui_state_of_a_failed_session_shows_the_failure_and_enables_start(
 
 def test_attempt_counts_per_session(views: Store, app: VoiceSessions, clock: VirtualClock) -> None:
     twice = drop_and_recover(app, clock, 3)
-    app.disconnected(twice)
-    app.disconnected(twice)  # the same outage, reported again: not a second outage
+    app.handle(commands.ReportDisconnected(), twice)
+    # the same outage, reported again: not a second outage
+    app.handle(commands.ReportDisconnected(), twice)
     clock.advance(1)
-    app.attempt_started(twice, 1)
-    app.reconnected(twice)
+    app.handle(commands.StartAttempt(attempt=1), twice)
+    app.handle(commands.ReportReconnected(), twice)
     failed = drop_and_recover(app, clock, 5)
     catch_up(views)
     view_engine = engine(views)
@@ -212,9 +211,10 @@ def test_two_runners_of_one_view_never_apply_an_event_twice(
     views: Store, app: VoiceSessions, clock: VirtualClock
 ) -> None:
     drop_and_recover(app, clock, 2)
-    first = ViewRunner(views, VIEWS["attempt_counts"])
-    second = ViewRunner(views, VIEWS["attempt_counts"])
-    try:
+    with (
+        closing(ViewRunner(views, VIEWS["attempt_counts"])) as first,
+        closing(ViewRunner(views, VIEWS["attempt_counts"])) as second,
+    ):
         notifications = list(app.recorder.select_notifications(start=1, limit=5))
         first.projection.process_batch(notifications, None)
         with pytest.raises(PositionMoved):
@@ -223,12 +223,7 @@ def test_two_runners_of_one_view_never_apply_an_event_twice(
             second.projection.process_batch(notifications[3:], 3)
         second.catch_up()
         assert first.position() == app.recorder.max_notification_id()
-    finally:
-        first.close()
-        second.close()
-    live = snapshot(views)["attempt_counts"]
-    rebuild(views, [VIEWS["attempt_counts"]])
-    assert snapshot(views)["attempt_counts"] == live
+    assert_rebuild_matches(views, ("attempt_counts",))
 
 
 def test_queries_on_a_database_without_the_views_say_how_to_create_them(
@@ -244,9 +239,12 @@ def test_make_app_sessions_from_several_writers_reach_the_views(
     views: Store, make_app: AppFactory, clock: VirtualClock
 ) -> None:
     writers = [make_app() for _ in range(3)]
-    ids = [w.start(f"room-{i}", f"user-{i}").session_id for i, w in enumerate(writers)]
+    ids = [
+        w.handle(commands.StartSession(room=f"room-{i}", participant=f"user-{i}")).session_id
+        for i, w in enumerate(writers)
+    ]
     for writer, session_id in zip(writers, ids, strict=True):
-        writer.connect(session_id)
+        writer.handle(commands.Connect(), session_id)
     catch_up(views)
     view_engine = engine(views)
     assert {s["session_id"] for s in queries.sessions(view_engine, state="connecting")} == set(ids)
@@ -257,14 +255,9 @@ def test_the_projection_takes_events_one_by_one_as_eventsourcing_delivers_them(
     views: Store, app: VoiceSessions, clock: VirtualClock
 ) -> None:
     build_streams(app, clock, 12)
-    runner = ViewRunner(views, VIEWS["ui_state"])
-    try:
+    with closing(ViewRunner(views, VIEWS["ui_state"])) as runner:
         for n in app.recorder.select_notifications(start=1, limit=10_000):
             event = app.mapper.to_domain_event(n)
             runner.projection.process_event(event, Tracking(app.name, n.id))
-    finally:
-        runner.close()
-    one_by_one = snapshot(views)["ui_state"]
-    rebuild(views, [VIEWS["ui_state"]])
-    assert snapshot(views)["ui_state"] == one_by_one
+    one_by_one = assert_rebuild_matches(views, ("ui_state",))["ui_state"]
     assert len(one_by_one) == 12

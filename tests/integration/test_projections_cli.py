@@ -12,7 +12,7 @@ import pytest
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
-from clara_es.domain import FAILURE_TEXT
+from clara_es.domain import FAILURE_TEXT, commands
 from tests.support.cli_runner import Ran, clara_es
 
 
@@ -110,7 +110,7 @@ def test_bad_input_is_one_line_and_exit_2(
 def test_commands_on_a_store_without_views_say_to_upgrade(
     store: Store, app: VoiceSessions
 ) -> None:
-    session_id = app.start("room", "alice").session_id
+    session_id = app.handle(commands.StartSession(room="room", participant="alice")).session_id
     done = clara("status", str(session_id), url=store.url)
     assert done.returncode == 2
     assert "clara-es db upgrade" in done.stderr

@@ -12,12 +12,16 @@ import pytest
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import Actor, BackoffPolicy, Signal, VirtualClock, VoiceSession
-from projections.catch_up import rebuild
 from projections.db import schema_of, upgrade
 from projections.supervisor import Supervisor
 from projections.views import VIEWS
 from tests.support.stores import POSTGRES_URL
-from tests.support.view_streams import build_streams, positions, snapshot, wait_until
+from tests.support.view_streams import (
+    assert_rebuild_matches,
+    build_streams,
+    positions,
+    wait_until,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -28,6 +32,14 @@ def pg_app(postgres_store: Store, clock: VirtualClock) -> Iterator[VoiceSessions
     upgrade(postgres_store)
     yield app
     app.close()
+
+
+@pytest.fixture
+def application_name(monkeypatch: pytest.MonkeyPatch) -> str:
+    """libpq names every connection this process opens from now on, so only ours are found."""
+    name = f"clara-es-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("PGAPPNAME", name)
+    return name
 
 
 def listen_backends(application_name: str) -> list[int]:
@@ -41,12 +53,8 @@ def listen_backends(application_name: str) -> list[int]:
 
 
 def test_terminated_listen_connections_are_restarted_from_the_tracking_position(
-    postgres_store: Store, pg_app: VoiceSessions, clock: VirtualClock,
-    monkeypatch: pytest.MonkeyPatch,
+    postgres_store: Store, pg_app: VoiceSessions, clock: VirtualClock, application_name: str
 ) -> None:
-    # libpq names every connection this process opens from now on, so only ours are killed.
-    application_name = f"clara-es-test-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("PGAPPNAME", application_name)
     build_streams(pg_app, clock, 20)
     with Supervisor(postgres_store, watchdog_interval=3600, restart_delay=0.05) as supervisor:
         supervisor.wait_for(pg_app.recorder.max_notification_id())
@@ -58,9 +66,7 @@ def test_terminated_listen_connections_are_restarted_from_the_tracking_position(
         build_streams(pg_app, clock, 20)
         supervisor.wait_for(pg_app.recorder.max_notification_id())
         assert supervisor.restarts >= listeners
-        live = snapshot(postgres_store)
-    rebuild(postgres_store)
-    assert snapshot(postgres_store) == live
+    assert_rebuild_matches(postgres_store)
 
 
 def insert_without_notify(store: Store, app: VoiceSessions, clock: VirtualClock) -> None:
@@ -78,11 +84,8 @@ def insert_without_notify(store: Store, app: VoiceSessions, clock: VirtualClock)
 
 
 def test_a_missed_notify_is_caught_by_the_slow_poll(
-    postgres_store: Store, pg_app: VoiceSessions, clock: VirtualClock,
-    monkeypatch: pytest.MonkeyPatch,
+    postgres_store: Store, pg_app: VoiceSessions, clock: VirtualClock, application_name: str
 ) -> None:
-    application_name = f"clara-es-test-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("PGAPPNAME", application_name)
     build_streams(pg_app, clock, 5)
     with Supervisor(postgres_store, watchdog_interval=0.2) as supervisor:
         supervisor.wait_for(pg_app.recorder.max_notification_id())

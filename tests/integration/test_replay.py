@@ -11,7 +11,7 @@ import pytest
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions, session_history
-from clara_es.domain import Actor, VirtualClock, ui_state
+from clara_es.domain import Actor, VirtualClock, commands, ui_state
 from clara_es.replay.races import RaceKind
 from clara_es.replay.timeline import replay_steps
 from tests.support.cli_runner import clara_es
@@ -23,8 +23,9 @@ def test_a_command_retried_after_a_conflict_shows_the_read_it_lost(
 ) -> None:
     client, agent = make_app(), make_app()
     session_id = connected(client)
-    lose_one_race(agent, lambda: client.disconnected(session_id, "client saw it"))
-    agent.disconnected(session_id, "agent saw it", actor=Actor.AGENT)
+    client_saw_it = commands.ReportDisconnected(reason="client saw it")
+    lose_one_race(agent, lambda: client.handle(client_saw_it, session_id))
+    agent.handle(commands.ReportDisconnected(reason="agent saw it", actor=Actor.AGENT), session_id)
     assert agent.conflicts_retried == 1
     ignored = session_history(client, session_id)[-1]
     assert ignored.type == "SignalIgnored"

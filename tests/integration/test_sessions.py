@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 from clara_es.application import VoiceSessions, session_history
-from clara_es.domain import Actor, ConnectionState
+from clara_es.domain import Actor, ConnectionState, commands
 from tests.support.apps import AppFactory
 from tests.support.scenarios import connected as connected_session
 
@@ -39,7 +39,8 @@ def test_client_and_agent_report_one_outage_at_once(make_app: AppFactory) -> Non
 
     def report(app: VoiceSessions, actor: Actor) -> None:
         try:
-            app.disconnected(session_id, f"{actor} saw it", actor=actor)
+            saw_it = commands.ReportDisconnected(reason=f"{actor} saw it", actor=actor)
+            app.handle(saw_it, session_id)
         except BaseException as exc:  # pragma: no cover - surfaced by the assert below
             errors.append(exc)
 
@@ -66,8 +67,8 @@ def test_long_stream_reads_back_through_snapshots(make_app: AppFactory) -> None:
     writer = make_app()
     session_id = connected_session(writer)
     for _ in range(130):  # past the snapshot interval
-        writer.disconnected(session_id)
-        writer.reconnected(session_id)
+        writer.handle(commands.ReportDisconnected(), session_id)
+        writer.handle(commands.ReportReconnected(), session_id)
     reader = make_app()
     state = reader.status(session_id)
     assert state.connection_state == ConnectionState.CONNECTED

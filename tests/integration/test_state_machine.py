@@ -4,7 +4,6 @@ checks the invariants after every step; any failure is shrunk to a shortest inte
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from uuid import UUID
 
 import pytest
@@ -26,14 +25,13 @@ from clara_es.domain import (
     ConnectionState,
     DomainError,
     VirtualClock,
+    commands,
 )
-from clara_es.domain.commands import ChangeQuality
 from clara_es.replay.verify import verify_session
 from tests.support.regressions import one_attempt_too_many
 
 FINAL = {ConnectionState.FAILED, ConnectionState.ENDED}
 actors = st.sampled_from([Actor.CLIENT, Actor.AGENT, Actor.SYSTEM])
-Command = Callable[[], object]
 
 
 class SessionsMachine(RuleBasedStateMachine):
@@ -43,7 +41,7 @@ class SessionsMachine(RuleBasedStateMachine):
         super().__init__()
         self.clock = VirtualClock()
         self.app = VoiceSessions(clock=self.clock)  # eventsourcing's in-memory store
-        self.sent: dict[UUID, list[Command]] = {}
+        self.sent: dict[UUID, list[commands.Command]] = {}
         self.final: dict[UUID, ConnectionState] = {}
 
     def teardown(self) -> None:
@@ -53,12 +51,12 @@ class SessionsMachine(RuleBasedStateMachine):
         finally:
             self.app.close()
 
-    def _send(self, session_id: UUID, command: Command) -> None:
+    def _send(self, session_id: UUID, command: commands.Command) -> None:
         """Run a command; a refusal must append nothing."""
         self.sent[session_id].append(command)
         before = self.app.session(session_id).version
         try:
-            command()
+            self.app.handle(command, session_id)
         except DomainError:
             assert self.app.session(session_id).version == before
 
@@ -67,18 +65,19 @@ class SessionsMachine(RuleBasedStateMachine):
     @rule(target=sessions, max_attempts=st.integers(1, 4), base_ms=st.sampled_from([0, 100, 1000]))
     def start(self, max_attempts: int, base_ms: int) -> UUID:
         policy = BackoffPolicy(max_attempts=max_attempts, base_delay_ms=base_ms)
-        session_id = self.app.start("room", "alice", policy=policy).session_id
+        start = commands.StartSession(room="room", participant="alice", policy=policy)
+        session_id = self.app.handle(start).session_id
         self.sent[session_id] = []
         return session_id
 
     @rule(session_id=sessions)
     def connect(self, session_id: UUID) -> None:
-        self._send(session_id, lambda: self.app.connect(session_id))
-        self._send(session_id, lambda: self.app.connected(session_id))
+        self._send(session_id, commands.Connect())
+        self._send(session_id, commands.MarkConnected())
 
     @rule(session_id=sessions, actor=actors)
     def disconnect(self, session_id: UUID, actor: Actor) -> None:
-        self._send(session_id, lambda: self.app.disconnected(session_id, "blink", actor=actor))
+        self._send(session_id, commands.ReportDisconnected(reason="blink", actor=actor))
 
     @rule(session_id=sessions)
     def timer_fires(self, session_id: UUID) -> None:
@@ -86,35 +85,30 @@ class SessionsMachine(RuleBasedStateMachine):
         if state.next_retry_at is not None:
             self.clock.advance_to(state.next_retry_at)
         attempt = max(state.attempt, 1)
-        self._send(session_id, lambda: self.app.attempt_started(session_id, attempt, Actor.SYSTEM))
+        self._send(session_id, commands.StartAttempt(attempt=attempt, actor=Actor.SYSTEM))
 
     @rule(session_id=sessions, attempt=st.integers(1, 5), actor=actors)
     def attempt_fails(self, session_id: UUID, attempt: int, actor: Actor) -> None:
-        self._send(
-            session_id, lambda: self.app.attempt_failed(session_id, attempt, "down", actor)
-        )
+        self._send(session_id, commands.FailAttempt(attempt=attempt, error="down", actor=actor))
 
     @rule(session_id=sessions, seconds=st.sampled_from([1, 10, 40]))
     def watchdog(self, session_id: UUID, seconds: int) -> None:
         self.clock.advance(seconds)
         attempt = max(self.app.status(session_id).attempt, 1)
-        self._send(
-            session_id,
-            lambda: self.app.attempt_failed(session_id, attempt, "timeout", Actor.SYSTEM),
-        )
+        timeout = commands.FailAttempt(attempt=attempt, error="timeout", actor=Actor.SYSTEM)
+        self._send(session_id, timeout)
 
     @rule(session_id=sessions, actor=actors)
     def reconnected(self, session_id: UUID, actor: Actor) -> None:
-        self._send(session_id, lambda: self.app.reconnected(session_id, actor=actor))
+        self._send(session_id, commands.ReportReconnected(actor=actor))
 
     @rule(session_id=sessions, quality=st.sampled_from(["poor", "good", "lost"]))
     def quality(self, session_id: UUID, quality: str) -> None:
-        command = ChangeQuality.build(participant="alice", quality=quality)
-        self._send(session_id, lambda: self.app.handle(command, session_id))
+        self._send(session_id, commands.ChangeQuality.build(participant="alice", quality=quality))
 
     @rule(session_id=consumes(sessions))
     def end(self, session_id: UUID) -> None:
-        self._send(session_id, lambda: self.app.end(session_id, "user"))
+        self._send(session_id, commands.EndSession(reason="user"))
 
     @precondition(lambda self: any(self.sent.values()))
     @rule(data=st.data())

@@ -12,6 +12,7 @@ import pytest
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions, session_history
+from clara_es.domain import commands
 from clara_es.replay import transfer
 from clara_es.replay.transfer import ImportRefused, export_lines, import_export, read_export
 from tests.support.cli_runner import clara_es
@@ -131,7 +132,8 @@ def test_import_on_both_stores_same_id_then_new_id(
     assert [(e.type, e.details, e.cause) for e in copied] == [
         (e.type, e.details, e.cause) for e in expected
     ]
-    target.disconnected(copy.session_id, "the copy takes new commands")
+    takes_new = commands.ReportDisconnected(reason="the copy takes new commands")
+    target.handle(takes_new, copy.session_id)
 
 
 def test_an_event_that_does_not_apply_is_refused(sqlite_store: Store, tmp_path: Path) -> None:

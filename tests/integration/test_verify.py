@@ -13,17 +13,7 @@ from click.testing import CliRunner
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.cli import cli
-from clara_es.domain import Actor, Signal, VirtualClock, VoiceSession
-from clara_es.domain.commands import (
-    ChangeAgentConnection,
-    ChangeQuality,
-    ConfirmPoorQuality,
-    FinishRoom,
-    ReportParticipantJoined,
-    ReportParticipantLeft,
-    StartResume,
-    WebhookParticipantJoined,
-)
+from clara_es.domain import Actor, Signal, VirtualClock, VoiceSession, commands
 from clara_es.replay.verify import verify_session, verify_sessions
 from tests.support.cli_runner import clara_es
 from tests.support.regressions import one_attempt_too_many
@@ -77,18 +67,19 @@ def test_every_race_and_every_kind_of_signal_re_runs_the_same(
     app = make_app()
     racy_sessions(app, make_app(), clock)
     edges = connected(app, "room-edges", "carol")
-    app.handle(ChangeQuality.build(participant="carol", quality="poor"), edges)
-    app.handle(ConfirmPoorQuality.build(participant="carol"), edges)
-    app.handle(StartResume.build(), edges)
-    app.handle(ChangeAgentConnection.build(connection="reconnecting", reason="agent blink"), edges)
-    app.handle(ReportParticipantLeft.build(reason="network", actor=Actor.AGENT), edges)
-    app.handle(ChangeAgentConnection.build(connection="connected"), edges)
-    app.handle(ReportParticipantLeft.build(reason="network", actor=Actor.CLIENT), edges)
-    app.handle(ReportParticipantJoined.build(), edges)
-    joined = WebhookParticipantJoined(webhook_id="WH_1", room="room-edges")
+    app.handle(commands.ChangeQuality.build(participant="carol", quality="poor"), edges)
+    app.handle(commands.ConfirmPoorQuality.build(participant="carol"), edges)
+    app.handle(commands.StartResume.build(), edges)
+    blink = commands.ChangeAgentConnection.build(connection="reconnecting", reason="agent blink")
+    app.handle(blink, edges)
+    app.handle(commands.ReportParticipantLeft.build(reason="network", actor=Actor.AGENT), edges)
+    app.handle(commands.ChangeAgentConnection.build(connection="connected"), edges)
+    app.handle(commands.ReportParticipantLeft.build(reason="network", actor=Actor.CLIENT), edges)
+    app.handle(commands.ReportParticipantJoined.build(), edges)
+    joined = commands.WebhookParticipantJoined(webhook_id="WH_1", room="room-edges")
     app.handle(joined, edges)
     app.handle(joined, edges)
-    app.handle(FinishRoom.build(), edges)
+    app.handle(commands.FinishRoom.build(), edges)
     checked, differences = verify_sessions(app)
     assert checked == 7
     assert differences == []

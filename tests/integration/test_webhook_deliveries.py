@@ -18,7 +18,7 @@ from clara_es.adapters.livekit import LiveKitWebhooks
 from clara_es.adapters.livekit.deliveries import WebhookDeliveries
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
-from clara_es.domain import ConnectionState, VirtualClock
+from clara_es.domain import ConnectionState, VirtualClock, commands
 from projections.db import engine, upgrade
 
 KEY, SECRET = "APIclaraTest", "a-secret-of-at-least-32-characters-long"
@@ -52,14 +52,14 @@ def hooks(app: VoiceSessions, views: sa.Engine, clock: VirtualClock) -> LiveKitW
 def test_a_redelivered_room_finished_does_not_end_the_rooms_next_session(
     app: VoiceSessions, hooks: LiveKitWebhooks,
 ) -> None:
-    first = app.start("room-1", "alice").session_id
-    app.connect(first)
+    first = app.handle(commands.StartSession(room="room-1", participant="alice")).session_id
+    app.handle(commands.Connect(), first)
     finished = delivery("room_finished", "WH_finished")
     assert len(hooks.receive(*finished).applied) == 1
     assert app.status(first).connection_state == ConnectionState.ENDED
 
-    second = app.start("room-1", "alice").session_id
-    app.connect(second)
+    second = app.handle(commands.StartSession(room="room-1", participant="alice")).session_id
+    app.handle(commands.Connect(), second)
     again = hooks.receive(*finished)
     assert again.applied == [] and "redelivery" in again.note
     assert app.status(second).connection_state == ConnectionState.CONNECTING  # not ended
@@ -68,8 +68,8 @@ def test_a_redelivered_room_finished_does_not_end_the_rooms_next_session(
 def test_a_webhook_id_is_forgotten_after_the_window(
     app: VoiceSessions, hooks: LiveKitWebhooks, views: sa.Engine, clock: VirtualClock,
 ) -> None:
-    session_id = app.start("room-1", "alice").session_id
-    app.connect(session_id)
+    session_id = app.handle(commands.StartSession(room="room-1", participant="alice")).session_id
+    app.handle(commands.Connect(), session_id)
     left = delivery("participant_connection_aborted", "WH_aborted", "alice")
     assert len(hooks.receive(*left).applied) == 1
     clock.advance(WINDOW + timedelta(seconds=1))

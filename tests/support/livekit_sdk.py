@@ -74,10 +74,12 @@ Reason = models.DisconnectReason
 
 def body(
     kind: str, webhook_id: str, room: str = "room-1", identity: str | None = "alice",
-    reason: int = Reason.UNKNOWN_REASON,
+    reason: int = Reason.UNKNOWN_REASON, created_at: int = 1_767_225_600,
 ) -> str:
+    """A webhook's JSON; `created_at` is LiveKit's createdAt (whole seconds, default the
+    virtual clock's epoch)."""
     event = WebhookEvent(event=kind, id=webhook_id, room=models.Room(name=room, sid="RM_1"),
-                         created_at=1_767_225_600)
+                         created_at=created_at)
     if identity is not None:
         event.participant.CopyFrom(
             models.ParticipantInfo(identity=identity, sid="PA_1", disconnect_reason=reason)

@@ -7,21 +7,20 @@ from typing import Any
 from uuid import UUID
 
 from clara_es.application import VoiceSessions
-from clara_es.domain import Actor, Quality, VirtualClock
-from clara_es.domain.commands import ChangeQuality, ConfirmPoorQuality
+from clara_es.domain import Actor, Quality, VirtualClock, commands
 
 
 def connected(app: VoiceSessions, room: str = "room-1", participant: str = "alice") -> UUID:
-    session_id = app.start(room, participant).session_id
-    app.connect(session_id)
-    app.connected(session_id)
+    session_id = app.handle(commands.StartSession(room=room, participant=participant)).session_id
+    app.handle(commands.Connect(), session_id)
+    app.handle(commands.MarkConnected(), session_id)
     return session_id
 
 
 def poor(app: VoiceSessions, session_id: UUID, participant: str = "alice") -> None:
     """The participant's quality drops to poor and the drop is confirmed."""
-    app.handle(ChangeQuality(participant=participant, quality=Quality.POOR), session_id)
-    app.handle(ConfirmPoorQuality(participant=participant), session_id)
+    app.handle(commands.ChangeQuality(participant=participant, quality=Quality.POOR), session_id)
+    app.handle(commands.ConfirmPoorQuality(participant=participant), session_id)
 
 
 def due(app: VoiceSessions, clock: VirtualClock, session_id: UUID) -> int:
@@ -57,40 +56,39 @@ def racy_sessions(
     app: VoiceSessions, other_writer: VoiceSessions, clock: VirtualClock
 ) -> RacySessions:
     dup = connected(app)
-    lose_one_race(
-        other_writer, lambda: app.disconnected(dup, "client saw it", actor=Actor.CLIENT)
-    )
-    other_writer.disconnected(dup, "agent saw it", actor=Actor.AGENT)
+    client_saw_it = commands.ReportDisconnected(reason="client saw it", actor=Actor.CLIENT)
+    lose_one_race(other_writer, lambda: app.handle(client_saw_it, dup))
+    other_writer.handle(commands.ReportDisconnected(reason="agent saw it", actor=Actor.AGENT), dup)
 
     late = connected(app)
-    app.disconnected(late, "network")
+    app.handle(commands.ReportDisconnected(reason="network"), late)
     due(app, clock, late)
-    app.attempt_failed(late, 1, "down")
-    app.attempt_started(late, 1, actor=Actor.SYSTEM)
+    app.handle(commands.FailAttempt(attempt=1, error="down"), late)
+    app.handle(commands.StartAttempt(attempt=1, actor=Actor.SYSTEM), late)
 
     failed = connected(app)
-    app.disconnected(failed, "network")
+    app.handle(commands.ReportDisconnected(reason="network"), failed)
     for attempt in range(1, 6):
         due(app, clock, failed)
-        app.attempt_failed(failed, attempt, "down")
+        app.handle(commands.FailAttempt(attempt=attempt, error="down"), failed)
     clock.advance(1)
-    app.reconnected(failed)
+    app.handle(commands.ReportReconnected(), failed)
 
     ended = connected(app)
-    app.disconnected(ended, "network")
-    app.end(ended, "user gave up")
-    app.reconnected(ended)
+    app.handle(commands.ReportDisconnected(reason="network"), ended)
+    app.handle(commands.EndSession(reason="user gave up"), ended)
+    app.handle(commands.ReportReconnected(), ended)
 
     watched = connected(app)
-    app.disconnected(watched, "network")
+    app.handle(commands.ReportDisconnected(reason="network"), watched)
     due(app, clock, watched)
-    app.attempt_started(watched, 1)
+    app.handle(commands.StartAttempt(attempt=1), watched)
     clock.advance(10)
-    app.attempt_failed(watched, 1, "timeout", actor=Actor.SYSTEM)
+    app.handle(commands.FailAttempt(attempt=1, error="timeout", actor=Actor.SYSTEM), watched)
 
     quiet = connected(app)
-    app.disconnected(quiet, "network")
+    app.handle(commands.ReportDisconnected(reason="network"), quiet)
     due(app, clock, quiet)
-    app.attempt_started(quiet, 1)
-    app.reconnected(quiet)
+    app.handle(commands.StartAttempt(attempt=1), quiet)
+    app.handle(commands.ReportReconnected(), quiet)
     return RacySessions(dup, late, failed, ended, watched, quiet)

@@ -21,11 +21,11 @@ from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import VirtualClock
 from tests.support.apps import AppFactory, closing_apps
+from tests.support.optional import require
 
 POSTGRES_URL = os.environ.get(
     "CLARA_ES_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @cache
@@ -42,12 +42,7 @@ def postgres_unreachable_reason() -> str | None:
 
 
 def require_postgres() -> None:
-    reason = postgres_unreachable_reason()
-    if reason is None:
-        return
-    if IN_CI:
-        pytest.fail(f"CI=true and the PostgreSQL tests must run: {reason}")
-    pytest.skip(reason)
+    require("the PostgreSQL tests", postgres_unreachable_reason())
 
 
 @pytest.fixture

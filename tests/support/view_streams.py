@@ -13,6 +13,7 @@ from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import Actor, BackoffPolicy, Signal, VirtualClock, VoiceSession
 from projections import queries
+from projections.catch_up import rebuild
 from projections.db import engine
 from projections.views import VIEWS
 
@@ -87,6 +88,17 @@ def snapshot(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     finally:
         view_engine.dispose()
     return rows
+
+
+def assert_rebuild_matches(
+    store: Store, names: tuple[str, ...] | None = None
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Dropping the views (all, or those `names`) and applying the log again gives exactly the
+    rows they hold now (answered)."""
+    live = snapshot(store)
+    rebuild(store, [VIEWS[name] for name in names] if names is not None else None)
+    assert snapshot(store) == live
+    return live
 
 
 def positions(store: Store) -> dict[str, int]:

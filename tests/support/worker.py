@@ -9,7 +9,7 @@ from uuid import UUID
 
 from clara_es.application import VoiceSessions
 from clara_es.config import Settings
-from clara_es.domain import VirtualClock
+from clara_es.domain import VirtualClock, commands
 from clara_es.process import (
     AudioPipeline,
     InMemoryAudioPipeline,
@@ -32,9 +32,12 @@ def worker_on(
     pipeline: AudioPipeline | None = None,
     cleaner: RoomCleaner | None = None,
     config: Settings | None = None,
+    agent: bool = True,
 ) -> Iterator[Worker]:
-    worker = start_worker(app, pipeline or InMemoryAudioPipeline(),
-                          cleaner or SkippedRoomCleaner(), config or settings())
+    """A worker on `app`'s store; an in-process agent restarts on `pipeline` (a fresh
+    InMemoryAudioPipeline by default; `agent=False`: no agent at all, as under `serve`)."""
+    worker = start_worker(app, cleaner or SkippedRoomCleaner(), config or settings(),
+                          pipeline=(pipeline or InMemoryAudioPipeline()) if agent else None)
     try:
         yield worker
     finally:
@@ -43,14 +46,13 @@ def worker_on(
 
 def failed_session(app: VoiceSessions, clock: VirtualClock, room: str = "room-1") -> UUID:
     """A session whose client ran out of attempts: Failed, with the spec's schedule."""
-    session_id = app.start(room, "alice").session_id
-    app.connect(session_id)
-    app.connected(session_id)
-    state = app.disconnected(session_id, "network")
+    session_id = connected(app, room, "alice")
+    state = app.handle(commands.ReportDisconnected(reason="network"), session_id)
     while state.next_retry_at is not None:
         clock.advance_to(state.next_retry_at)
-        app.attempt_started(session_id, state.attempt)
-        state = app.attempt_failed(session_id, state.attempt, "network unreachable")
+        app.handle(commands.StartAttempt(attempt=state.attempt), session_id)
+        failure = commands.FailAttempt(attempt=state.attempt, error="network unreachable")
+        state = app.handle(failure, session_id)
     return session_id
 
 
@@ -59,6 +61,6 @@ def drop_while_a_worker_runs(app: VoiceSessions) -> tuple[UUID, int]:
     stops. Answers the session and the worker's position in the log."""
     with worker_on(app) as worker:
         session_id = connected(app)
-        app.disconnected(session_id, "network")
+        app.handle(commands.ReportDisconnected(reason="network"), session_id)
         worker.run_pending()
         return session_id, worker.manager.position()

@@ -15,8 +15,9 @@ from uuid import UUID
 import pytest
 
 from clara_es.application import VoiceSessions
-from clara_es.domain import UIState, VirtualClock
+from clara_es.domain import UIState, VirtualClock, commands
 from tests.support.apps import AppFactory, closing_apps
+from tests.support.scenarios import connected
 
 
 def memory_env(kind: str) -> dict[str, str]:
@@ -61,7 +62,5 @@ class Dropped:
 def dropped() -> Dropped:
     clock = VirtualClock()
     app = VoiceSessions({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock)
-    sid = app.start("room", "alice").session_id
-    app.connect(sid)
-    app.connected(sid)
-    return Dropped(app, clock, sid, app.disconnected(sid, "wifi off"))
+    sid = connected(app, "room", "alice")
+    return Dropped(app, clock, sid, app.handle(commands.ReportDisconnected(reason="wifi off"), sid))

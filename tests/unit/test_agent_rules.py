@@ -8,19 +8,10 @@ from uuid import UUID
 import pytest
 
 from clara_es.application import VoiceSessions
-from clara_es.domain import InvalidTransition, Quality, VirtualClock
-from clara_es.domain.commands import (
-    ChangeQuality,
-    ClaimPipelineRestart,
-    ConfirmPoorQuality,
-    FinishPipelineRestart,
-    ReportAgentClosed,
-    ReportAgentError,
-    RequestPipelineRestart,
-    TimeOutPipelineRestart,
-)
+from clara_es.domain import InvalidTransition, Quality, VirtualClock, commands
 from clara_es.replay.verify import verify_session
 from tests.support.livekit_sdk import recorded
+from tests.support.scenarios import connected
 
 WINDOW = timedelta(seconds=1)
 
@@ -35,36 +26,30 @@ def app(clock: VirtualClock) -> VoiceSessions:
     return VoiceSessions({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock)
 
 
-def connected(app: VoiceSessions) -> UUID:
-    session_id = app.start("room-1", "alice").session_id
-    app.connect(session_id)
-    app.connected(session_id)
-    return session_id
-
-
 def quality(app: VoiceSessions, session_id: UUID, q: Quality) -> None:
-    app.handle(ChangeQuality(participant="alice", quality=q), session_id)
+    app.handle(commands.ChangeQuality(participant="alice", quality=q), session_id)
 
 
 def requested(app: VoiceSessions, session_id: UUID) -> str:
     quality(app, session_id, Quality.POOR)
-    app.handle(ConfirmPoorQuality(participant="alice"), session_id)
-    _, events = app.handle_with_events(RequestPipelineRestart(cap=3), session_id)
+    app.handle(commands.ConfirmPoorQuality(participant="alice"), session_id)
+    _, events = app.handle_with_events(commands.RequestPipelineRestart(cap=3), session_id)
     return str(events[-1].request_id)  # type: ignore[attr-defined]
 
 
 def test_one_agent_claims_a_restart_and_a_second_is_refused(app: VoiceSessions) -> None:
     session_id = connected(app)
     request_id = requested(app, session_id)
-    app.handle(ClaimPipelineRestart(request_id=request_id, agent="a"), session_id)
+    app.handle(commands.ClaimPipelineRestart(request_id=request_id, agent="a"), session_id)
     version = app.session(session_id).version
-    app.handle(ClaimPipelineRestart(request_id=request_id, agent="a"), session_id)  # a repeat
+    # a repeat
+    app.handle(commands.ClaimPipelineRestart(request_id=request_id, agent="a"), session_id)
     assert app.session(session_id).version == version
     with pytest.raises(InvalidTransition, match="already claimed by a"):
-        app.handle(ClaimPipelineRestart(request_id=request_id, agent="b"), session_id)
-    app.handle(FinishPipelineRestart(request_id=request_id), session_id)
+        app.handle(commands.ClaimPipelineRestart(request_id=request_id, agent="b"), session_id)
+    app.handle(commands.FinishPipelineRestart(request_id=request_id), session_id)
     with pytest.raises(InvalidTransition, match="not pending"):
-        app.handle(ClaimPipelineRestart(request_id=request_id, agent="b"), session_id)
+        app.handle(commands.ClaimPipelineRestart(request_id=request_id, agent="b"), session_id)
     assert [t for t, _ in recorded(app, session_id)][-3:] == [
         "PipelineRestartRequested", "PipelineRestartClaimed", "PipelineRestarted",
     ]
@@ -76,15 +61,16 @@ def test_no_agent_answering_fails_the_restart_and_a_late_report_is_ignored(
 ) -> None:
     session_id = connected(app)
     request_id = requested(app, session_id)
-    app.handle(TimeOutPipelineRestart(request_id=request_id), session_id)
-    app.handle(FinishPipelineRestart(request_id=request_id), session_id)  # the agent, too late
+    app.handle(commands.TimeOutPipelineRestart(request_id=request_id), session_id)
+    # the agent, too late
+    app.handle(commands.FinishPipelineRestart(request_id=request_id), session_id)
     history = recorded(app, session_id)
     assert [t for t, _ in history][-2:] == ["PipelineRestartFailed", "SignalIgnored"]
     failed = list(app.repository.event_store.get(session_id))[-2]
     assert failed.error == "no agent answered"  # type: ignore[attr-defined]
     assert failed.actor == "system"
     # The cap goes on: the next request is restart 2.
-    _, events = app.handle_with_events(RequestPipelineRestart(cap=3), session_id)
+    _, events = app.handle_with_events(commands.RequestPipelineRestart(cap=3), session_id)
     assert events[-1].restart == 2  # type: ignore[attr-defined]
     assert verify_session(app, session_id) is None
 
@@ -103,10 +89,10 @@ def test_the_poor_window_is_decided_per_spell(app: VoiceSessions, clock: Virtual
     quality(app, session_id, Quality.POOR)  # a new spell
     clock.advance(timedelta(seconds=0.1))
     # The timer of the first spell fires: the new spell is younger than the window.
-    app.handle(ConfirmPoorQuality(participant="alice", since=first_spell), session_id)
+    app.handle(commands.ConfirmPoorQuality(participant="alice", since=first_spell), session_id)
     assert recorded(app, session_id)[-1][0] == "SignalIgnored"
     second_spell = app.session(session_id).poor_since
-    app.handle(ConfirmPoorQuality(participant="alice", since=second_spell), session_id)
+    app.handle(commands.ConfirmPoorQuality(participant="alice", since=second_spell), session_id)
     assert recorded(app, session_id)[-1] == ("QualityPoor", "poor")
     assert app.session(session_id).poor_window_ends_at(WINDOW) is None
     assert verify_session(app, session_id) is None
@@ -114,9 +100,9 @@ def test_the_poor_window_is_decided_per_spell(app: VoiceSessions, clock: Virtual
 
 def test_agent_errors_and_close_are_facts(app: VoiceSessions) -> None:
     session_id = connected(app)
-    app.handle(ReportAgentError(source="tts", error="socket closed", recoverable=True),
+    app.handle(commands.ReportAgentError(source="tts", error="socket closed", recoverable=True),
                session_id)
-    app.handle(ReportAgentClosed(reason="participant_disconnected"), session_id)
+    app.handle(commands.ReportAgentClosed(reason="participant_disconnected"), session_id)
     events = list(app.repository.event_store.get(session_id))[-2:]
     assert [(type(e).__name__, e.actor) for e in events] == [
         ("AgentErrorReported", "agent"), ("AgentSessionClosed", "agent"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from uuid import UUID
 
 from livekit import rtc
@@ -10,11 +9,10 @@ from livekit.rtc._proto import participant_pb2, room_pb2
 
 from clara_es.adapters.livekit import AgentMonitor, AsyncVirtualClock
 from clara_es.application import VoiceSessions, session_history
-from clara_es.domain import Actor, ConnectionState, VirtualClock
+from clara_es.domain import Actor, ConnectionState, VirtualClock, commands
 from tests.support.livekit_sdk import as_agent, listeners, on_virtual_time, recorded, remote
 from tests.support.scenarios import connected as connected_session
 
-WINDOW = timedelta(seconds=3)
 Q = rtc.ConnectionQuality
 
 
@@ -22,8 +20,18 @@ def monitored(app: VoiceSessions, clock: VirtualClock) -> tuple[UUID, rtc.Room, 
     session_id = connected_session(app)
     room = as_agent(rtc.Room())
     timers = AsyncVirtualClock(clock)
-    AgentMonitor(app, session_id, timers, poor_window=WINDOW).attach(room)
+    AgentMonitor(app, session_id, timers).attach(room)
     return session_id, room, timers
+
+
+def quality(room: rtc.Room, value: rtc.ConnectionQuality, identity: str = "alice") -> None:
+    """LiveKit tells the agent's room a participant's connection quality."""
+    room.emit("connection_quality_changed", remote(identity), value)
+
+
+def leaves(room: rtc.Room, reason: int | None = None, identity: str = "alice") -> None:
+    """LiveKit tells the agent's room a participant left (with its DisconnectReason, if any)."""
+    room.emit("participant_disconnected", remote(identity, reason))
 
 
 @on_virtual_time
@@ -31,16 +39,15 @@ async def test_poor_then_good_within_the_window_records_changes_but_no_restart(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id, room, timers = monitored(app, clock)
-    alice = remote("alice")
-    room.emit("connection_quality_changed", alice, Q.QUALITY_GOOD)
-    room.emit("connection_quality_changed", alice, Q.QUALITY_GOOD)  # a repeat
-    room.emit("connection_quality_changed", alice, Q.QUALITY_POOR)
+    quality(room, Q.QUALITY_GOOD)
+    quality(room, Q.QUALITY_GOOD)  # a repeat
+    quality(room, Q.QUALITY_POOR)
     await timers.advance(1)
-    room.emit("connection_quality_changed", alice, Q.QUALITY_EXCELLENT)
+    quality(room, Q.QUALITY_EXCELLENT)
     await timers.advance(2.5)  # past where the first window would have ended
-    room.emit("connection_quality_changed", alice, Q.QUALITY_LOST)
+    quality(room, Q.QUALITY_LOST)
     await timers.advance(2.9)
-    room.emit("connection_quality_changed", alice, Q.QUALITY_GOOD)
+    quality(room, Q.QUALITY_GOOD)
     await timers.advance(60)
     assert recorded(app, session_id, since=3) == [
         ("QualityChanged", "good"),
@@ -53,28 +60,20 @@ async def test_poor_then_good_within_the_window_records_changes_but_no_restart(
 
 
 @on_virtual_time
-async def test_poor_held_past_the_window_records_quality_poor_once(
+async def test_poor_held_for_long_is_reported_as_quality_only(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
+    """Whether a spell lasted the window is the process manager's timer, not the monitor's:
+    the monitor never confirms poor quality itself (test_process_reactions)."""
     session_id, room, timers = monitored(app, clock)
-    alice = remote("alice")
-    poor_at = clock.now()
-    room.emit("connection_quality_changed", alice, Q.QUALITY_POOR)
-    await timers.advance(2.9)
-    assert "QualityPoor" not in [t for t, _ in recorded(app, session_id)]
-    room.emit("connection_quality_changed", alice, Q.QUALITY_LOST)  # still the same spell
-    await timers.advance(30)
+    quality(room, Q.QUALITY_POOR)
+    quality(room, Q.QUALITY_LOST)
+    await timers.advance(60)
     events = session_history(app, session_id)[3:]
-    assert [(e.type, e.details["quality"]) for e in events] == [
-        ("QualityChanged", "poor"),
-        ("QualityChanged", "lost"),
-        ("QualityPoor", "lost"),
+    assert [(e.type, e.details["quality"], e.actor) for e in events] == [
+        ("QualityChanged", "poor", "agent"),
+        ("QualityChanged", "lost", "agent"),
     ]
-    confirmed = events[-1]
-    assert confirmed.occurred_at == poor_at + WINDOW
-    assert confirmed.actor == "agent"
-    assert confirmed.cause["name"] == "quality_poor_confirmed"
-
 
 
 @on_virtual_time
@@ -82,7 +81,7 @@ async def test_other_participants_quality_is_not_this_sessions(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id, room, timers = monitored(app, clock)
-    room.emit("connection_quality_changed", remote("bob"), Q.QUALITY_LOST)
+    quality(room, Q.QUALITY_LOST, "bob")
     room.emit("connection_quality_changed", None, Q.QUALITY_LOST)  # an unknown identity
     await timers.advance(10)
     assert recorded(app, session_id, since=3) == []
@@ -94,12 +93,10 @@ async def test_the_participant_leaving_records_disconnected_once(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id, room, _timers = monitored(app, clock)
-    room.emit("participant_disconnected", remote("bob"))
-    room.emit(
-        "participant_disconnected", remote("alice", rtc.DisconnectReason.CONNECTION_TIMEOUT)
-    )
+    leaves(room, identity="bob")
+    leaves(room, rtc.DisconnectReason.CONNECTION_TIMEOUT)
     # The client reports the same outage: one outage, one schedule.
-    app.disconnected(session_id, "network", actor=Actor.CLIENT)
+    app.handle(commands.ReportDisconnected(reason="network", actor=Actor.CLIENT), session_id)
     assert recorded(app, session_id, since=3) == [
         ("Disconnected", "CONNECTION_TIMEOUT"),
         ("ReconnectScheduled", 1),
@@ -117,9 +114,7 @@ async def test_the_participant_leaving_on_purpose_ends_the_session(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id, room, _ = monitored(app, clock)
-    room.emit(
-        "participant_disconnected", remote("alice", rtc.DisconnectReason.CLIENT_INITIATED)
-    )
+    leaves(room, rtc.DisconnectReason.CLIENT_INITIATED)
     state = app.status(session_id)
     assert state.connection_state == ConnectionState.ENDED
     assert recorded(app, session_id, since=3) == [
@@ -135,7 +130,7 @@ async def test_a_full_sdk_reconnect_of_the_agent_is_not_the_users_outage(
     session_id, room, timers = monitored(app, clock)
     room.emit("reconnecting")
     room.emit("connection_state_changed", rtc.ConnectionState.CONN_RECONNECTING)
-    room.emit("participant_disconnected", remote("alice"))  # the SDK drops every remote
+    leaves(room)  # the SDK drops every remote
     await timers.advance(4)
     room.emit("reconnected")
     room.emit("participant_connected", remote("alice"))  # and adds them back
@@ -154,7 +149,7 @@ async def test_a_full_sdk_reconnect_of_the_agent_is_not_the_users_outage(
     ]
     # After the agent is back, alice leaving is her outage again (once the agent's own
     # reconnect did not follow within the settle time).
-    room.emit("participant_disconnected", remote("alice"))
+    leaves(room)
     await timers.advance(1)
     assert app.status(session_id).connection_state == ConnectionState.RECONNECTING
     assert recorded(app, session_id)[-2:] == [
@@ -183,7 +178,7 @@ async def test_events_dispatched_by_the_rooms_own_ffi_handler(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     """The same path a connected room takes: FFI protobuf events through Room's dispatcher."""
-    session_id, room, timers = monitored(app, clock)
+    session_id, room, _ = monitored(app, clock)
     owned = participant_pb2.OwnedParticipant(
         info=participant_pb2.ParticipantInfo(identity="alice", sid="PA_alice")
     )
@@ -193,7 +188,6 @@ async def test_events_dispatched_by_the_rooms_own_ffi_handler(
             connection_quality_changed={"participant_identity": "alice", "quality": 0}
         )
     )
-    await timers.advance(WINDOW)
     room._on_room_event(room_pb2.RoomEvent(reconnecting={}))
     room._on_room_event(
         room_pb2.RoomEvent(participant_disconnected={"participant_identity": "alice"})
@@ -201,7 +195,6 @@ async def test_events_dispatched_by_the_rooms_own_ffi_handler(
     room._on_room_event(room_pb2.RoomEvent(reconnected={}))
     assert recorded(app, session_id, since=3) == [
         ("QualityChanged", "poor"),
-        ("QualityPoor", "poor"),
         ("AgentConnectionChanged", "reconnecting"),
         ("SignalIgnored", "participant left while the agent itself was reconnecting: "
                           "the agent's outage, not the user's"),
@@ -219,10 +212,10 @@ async def test_detaching_removes_every_listener_and_the_pending_window(
     room.on("participant_connected", lambda participant: None)  # someone else's
     before = listeners(room)
     timers = AsyncVirtualClock(clock)
-    monitor = AgentMonitor(app, session_id, timers, poor_window=WINDOW)
+    monitor = AgentMonitor(app, session_id, timers)
     monitor.attach(room)
     assert sum(listeners(room).values()) == sum(before.values()) + 7
-    room.emit("connection_quality_changed", remote("alice"), Q.QUALITY_POOR)
+    quality(room, Q.QUALITY_POOR)
     monitor.detach()
     assert listeners(room) == before
     for event, args in [
@@ -276,7 +269,7 @@ async def test_a_departure_without_reason_and_no_agent_reconnect_is_the_users_ou
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id, room, timers = monitored(app, clock)
-    room.emit("participant_disconnected", remote("alice"))
+    leaves(room)
     await timers.advance(0.9)
     assert app.status(session_id).connection_state == ConnectionState.CONNECTED
     await timers.advance(0.1)
@@ -294,7 +287,7 @@ async def test_removed_or_replaced_participants_end_the_session(
     for reason in ("PARTICIPANT_REMOVED", "DUPLICATE_IDENTITY", "ROOM_DELETED"):
         session_id, room, _ = monitored(app, clock)
         code = rtc.DisconnectReason.Value(reason)
-        room.emit("participant_disconnected", remote("alice", code))
+        leaves(room, code)
         assert recorded(app, session_id, since=3) == [
             ("SessionEnded", f"participant left ({reason})")
         ]

@@ -25,6 +25,7 @@ from clara_es.domain import (
     SystemClock,
     UIState,
     VirtualClock,
+    commands,
 )
 from tests.support.apps import AppFactory
 from tests.support.livekit_sdk import TOKEN, URL, Network, listeners, on_virtual_time, recorded, run
@@ -33,7 +34,7 @@ from tests.support.livekit_sdk import TOKEN, URL, Network, listeners, on_virtual
 def setup(
     app: VoiceSessions, clock: VirtualClock, latency: float = 0.0
 ) -> tuple[UUID, rtc.Room, AsyncVirtualClock, Network, ReconnectingClient]:
-    session_id = app.start("room-1", "alice").session_id
+    session_id = app.handle(commands.StartSession(room="room-1", participant="alice")).session_id
     room = rtc.Room()
     timers = AsyncVirtualClock(clock)
     network = Network(timers, latency)
@@ -268,7 +269,8 @@ def test_by_default_each_attempt_is_the_rooms_real_connect(make_app: AppFactory)
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        session_id = app.start("room-1", "alice").session_id
+        start = commands.StartSession(room="room-1", participant="alice")
+        session_id = app.handle(start).session_id
         room = rtc.Room()
         client = ReconnectingClient(
             app, session_id, room, f"ws://127.0.0.1:{port}", TOKEN, clock=AsyncSystemClock()

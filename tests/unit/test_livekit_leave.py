@@ -14,7 +14,7 @@ from clara_es.adapters.livekit import AsyncVirtualClock, ReconnectingClient
 from clara_es.adapters.livekit.leave_reasons import leave_reason
 from clara_es.application import VoiceSessions, session_history
 from clara_es.client import Client, InProcessTransport
-from clara_es.domain import ConnectionState, VirtualClock
+from clara_es.domain import ConnectionState, VirtualClock, commands
 
 R = rtc.DisconnectReason
 
@@ -24,7 +24,7 @@ def _client(
 ) -> tuple[VoiceSessions, ReconnectingClient, AsyncVirtualClock]:
     clock = VirtualClock()
     app = VoiceSessions({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=clock)
-    sid = app.start("room-1", "alice").session_id
+    sid = app.handle(commands.StartSession(room="room-1", participant="alice")).session_id
     timers = AsyncVirtualClock(clock)
 
     async def connect(url: str, token: str) -> None:

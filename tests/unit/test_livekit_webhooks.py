@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from uuid import UUID
 
 import pytest
@@ -9,7 +10,8 @@ from livekit import api
 
 from clara_es.adapters.livekit import LiveKitWebhooks, UnknownRoom, WebhookRejected
 from clara_es.application import VoiceSessions, session_history
-from clara_es.domain import ConnectionState
+from clara_es.domain import ConnectionState, VirtualClock, commands
+from clara_es.domain.commands import InvalidCommand
 from clara_es.replay.verify import verify_session
 from tests.support.livekit_sdk import KEY, SECRET, Reason, body, recorded, sign
 
@@ -24,8 +26,8 @@ def hooks(app: VoiceSessions) -> LiveKitWebhooks:
 
 
 def started(app: VoiceSessions, room: str = "room-1", participant: str = "alice") -> UUID:
-    session_id = app.start(room, participant).session_id
-    app.connect(session_id)
+    session_id = app.handle(commands.StartSession(room=room, participant=participant)).session_id
+    app.handle(commands.Connect(), session_id)
     return session_id
 
 
@@ -95,7 +97,7 @@ def test_room_finished_ends_each_participants_latest_session(
     app: VoiceSessions, hooks: LiveKitWebhooks
 ) -> None:
     older = started(app, "room-1", "alice")
-    app.end(older)
+    app.handle(commands.EndSession(), older)
     alice = started(app, "room-1", "alice")  # alice's new session, after the index was made
     bob = started(app, "room-1", "bob")
     elsewhere = started(app, "room-2", "carol")
@@ -153,5 +155,35 @@ def test_rejections_are_clear_and_append_nothing(
     with pytest.raises(WebhookRejected, match=message) as raised:
         hooks.receive(text, authorization)
     assert isinstance(raised.value, UnknownRoom) == (case == "unknown room")
+    assert app.recorder.max_notification_id() == before
+    assert app.status(session_id).connection_state == ConnectionState.CONNECTING
+
+
+def test_a_webhook_happened_at_livekits_created_at_and_was_recorded_when_received(
+    app: VoiceSessions, hooks: LiveKitWebhooks, clock: VirtualClock
+) -> None:
+    session_id = started(app)
+    app.handle(commands.MarkConnected(), session_id)
+    left_at = clock.now() + timedelta(seconds=30)
+    clock.advance(75)  # LiveKit delivers it 45 s after it happened (a retried delivery)
+    text = body("participant_left", "WH_late", reason=Reason.SIGNAL_CLOSE,
+                created_at=int(left_at.timestamp()))
+    deliver(hooks, text)
+    entries = session_history(app, session_id)
+    dropped = next(e for e in entries if e.type == "Disconnected")
+    assert dropped.occurred_at == left_at
+    assert dropped.cause["recorded_at"] == clock.now().isoformat()
+    scheduled = next(e for e in entries if e.type == "ReconnectScheduled")
+    assert scheduled.details["due_at"] == left_at + timedelta(seconds=1)  # from when it happened
+
+
+def test_a_webhook_from_a_clock_far_ahead_is_refused_and_appends_nothing(
+    app: VoiceSessions, hooks: LiveKitWebhooks, clock: VirtualClock
+) -> None:
+    session_id = started(app)
+    before = app.recorder.max_notification_id()
+    ahead = int(clock.now().timestamp()) + 60
+    with pytest.raises(InvalidCommand, match="in the service's future"):
+        deliver(hooks, body("participant_left", "WH_ahead", created_at=ahead))
     assert app.recorder.max_notification_id() == before
     assert app.status(session_id).connection_state == ConnectionState.CONNECTING

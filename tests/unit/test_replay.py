@@ -7,7 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from clara_es.application import VoiceSessions, dispatch, session_history
-from clara_es.domain import Actor, ConnectionState, Signal, VirtualClock, ui_state
+from clara_es.domain import Actor, ConnectionState, Signal, VirtualClock, commands, ui_state
 from clara_es.replay.timeline import state_at
 from tests.support.scenarios import connected
 
@@ -16,7 +16,7 @@ from tests.support.scenarios import connected
 
 def test_every_event_names_the_signal_and_the_version_it_read(app: VoiceSessions) -> None:
     session_id = connected(app)
-    app.disconnected(session_id, "network")
+    app.handle(commands.ReportDisconnected(reason="network"), session_id)
     entries = session_history(app, session_id)
     disconnected, scheduled = entries[-2:]
     assert disconnected.cause["name"] == scheduled.cause["name"] == "disconnected"
@@ -31,9 +31,9 @@ def test_a_timer_that_fired_is_recorded_as_the_system_with_the_timer_id(
 ) -> None:
     """The watchdog's timer fails an attempt: its command names the timer and the system."""
     session_id = connected(app)
-    app.disconnected(session_id, "network")
+    app.handle(commands.ReportDisconnected(reason="network"), session_id)
     clock.advance(1)
-    app.attempt_started(session_id, 1)
+    app.handle(commands.StartAttempt(attempt=1), session_id)
     timer = Signal("attempt_timed_out", Actor.SYSTEM, clock.advance(10), {"attempt": 1},
                    id="timer-1234", read_version=6)
     session = app.session(session_id)
@@ -58,7 +58,7 @@ def test_events_stored_without_actor_or_cause_still_read_back(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     """A stream written before causality was recorded: replay, status and new commands work."""
-    started = app.start("room-old", "bob")
+    started = app.handle(commands.StartSession(room="room-old", participant="bob"))
     session = app.session(started.session_id)
     session.connect(Signal("connect", Actor.CLIENT, clock.now()))
     old_shaped = [_strip_causality(app, e) for e in session.collect_events()]
@@ -68,7 +68,8 @@ def test_events_stored_without_actor_or_cause_still_read_back(
     assert [e.type for e in entries] == ["SessionStarted", "Connecting"]
     assert entries[-1].actor == "unknown" and entries[-1].cause["name"] == "unknown"
     assert entries[-1].state.connection_state == ConnectionState.CONNECTING
-    after = app.connected(started.session_id)  # the old stream takes new commands
+    # the old stream takes new commands
+    after = app.handle(commands.MarkConnected(), started.session_id)
     assert after.connection_state == ConnectionState.CONNECTED
     assert session_history(app, started.session_id)[-1].cause["read_version"] == 2
 
@@ -81,7 +82,7 @@ def test_state_at_a_version_and_at_a_time_is_the_rebuilt_aggregate(
 ) -> None:
     session_id = connected(app)
     clock.advance(3)
-    app.disconnected(session_id, "network")
+    app.handle(commands.ReportDisconnected(reason="network"), session_id)
     entries = session_history(app, session_id)
     for entry in entries:
         assert state_at(app, session_id, entry.version) == ui_state(

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from clara_es.domain import ConnectionState
-from clara_es.domain.commands import FailAttempt, ReportReconnected
+from clara_es.domain import ConnectionState, commands
 from clara_es.domain.schedule import Start, Wait, follow, next_step, outcome
 
 from .conftest import Dropped
@@ -34,7 +33,7 @@ def test_the_follower_waits_until_due_then_starts_and_reports_the_spec_schedule(
 
 def test_an_attempt_in_flight_calls_for_no_attempt(dropped: Dropped) -> None:
     dropped.clock.advance(1)
-    in_flight = dropped.app.attempt_started(dropped.session_id, 1)
+    in_flight = dropped.app.handle(commands.StartAttempt(attempt=1), dropped.session_id)
     assert next_step(in_flight, dropped.clock.now()) is None
-    assert isinstance(outcome(1, "refused"), FailAttempt)
-    assert isinstance(outcome(1, None), ReportReconnected)
+    assert isinstance(outcome(1, "refused"), commands.FailAttempt)
+    assert isinstance(outcome(1, None), commands.ReportReconnected)

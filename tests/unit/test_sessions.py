@@ -16,12 +16,7 @@ from clara_es.domain import (
     InvalidTransition,
     SessionNotFound,
     VirtualClock,
-)
-from clara_es.domain.commands import (
-    ChangeAgentConnection,
-    ChangeQuality,
-    ConfirmPoorQuality,
-    StartResume,
+    commands,
 )
 from tests.support.scenarios import connected as connected_session
 from tests.support.scenarios import due as wait_for_retry
@@ -34,35 +29,35 @@ def types(app: VoiceSessions, session_id: UUID) -> list[str]:
 def failed_session(app: VoiceSessions, clock: VirtualClock) -> UUID:
     """A connected session whose every reconnect attempt failed."""
     session_id = connected_session(app)
-    app.disconnected(session_id)
+    app.handle(commands.ReportDisconnected(), session_id)
     for attempt in range(1, 6):
         wait_for_retry(app, clock, session_id)
-        app.attempt_failed(session_id, attempt, "down")
+        app.handle(commands.FailAttempt(attempt=attempt, error="down"), session_id)
     return session_id
 
 
 def test_start_and_connect(app: VoiceSessions) -> None:
-    started = app.start("room-1", "alice")
+    started = app.handle(commands.StartSession(room="room-1", participant="alice"))
     assert started.connection_state == ConnectionState.IDLE
     assert started.start_enabled
-    connecting = app.connect(started.session_id)
+    connecting = app.handle(commands.Connect(), started.session_id)
     assert connecting.status_text == "Connecting..."
     assert not connecting.start_enabled
-    connected = app.connected(started.session_id)
+    connected = app.handle(commands.MarkConnected(), started.session_id)
     assert connected.status_text == "Connected"
     assert connected.connection_state == ConnectionState.CONNECTED
 
 
 def test_short_drop_recovers_without_user_action(app: VoiceSessions, clock: VirtualClock) -> None:
     session_id = connected_session(app)
-    state = app.disconnected(session_id, "network")
+    state = app.handle(commands.ReportDisconnected(reason="network"), session_id)
     assert state.status_text == "Reconnecting... (attempt 1 of 5)"
     assert not state.start_enabled
     assert state.next_retry_at == clock.now() + timedelta(seconds=1)
     clock.advance(1)
-    app.attempt_started(session_id, 1)
+    app.handle(commands.StartAttempt(attempt=1), session_id)
     clock.advance(0.2)
-    back = app.reconnected(session_id)
+    back = app.handle(commands.ReportReconnected(), session_id)
     assert back.status_text == "Connected"
     assert back.attempt == 0
     entries = session_history(app, session_id)
@@ -75,12 +70,13 @@ def test_long_outage_fails_after_five_attempts_with_spec_delays(
     app: VoiceSessions, clock: VirtualClock
 ) -> None:
     session_id = connected_session(app)
-    app.disconnected(session_id, "network")
+    app.handle(commands.ReportDisconnected(reason="network"), session_id)
     for expected in range(1, 6):
         attempt = wait_for_retry(app, clock, session_id)
         assert attempt == expected
-        app.attempt_started(session_id, attempt)
-        state = app.attempt_failed(session_id, attempt, "network unreachable")
+        app.handle(commands.StartAttempt(attempt=attempt), session_id)
+        failure = commands.FailAttempt(attempt=attempt, error="network unreachable")
+        state = app.handle(failure, session_id)
     assert state.connection_state == ConnectionState.FAILED
     assert state.status_text == FAILURE_TEXT
     assert state.start_enabled
@@ -94,13 +90,13 @@ def test_long_outage_fails_after_five_attempts_with_spec_delays(
 
 def test_counter_resets_after_a_recovery(app: VoiceSessions, clock: VirtualClock) -> None:
     session_id = connected_session(app)
-    app.disconnected(session_id)
+    app.handle(commands.ReportDisconnected(), session_id)
     for attempt in (1, 2):
         wait_for_retry(app, clock, session_id)
-        app.attempt_started(session_id, attempt)
-        app.attempt_failed(session_id, attempt, "down")
-    app.reconnected(session_id)
-    again = app.disconnected(session_id)
+        app.handle(commands.StartAttempt(attempt=attempt), session_id)
+        app.handle(commands.FailAttempt(attempt=attempt, error="down"), session_id)
+    app.handle(commands.ReportReconnected(), session_id)
+    again = app.handle(commands.ReportDisconnected(), session_id)
     assert again.attempt == 1
     assert again.next_retry_at == clock.now() + timedelta(seconds=1)
 
@@ -110,9 +106,9 @@ def test_counter_resets_after_a_recovery(app: VoiceSessions, clock: VirtualClock
 
 def test_second_disconnect_while_reconnecting_schedules_nothing(app: VoiceSessions) -> None:
     session_id = connected_session(app)
-    app.disconnected(session_id, "network")
+    app.handle(commands.ReportDisconnected(reason="network"), session_id)
     before = app.status(session_id)
-    after = app.disconnected(session_id, "network")
+    after = app.handle(commands.ReportDisconnected(reason="network"), session_id)
     assert after.next_retry_at == before.next_retry_at
     assert types(app, session_id)[-3:] == ["Disconnected", "ReconnectScheduled", "SignalIgnored"]
     ignored = session_history(app, session_id)[-1]
@@ -122,11 +118,12 @@ def test_second_disconnect_while_reconnecting_schedules_nothing(app: VoiceSessio
 
 def test_stale_timer_for_an_old_attempt_is_ignored(app: VoiceSessions, clock: VirtualClock) -> None:
     session_id = connected_session(app)
-    app.disconnected(session_id)
+    app.handle(commands.ReportDisconnected(), session_id)
     wait_for_retry(app, clock, session_id)
-    app.attempt_started(session_id, 1)
-    app.attempt_failed(session_id, 1, "down")
-    state = app.attempt_started(session_id, 1, actor=Actor.SYSTEM)  # attempt 1's timer, late
+    app.handle(commands.StartAttempt(attempt=1), session_id)
+    app.handle(commands.FailAttempt(attempt=1, error="down"), session_id)
+    # attempt 1's timer, late
+    state = app.handle(commands.StartAttempt(attempt=1, actor=Actor.SYSTEM), session_id)
     assert state.attempt == 2
     last = session_history(app, session_id)[-1]
     assert last.type == "SignalIgnored"
@@ -136,16 +133,16 @@ def test_stale_timer_for_an_old_attempt_is_ignored(app: VoiceSessions, clock: Vi
 
 def test_timer_after_reconnect_is_a_recorded_no_op(app: VoiceSessions) -> None:
     session_id = connected_session(app)
-    app.disconnected(session_id)
-    app.reconnected(session_id)  # the SDK resumed before the timer fired
-    state = app.attempt_started(session_id, 1, actor=Actor.SYSTEM)
+    app.handle(commands.ReportDisconnected(), session_id)
+    app.handle(commands.ReportReconnected(), session_id)  # the SDK resumed before the timer fired
+    state = app.handle(commands.StartAttempt(attempt=1, actor=Actor.SYSTEM), session_id)
     assert state.connection_state == ConnectionState.CONNECTED
     assert types(app, session_id)[-2:] == ["Reconnected", "SignalIgnored"]
 
 
 def test_reconnected_after_failed_stays_failed(app: VoiceSessions, clock: VirtualClock) -> None:
     session_id = failed_session(app, clock)
-    state = app.reconnected(session_id)
+    state = app.handle(commands.ReportReconnected(), session_id)
     assert state.connection_state == ConnectionState.FAILED
     assert state.status_text == FAILURE_TEXT
     last = session_history(app, session_id)[-1]
@@ -155,17 +152,17 @@ def test_reconnected_after_failed_stays_failed(app: VoiceSessions, clock: Virtua
 
 def test_connect_while_reconnecting_starts_nothing_new(app: VoiceSessions) -> None:
     session_id = connected_session(app)
-    app.disconnected(session_id)
-    state = app.connect(session_id)
+    app.handle(commands.ReportDisconnected(), session_id)
+    state = app.handle(commands.Connect(), session_id)
     assert state.connection_state == ConnectionState.RECONNECTING
     assert types(app, session_id)[-1] == "SignalIgnored"
     assert types(app, session_id).count("Connecting") == 1
 
 
 def test_connect_while_connecting_starts_nothing_new(app: VoiceSessions) -> None:
-    session_id = app.start("room-1", "alice").session_id
-    app.connect(session_id)
-    app.connect(session_id)
+    session_id = app.handle(commands.StartSession(room="room-1", participant="alice")).session_id
+    app.handle(commands.Connect(), session_id)
+    app.handle(commands.Connect(), session_id)
     assert types(app, session_id) == ["SessionStarted", "Connecting", "SignalIgnored"]
 
 
@@ -176,44 +173,45 @@ def test_connect_on_a_failed_session_is_refused(app: VoiceSessions, clock: Virtu
     session_id = failed_session(app, clock)
     before = types(app, session_id)
     with pytest.raises(InvalidTransition, match="start a new session"):
-        app.connect(session_id)
+        app.handle(commands.Connect(), session_id)
     assert types(app, session_id) == before
 
 
 @pytest.mark.parametrize(
-    ("command", "error"),
+    ("command", "fields", "error"),
     [
-        (lambda app, sid: app.disconnected(sid), InvalidTransition),
-        (lambda app, sid: app.reconnected(sid), InvalidTransition),
-        (lambda app, sid: app.attempt_started(sid, 0), InvalidCommand),
-        (lambda app, sid: app.handle(ChangeQuality.build(participant="alice", quality="bad"), sid),
-         InvalidCommand),
-        (lambda app, sid: app.handle(ChangeQuality(participant="mallory", quality="poor"), sid),
-         InvalidTransition),
-        (lambda app, sid: app.handle(ConfirmPoorQuality(participant="mallory"), sid),
-         InvalidTransition),
-        (lambda app, sid: app.handle(ChangeAgentConnection.build(connection="asleep"), sid),
-         InvalidCommand),
-        (lambda app, sid: app.handle(StartResume.build(), sid), InvalidTransition),
+        (commands.ReportDisconnected, {}, InvalidTransition),
+        (commands.ReportReconnected, {}, InvalidTransition),
+        (commands.StartAttempt, {"attempt": 0}, InvalidCommand),
+        (commands.ChangeQuality, {"participant": "alice", "quality": "bad"}, InvalidCommand),
+        (commands.ChangeQuality, {"participant": "mallory", "quality": "poor"}, InvalidTransition),
+        (commands.ConfirmPoorQuality, {"participant": "mallory"}, InvalidTransition),
+        (commands.ChangeAgentConnection, {"connection": "asleep"}, InvalidCommand),
+        (commands.StartResume, {}, InvalidTransition),
     ],
 )
-def test_refused_commands_append_nothing(app: VoiceSessions, command, error) -> None:  # type: ignore[no-untyped-def]
-    session_id = app.start("room-1", "alice").session_id
+def test_refused_commands_append_nothing(
+    app: VoiceSessions,
+    command: type[commands.Command],
+    fields: dict[str, object],
+    error: type[Exception],
+) -> None:
+    session_id = app.handle(commands.StartSession(room="room-1", participant="alice")).session_id
     with pytest.raises(error):
-        command(app, session_id)
+        app.handle(command.build(**fields), session_id)
     assert types(app, session_id) == ["SessionStarted"]
 
 
 def test_unknown_session_is_not_found(app: VoiceSessions) -> None:
     with pytest.raises(SessionNotFound):
-        app.connect(uuid4())
+        app.handle(commands.Connect(), uuid4())
 
 
 def test_session_needs_room_and_participant(app: VoiceSessions) -> None:
     with pytest.raises(InvalidCommand, match="start: room: String should have at least 1"):
-        app.start("", "alice")
+        app.handle(commands.StartSession.build(room="", participant="alice"))
     with pytest.raises(InvalidCommand, match="start: participant"):
-        app.start("room", "")
+        app.handle(commands.StartSession.build(room="room", participant=""))
 
 
 # ---- quality, ending, causality ---------------------------------------------------------------
@@ -227,14 +225,14 @@ def test_quality_records_changes_and_poor_once(app: VoiceSessions) -> None:
     """
     session_id = connected_session(app)
     for quality in ("good", "good", "poor"):
-        app.handle(ChangeQuality.build(participant="alice", quality=quality), session_id)
-    app.handle(ConfirmPoorQuality.build(participant="alice"), session_id)
-    app.handle(ChangeQuality.build(participant="alice", quality="lost"), session_id)
+        app.handle(commands.ChangeQuality.build(participant="alice", quality=quality), session_id)
+    app.handle(commands.ConfirmPoorQuality.build(participant="alice"), session_id)
+    app.handle(commands.ChangeQuality.build(participant="alice", quality="lost"), session_id)
     # the same spell: no second QualityPoor
-    app.handle(ConfirmPoorQuality.build(participant="alice"), session_id)
-    app.handle(ChangeQuality.build(participant="alice", quality="good"), session_id)
+    app.handle(commands.ConfirmPoorQuality.build(participant="alice"), session_id)
+    app.handle(commands.ChangeQuality.build(participant="alice", quality="good"), session_id)
     # a late timer after the recovery
-    app.handle(ConfirmPoorQuality.build(participant="alice"), session_id)
+    app.handle(commands.ConfirmPoorQuality.build(participant="alice"), session_id)
     recorded = [
         (e.type, e.details.get("quality") or e.details.get("reason"))
         for e in session_history(app, session_id)[3:]
@@ -252,17 +250,18 @@ def test_quality_records_changes_and_poor_once(app: VoiceSessions) -> None:
 
 def test_ended_is_final(app: VoiceSessions) -> None:
     session_id = connected_session(app)
-    ended = app.end(session_id)
+    ended = app.handle(commands.EndSession(), session_id)
     assert ended.connection_state == ConnectionState.ENDED
     assert ended.start_enabled
-    assert app.disconnected(session_id).connection_state == ConnectionState.ENDED
+    late = app.handle(commands.ReportDisconnected(), session_id)
+    assert late.connection_state == ConnectionState.ENDED
     assert types(app, session_id)[-2:] == ["SessionEnded", "SignalIgnored"]
 
 
 def test_every_event_records_time_actor_and_cause(app: VoiceSessions, clock: VirtualClock) -> None:
     session_id = connected_session(app)
     clock.advance(7)
-    app.disconnected(session_id, "ping timeout", actor=Actor.AGENT)
+    app.handle(commands.ReportDisconnected(reason="ping timeout", actor=Actor.AGENT), session_id)
     disconnected, scheduled = session_history(app, session_id)[3:5]
     assert disconnected.occurred_at == clock.now()
     assert disconnected.actor == "agent"
@@ -275,13 +274,16 @@ def test_every_event_records_time_actor_and_cause(app: VoiceSessions, clock: Vir
 
 def test_custom_policy_is_kept_with_the_session(app: VoiceSessions, clock: VirtualClock) -> None:
     policy = BackoffPolicy(base_delay_ms=250, factor=3, max_attempts=2)
-    session_id = app.start("room-1", "alice", policy=policy).session_id
-    app.connect(session_id)
-    app.connected(session_id)
-    assert app.disconnected(session_id).next_retry_at == clock.now() + timedelta(milliseconds=250)
+    start = commands.StartSession(room="room-1", participant="alice", policy=policy)
+    session_id = app.handle(start).session_id
+    app.handle(commands.Connect(), session_id)
+    app.handle(commands.MarkConnected(), session_id)
+    state = app.handle(commands.ReportDisconnected(), session_id)
+    assert state.next_retry_at == clock.now() + timedelta(milliseconds=250)
     wait_for_retry(app, clock, session_id)
-    second = app.attempt_failed(session_id, 1, "down")
+    second = app.handle(commands.FailAttempt(attempt=1, error="down"), session_id)
     assert second.next_retry_at == clock.now() + timedelta(milliseconds=750)
     assert second.status_text == "Reconnecting... (attempt 2 of 2)"
     wait_for_retry(app, clock, session_id)
-    assert app.attempt_failed(session_id, 2, "down").connection_state == ConnectionState.FAILED
+    state = app.handle(commands.FailAttempt(attempt=2, error="down"), session_id)
+    assert state.connection_state == ConnectionState.FAILED

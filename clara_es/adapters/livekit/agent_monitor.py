@@ -3,9 +3,10 @@
 Was ClaraVoiceAgent.setupReconnectionMonitoring(sessionId, participant). The monitor listens
 to a `livekit.rtc.Room` for the session's participant:
 
-- `connection_quality_changed`: every change is recorded at once (repeats record nothing);
-  a poor (or lost) reading becomes QualityPoor, which restarts the audio pipeline, only if
-  it is still bad after `poor_window`. A reading that recovers inside the window cancels it.
+- `connection_quality_changed`: every change is recorded at once (repeats record nothing).
+  Whether a poor (or lost) spell lasted long enough to become QualityPoor (and restart the
+  audio pipeline) is the process manager's durable timer (CLARA_ES_POOR_WINDOW_S), the same
+  for quality reported here or over HTTP.
 - `participant_disconnected` / `participant_connected`: the user left (an outage, or the end
   of the session if the user left on purpose) or is back.
 - the agent's own `reconnecting` / `reconnected` / `disconnected`: recorded as the agent's
@@ -43,15 +44,13 @@ from clara_es.domain.commands import (
     ChangeAgentConnection,
     ChangeQuality,
     Command,
-    ConfirmPoorQuality,
     ReportParticipantJoined,
     ReportParticipantLeft,
 )
-from clara_es.domain.session import BAD_QUALITY, AgentConnection
+from clara_es.domain.session import AgentConnection
 
 log = logging.getLogger(__name__)
 
-DEFAULT_POOR_WINDOW = timedelta(seconds=3)
 DEFAULT_SETTLE = timedelta(seconds=1)
 
 
@@ -69,13 +68,12 @@ class AgentMonitor:
         session_id: UUID,
         clock: AsyncClock,
         *,
-        poor_window: timedelta = DEFAULT_POOR_WINDOW,
         settle: timedelta = DEFAULT_SETTLE,
         on_change: Callable[[UIState], None] | None = None,
         participant: str | None = None,
     ) -> None:
-        if poor_window < timedelta(0) or settle < timedelta(0):
-            raise ValueError("the poor-quality window and the settle time cannot be negative")
+        if settle < timedelta(0):
+            raise ValueError("the settle time cannot be negative")
         self.app = app
         self.session_id = session_id
         if participant is None:
@@ -83,11 +81,9 @@ class AgentMonitor:
             participant = app.session(session_id).participant
         self.participant = participant
         self.clock = clock
-        self.poor_window = poor_window
         self.settle = settle
         self.on_change = on_change
         self.room: rtc.Room | None = None
-        self._poor_timer: asyncio.Task[None] | None = None
         self._agent_connection = AgentConnection.CONNECTED
         self._held_leave: LeaveReason | None = None
         self._held_timer: asyncio.Task[None] | None = None
@@ -109,9 +105,8 @@ class AgentMonitor:
             room.on(name, handler)  # type: ignore[arg-type]
 
     def detach(self) -> None:
-        """Remove every listener; a pending poor-quality confirmation or held departure is
-        dropped (the agent is going away, it can no longer tell whose outage it was)."""
-        self._cancel_poor_timer()
+        """Remove every listener; a held departure is dropped (the agent is going away, it can
+        no longer tell whose outage it was)."""
         self._drop_held_leave()
         if self.room is None:
             return
@@ -129,12 +124,6 @@ class AgentMonitor:
         self._run(lambda: self.app.handle(
             ChangeQuality(participant=self.participant, quality=q), self.session_id
         ))
-        if q in BAD_QUALITY:
-            if self._poor_timer is None:
-                due = self.clock.now() + self.poor_window
-                self._poor_timer = asyncio.get_running_loop().create_task(self._confirm_poor(due))
-        else:
-            self._cancel_poor_timer()
 
     def _on_participant_connected(self, participant: rtc.RemoteParticipant) -> None:
         if self._is_ours(participant):
@@ -144,7 +133,6 @@ class AgentMonitor:
     def _on_participant_disconnected(self, participant: rtc.RemoteParticipant) -> None:
         if not self._is_ours(participant):
             return
-        self._cancel_poor_timer()
         self._release_held_leave()
         left = leave_reason(participant.disconnect_reason)
         if self._agent_connection == AgentConnection.CONNECTED and not left.known:
@@ -165,7 +153,6 @@ class AgentMonitor:
         self._agent(AgentConnection.CONNECTED, "room reconnected")
 
     def _on_disconnected(self, reason: int | None = None) -> None:
-        self._cancel_poor_timer()
         self._agent(AgentConnection.DISCONNECTED, sdk.disconnect_reason(reason))
         self._release_held_leave()
 
@@ -204,18 +191,6 @@ class AgentMonitor:
             self._held_timer = None
 
     # ---- helpers -------------------------------------------------------------------------------
-
-    async def _confirm_poor(self, due: datetime) -> None:
-        await self.clock.sleep_until(due)
-        self._poor_timer = None
-        self._run(lambda: self.app.handle(
-            ConfirmPoorQuality(participant=self.participant), self.session_id
-        ))
-
-    def _cancel_poor_timer(self) -> None:
-        if self._poor_timer is not None:
-            self._poor_timer.cancel()
-            self._poor_timer = None
 
     def _agent(self, connection: AgentConnection, reason: str) -> None:
         self._agent_connection = connection

@@ -13,11 +13,20 @@ changes nothing at all, whichever sessions it would reach now.
   participant_connection_aborted  -> an outage
   room_finished                   -> every session in the room ends
 Other events are accepted and change nothing.
+
+Time: a webhook's fact happened at LiveKit's `createdAt` (whole seconds since the epoch, cut
+down, so the true moment is up to 1 s later, never earlier) and is recorded as its
+`occurred_at`; the service's time of receipt is `recorded_at` beside it. The rules for every
+reporter's time hold (application/sessions.py `occurred`): a `createdAt` more than 5 s in the
+service's future (a LiveKit server's clock that far fast) is refused, one before the
+session's last fact is taken as that fact's time. A webhook without `createdAt` happened when
+it was received.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -202,7 +211,8 @@ class LiveKitWebhooks:
 
 def _command(event: WebhookEvent, room: str, identity: str | None) -> Webhook:
     """The command a webhook delivery is, recorded with its arguments (for replay)."""
-    common: dict[str, Any] = {"webhook_id": event.id, "room": room, "participant": identity}
+    common: dict[str, Any] = {"webhook_id": event.id, "room": room, "participant": identity,
+                              "occurred_at": created_at(event)}
     if event.event == "participant_joined":
         return WebhookParticipantJoined(**common)
     if event.event == "room_finished":
@@ -213,3 +223,10 @@ def _command(event: WebhookEvent, room: str, identity: str | None) -> Webhook:
     return WebhookParticipantLeft(
         **common, reason=left.text, user_initiated=left.user_left, ends_session=left.ends_session
     )
+
+
+def created_at(event: WebhookEvent) -> datetime | None:
+    """When LiveKit created the event (whole seconds), or None when it did not say."""
+    if event.created_at <= 0:
+        return None
+    return datetime.fromtimestamp(event.created_at, UTC)

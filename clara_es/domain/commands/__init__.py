@@ -51,6 +51,7 @@ from clara_es.domain.commands.livekit import (
 )
 from clara_es.domain.commands.process import (
     ClaimPipelineRestart,
+    EndIdleSession,
     FinishCleanup,
     FinishPipelineRestart,
     ReportAgentClosed,
@@ -103,6 +104,7 @@ __all__ = [
     "ConfirmPoorQuality",
     "Connect",
     "Departure",
+    "EndIdleSession",
     "EndSession",
     "FailAttempt",
     "FinishCleanup",

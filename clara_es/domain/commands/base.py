@@ -67,6 +67,8 @@ class Command(BaseModel):
     name: ClassVar[str]
     route: ClassVar[str | None] = None
     reporter: ClassVar[Actor] = Actor.CLIENT
+    # the agent's own reports: only an agent may send them (HTTP refuses other tokens)
+    agent_only: ClassVar[bool] = False
     META: ClassVar[frozenset[str]] = frozenset(
         {"actor", "command_id", "occurred_at", "idempotency_key"}
     )

@@ -29,10 +29,10 @@ class StartResume(Command):
 
 
 class ConfirmPoorQuality(Command):
-    """Quality stayed poor for the window: from the agent's monitor, or the service's timer
-    for the spell that began at `since` (raw quality reports over HTTP)."""
+    """Quality stayed poor for the window: the process manager's timer for the spell that
+    began at `since`, whoever reported the quality (the agent's monitor, HTTP)."""
 
-    name, reporter = "quality_poor_confirmed", Actor.AGENT
+    name, reporter = "quality_poor_confirmed", Actor.SYSTEM
     participant: Name
     since: datetime | None = None
 

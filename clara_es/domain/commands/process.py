@@ -3,6 +3,7 @@ runner's outcomes."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import Field
@@ -38,6 +39,7 @@ class ClaimPipelineRestart(Command):
     """The agent takes a requested restart on (409 when another agent has it)."""
 
     name, route, reporter = "pipeline_restart_claimed", "pipeline-restart-claim", Actor.AGENT
+    agent_only = True
     request_id: Name
     agent: Name
 
@@ -49,6 +51,7 @@ class FinishPipelineRestart(Command):
     """The agent's pipeline restarted (no error) or could not (the error says why)."""
 
     name, route, reporter = "pipeline_restart_finished", "pipeline-restart-finished", Actor.AGENT
+    agent_only = True
     request_id: str = Field(min_length=1)
     error: str | None = None
 
@@ -60,6 +63,7 @@ class ReportAgentError(Command):
     """An error of the agent's STT, TTS or LLM, and whether the framework recovers by itself."""
 
     name, route, reporter = "agent_error", "agent-error", Actor.AGENT
+    agent_only = True
     source: Name
     error: Text
     recoverable: bool
@@ -72,6 +76,7 @@ class ReportAgentClosed(Command):
     """The agent's session closed, with livekit-agents' close reason."""
 
     name, route, reporter = "agent_session_closed", "agent-closed", Actor.AGENT
+    agent_only = True
     reason: Name
     error: Annotated[str, Field(max_length=500)] = ""
 
@@ -87,6 +92,16 @@ class TimeOutPipelineRestart(Command):
 
     def decide(self, session: VoiceSession, signal: Signal) -> None:
         session.time_out_pipeline_restart(self.request_id, signal)
+
+
+class EndIdleSession(Command):
+    """Nobody reported anything on the session for the idle timeout: it ends."""
+
+    name, reporter = "idle_timed_out", Actor.SYSTEM
+    idle_s: float = Field(gt=0)
+
+    def decide(self, session: VoiceSession, signal: Signal) -> None:
+        session.end_idle(timedelta(seconds=self.idle_s), signal)
 
 
 class RequestCleanup(Command):

@@ -1,21 +1,12 @@
-"""The four views (ui_state, attempt_counts, history, stats) and one tracking table each.
-
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-25
-"""
+"""The four views (ui_state, attempt_counts, history, stats) and one tracking table each."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0001"
 down_revision: str | None = None
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 VIEWS = ("ui_state", "attempt_counts", "history", "stats")
 COUNTERS = (
@@ -35,6 +26,19 @@ def _time(name: str, *, nullable: bool = False) -> sa.Column:
 def _indexes(table: str, *columns: str) -> None:
     for column in columns:
         op.create_index(f"ix_{table}_{column}", table, [column])
+
+
+def _event_rows(table: str, at: str, *columns: sa.Column) -> None:
+    """A table of one row per session event (session_id, version): its room and time first."""
+    op.create_table(
+        table,
+        _session_id(),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("room", sa.String(200), nullable=False),
+        _time(at),
+        *columns,
+        sa.PrimaryKeyConstraint("session_id", "version"),
+    )
 
 
 def upgrade() -> None:
@@ -95,23 +99,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("session_id"),
     )
     _indexes("stats_sessions", "room", "state")
-    op.create_table(
-        "stats_recoveries",
-        _session_id(),
-        sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("room", sa.String(200), nullable=False),
-        _time("recovered_at"),
-        sa.Column("outage_ms", sa.BigInteger, nullable=False),
-        sa.PrimaryKeyConstraint("session_id", "version"),
+    _event_rows(
+        "stats_recoveries", "recovered_at", sa.Column("outage_ms", sa.BigInteger, nullable=False)
     )
-    op.create_table(
-        "stats_failures",
-        _session_id(),
-        sa.Column("version", sa.Integer, nullable=False),
-        sa.Column("room", sa.String(200), nullable=False),
-        _time("failed_at"),
-        sa.PrimaryKeyConstraint("session_id", "version"),
-    )
+    _event_rows("stats_failures", "failed_at")
     _indexes("stats_failures", "room", "failed_at")
 
 

@@ -1,22 +1,13 @@
 """The process manager's due work: timers and pending effects as rows, the rooms of open
-sessions, and the position in the sessions' log they are kept up to.
-
-Revision ID: 0002
-Revises: 0001
-Create Date: 2026-11-25
-"""
+sessions, and the position in the sessions' log they are kept up to."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0002"
 down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def _time(name: str, *, nullable: bool = False) -> sa.Column:

@@ -1,22 +1,13 @@
 """Webhook ids seen by the service, kept for LiveKit's retry window (deduplication across
-every session a webhook reaches).
-
-Revision ID: 0002_webhook_deliveries
-Revises: 0001
-Create Date: 2026-11-25
-"""
+every session a webhook reaches)."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0003"
 down_revision: str | None = "0002"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:

@@ -1,0 +1,64 @@
+"""The real process manager's worker on the simulation's virtual clock, woken the way `run`
+wakes it on wall time.
+
+`clara-es run` (`Worker.run_forever`) catches up with the log and claims what is due, then
+waits for the next due job or the poll interval, whichever comes first. `Paced` does the same
+on the virtual clock: it wakes at the next due job, and at the next poll tick (a grid of
+`poll_interval_s` from the start) while the simulation may have appended facts since it last
+looked. Each wake runs the worker's own `run_pending` (catch-up, claim, execute in due order),
+so one catch-up takes in every fact of a poll interval in one pass, as it does live.
+
+Between wakes nothing is asked of the store: the due rows change only when the worker
+catches up or runs a job (nobody else writes them in a simulation), so the next due time is
+read once after each wake.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from clara_es.process.worker import Worker
+
+_UNKNOWN = object()
+
+
+class Paced:
+    def __init__(self, worker: Worker, origin: datetime) -> None:
+        self.worker = worker
+        self.clock = worker.clock
+        self.origin = origin
+        self.poll = timedelta(seconds=worker.settings.poll_interval_s)
+        self.moved = True  # facts may have been appended since the last wake
+        self.due: object = _UNKNOWN
+
+    def close(self) -> None:
+        self.worker.close()
+
+    def appended(self) -> None:
+        """The simulation did something that may have appended facts."""
+        self.moved = True
+
+    def _next_due(self) -> datetime | None:
+        if self.due is _UNKNOWN:
+            self.due = self.worker.next_due()
+        return self.due  # type: ignore[return-value]
+
+    def _next_tick(self) -> datetime:
+        """The first poll after now."""
+        ticks = (self.clock.now() - self.origin) // self.poll + 1
+        return self.origin + ticks * self.poll
+
+    def next_wake(self) -> datetime | None:
+        """When the worker looks next: its next due job, or the next poll if it has facts to
+        catch up with; None when it has nothing to wait for."""
+        due = self._next_due()
+        if not self.moved:
+            return due
+        tick = self._next_tick()
+        return tick if due is None else min(due, tick)
+
+    def wake(self) -> int:
+        """At the wake time: catch up and run everything due now. How many jobs ran."""
+        ran = self.worker.run_pending()
+        self.moved, self.due = False, _UNKNOWN
+        return ran
