@@ -36,12 +36,12 @@ import httpx
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.http.auth import Role, mint
-from tests.e2e.fault_campaign import KEY, ROOM, SECRET, free_port
+from tests.e2e.fault_campaign import KEY, ROOM, SECRET
+from tests.support.served import free_port, served
 
 PG_BIN = Path(os.environ.get("CLARA_ES_PG_BIN", "/usr/lib/postgresql/15/bin"))
-SERVE_ENV = {"CLARA_ES_LIVEKIT_API_KEY": KEY, "CLARA_ES_LIVEKIT_API_SECRET": SECRET,
-             "CLARA_ES_LOG_LEVEL": "warning", "CLARA_ES_POOL_SIZE": "2",
-             "CLARA_ES_POOL_MAX_OVERFLOW": "2", "CLARA_ES_STORE_TIMEOUT_S": "3"}
+SETTINGS = {"livekit_api_key": KEY, "livekit_api_secret": SECRET, "log_level": "warning",
+            "pool_size": "2", "pool_max_overflow": "2", "store_timeout_s": "3"}
 
 
 def missing_initdb() -> str | None:
@@ -197,39 +197,10 @@ class Load:
 
 
 def clara_es(url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **SERVE_ENV, "CLARA_ES_DATABASE_URL": url}
+    env = {**os.environ, "CLARA_ES_DATABASE_URL": url,
+           **{f"CLARA_ES_{name.upper()}": value for name, value in SETTINGS.items()}}
     return subprocess.run([sys.executable, "-m", "clara_es", *args], env=env,
                           capture_output=True, text=True, timeout=900, check=False)
-
-
-@contextmanager
-def serving(url: str, log: Path) -> Iterator[str]:
-    port = free_port()
-    env = {**os.environ, **SERVE_ENV, "CLARA_ES_DATABASE_URL": url}
-    with log.open("wb") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "clara_es", "serve", "--port", str(port)],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while not _up(base):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"serve did not start: {log.read_text()[-2000:]}")
-            time.sleep(0.05)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _up(base: str) -> bool:
-    try:
-        return httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def settled(base: str, seconds: float = 180) -> dict[str, Any]:
@@ -253,7 +224,8 @@ def campaign(restarts: int, seed: int, load_s: float, log_folder: Path) -> Figur
     figures = Figures()
     rng = random.Random(seed)
     with throwaway_cluster() as cluster:
-        with serving(cluster.url, log_folder / "serve.log") as base:
+        store = Store.from_url(cluster.url)
+        with served(store, log=log_folder / "serve.log", settings=SETTINGS) as base:
             with Load(base, seed) as load:
                 for _ in range(restarts):
                     time.sleep(rng.uniform(0.3, load_s))  # the load runs in its threads

@@ -3,20 +3,14 @@ cluster (its own folder and port, never the shared server), PostgreSQL restarted
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import pytest
-
 from tests.e2e.pg_restart import campaign, missing_initdb
+from tests.support.optional import require
 
 
 def test_nothing_acknowledged_is_lost_when_postgresql_restarts(tmp_path: Path) -> None:
-    reason = missing_initdb()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true needs a throwaway PostgreSQL cluster: {reason}")
-        pytest.skip(reason)
+    require("a throwaway PostgreSQL cluster (initdb)", missing_initdb())
     figures = campaign(restarts=1, seed=7, load_s=1.5, log_folder=tmp_path)
     print(figures)
     assert figures.restarts == 1

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,7 +16,10 @@ import httpx
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
+from clara_es.domain import commands
 from tests.support.http_service import API_KEY, API_SECRET, wait_until
+from tests.support.scenarios import connected
+from tests.support.served import answers, free_port
 from tests.support.twirp_server import fake_room_service
 
 SESSIONS = 16
@@ -69,10 +71,8 @@ def ended_sessions(store: Store, n: int) -> list[UUID]:
     try:
         ids = []
         for i in range(n):
-            session_id = app.start(f"room-{i}", "alice").session_id
-            app.connect(session_id)
-            app.connected(session_id)
-            app.end(session_id)
+            session_id = connected(app, f"room-{i}")
+            app.handle(commands.EndSession(), session_id)
             ids.append(session_id)
         return ids
     finally:
@@ -102,18 +102,10 @@ def outcomes_served(url: str) -> float:
 
 
 def serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    """`serve` as a process of its own (this test signals it and times its stop)."""
+    port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "clara_es", "serve", "--port", str(port)],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: up(url), timeout=60, what="serve to answer")
+    wait_until(lambda: answers(url), timeout=60, what="serve to answer")
     return proc, url
-
-
-def up(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from clara_es.application import VoiceSessions
-from clara_es.domain import SystemClock
+from clara_es.domain import SystemClock, commands
 from clara_es.replay import transfer
 from clara_es.replay.transfer import ImportRefused, export_lines, import_export, read_export
 from tests.support.scenarios import connected
@@ -89,7 +89,7 @@ def test_an_edited_export_with_a_recomputed_chain_is_imported_whole_or_not_at_al
     app: VoiceSessions,
 ) -> None:
     session_id = connected(app)
-    app.disconnected(session_id, "wifi")
+    app.handle(commands.ReportDisconnected(reason="wifi"), session_id)
     lines = list(export_lines(app, session_id, SystemClock().now()))
     records = [{k: v for k, v in json.loads(line).items() if k != "hash"} for line in lines]
     outcomes = {"imported": 0, "refused": 0}
