@@ -24,6 +24,8 @@ from projections.views import VIEWS
 
 APPLICATION = VoiceSessions.name
 DEFAULT_GRACE = timedelta(minutes=5)
+# The longest grace time an orphan check takes (the CLI and HTTP bound, one rule).
+LONGEST_GRACE_S = 86_400 * 365
 
 
 class HistoryRow(EventRecord):

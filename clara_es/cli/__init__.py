@@ -98,6 +98,13 @@ def _one_line(exc: Exception) -> str:
     return line
 
 
+def one_line(message: str) -> str:
+    """An error as one line whatever it quotes: click's wrapped lists joined with spaces,
+    and any other control character (typed into an argument, say) shown escaped."""
+    joined = " ".join(part.strip() for part in message.split("\n") if part.strip())
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in joined)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: errors are one line on stderr and exit status 2."""
     from clara_es.cli.errors import OPENED
@@ -109,9 +116,9 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("clara-es: interrupted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        click.echo(f"clara-es: error: {exc.format_message()}", err=True)
+        click.echo(f"clara-es: error: {one_line(exc.format_message())}", err=True)
         sys.exit(2)
     except Exception as exc:
-        click.echo(f"clara-es: error: {_one_line(exc)}", err=True)
+        click.echo(f"clara-es: error: {one_line(_one_line(exc))}", err=True)
         sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from clara_es.application import session_history
 from clara_es.cli import common
-from clara_es.cli.queries import views_engine
+from clara_es.cli.queries import say_if_behind, views_behind, views_engine
 from projections import queries
 
 
@@ -65,6 +65,7 @@ def history(
             view_engine, session_id=session_id, room=room, participant=participant,
             since=since, until=until, types=types, limit=limit,
         )
+        say_if_behind(views_behind(view_engine, db))
     if as_json:
         common.print_json([r.model_dump(mode="json") for r in rows])
         return

@@ -36,6 +36,22 @@ def views_engine(db: Path | None) -> Iterator[sa.Engine]:
         view_engine.dispose()
 
 
+def views_behind(view_engine: sa.Engine, db: Path | None) -> int:
+    """Events the slowest view is behind the event log."""
+    positions = queries.positions(view_engine)
+    with common.open_app(common.root_for(db)) as app:
+        head = app.recorder.max_notification_id() or 0
+    return max((head - p for p in positions.values()), default=0)
+
+
+def say_if_behind(behind: int) -> None:
+    """On stderr (the output stays what --json promises): an answer from views that lag."""
+    if behind > 0:
+        click.echo(f"clara-es: note: the views are {behind} events behind the event log, so "
+                   "this may be out of date (keep `clara-es run`, `serve` or `projections run` "
+                   "going, or run `clara-es projections rebuild`)", err=True)
+
+
 def _when(value: Any) -> str:
     return value.isoformat(timespec="seconds") if value is not None else "-"
 
@@ -56,6 +72,7 @@ def sessions(
     """List sessions with their UI state and attempt counts, most recent first."""
     with views_engine(db) as view_engine:
         rows = queries.sessions(view_engine, state=state, room=room, limit=limit)
+        say_if_behind(views_behind(view_engine, db))
     if as_json:
         common.print_json(rows)
         return
@@ -84,8 +101,9 @@ def status(session_id: UUID, db: Path | None, as_json: bool, wide: bool) -> None
     """What the status light and the Start Session button show for one session."""
     with views_engine(db) as view_engine:
         state = queries.status(view_engine, session_id)
-    if state is None:
-        state = _from_the_stream(session_id, db)
+        behind = views_behind(view_engine, db)
+    if state is None or behind > 0:
+        state = _from_the_stream(session_id, db, state)
     if as_json:
         common.print_json(state.model_dump(mode="json"))
         return
@@ -95,9 +113,9 @@ def status(session_id: UUID, db: Path | None, as_json: bool, wide: bool) -> None
     common.console.print(common.fit(table))
 
 
-def _from_the_stream(session_id: UUID, db: Path | None) -> Any:
-    """A session the view does not have yet (just imported, or the views are behind): its
-    state from its own stream, saying so on stderr."""
+def _from_the_stream(session_id: UUID, db: Path | None, shown: Any) -> Any:
+    """A session the view does not have yet, or not at its last version (just imported, or
+    the views are behind): its state from its own stream, saying so on stderr."""
     from clara_es.domain import SessionNotFound
 
     with common.open_app(common.root_for(db)) as app:
@@ -105,6 +123,8 @@ def _from_the_stream(session_id: UUID, db: Path | None) -> Any:
             state = app.status(session_id)
         except SessionNotFound:
             raise common.CommandError(f"no session {session_id} in this store") from None
+    if shown is not None and shown.version >= state.version:
+        return shown
     click.echo(f"clara-es: the views have not caught up with session {session_id}: shown "
                "from its stream (run `clara-es projections run` or `projections rebuild`)",
                err=True)
@@ -113,7 +133,8 @@ def _from_the_stream(session_id: UUID, db: Path | None) -> Any:
 
 @click.command()
 @click.option(
-    "--grace", type=click.FloatRange(min=0), default=300, show_default=True,
+    "--grace", type=click.FloatRange(min=0, max=queries.LONGEST_GRACE_S), default=300,
+    show_default=True,
     help="Seconds a failed or ended session may wait for its cleanup before it is an orphan.",
 )
 @common.db_option
@@ -122,6 +143,7 @@ def stats(grace: float, db: Path | None, as_json: bool) -> None:
     """Dashboard stats: states, recovery rate, time to recover, failures, orphans."""
     with views_engine(db) as view_engine:
         result = queries.stats(view_engine, grace=timedelta(seconds=grace))
+        say_if_behind(views_behind(view_engine, db))
     if as_json:
         common.print_json(result)
         return

@@ -24,7 +24,7 @@ def export(session_id: UUID, output: click.utils.LazyFile, db: Path | None) -> N
 
 
 @click.command(name="import")
-@click.argument("file", type=click.File("r"))
+@click.argument("file", type=click.File("rb"))
 @click.option("--new-id", is_flag=True, help="Import under a new session id (a copy).")
 @db_option
 @json_option

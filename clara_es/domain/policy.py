@@ -11,16 +11,24 @@ LONGEST_DELAY_MS = 24 * 3600 * 1000
 
 
 class BackoffPolicy(BaseModel):
-    """Defaults follow the spec: 1 s, 2 s, 4 s, 8 s, 16 s, then the session fails."""
+    """Defaults follow the spec: 1 s, 2 s, 4 s, 8 s, 16 s, then the session fails.
+
+    Every delay of the schedule, jitter included, must be at most 24 hours."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    base_delay_ms: int = Field(1000, ge=0, description="delay before the first attempt")
+    base_delay_ms: int = Field(
+        1000, ge=0, description="delay before the first attempt (every delay: at most 24 hours)",
+        # Enforced with the whole schedule below, with one message for every bound's breach.
+        json_schema_extra={"maximum": LONGEST_DELAY_MS},
+    )
     factor: float = Field(
         2.0, ge=1.0, allow_inf_nan=False, description="growth of the delay per attempt"
     )
     max_attempts: int = Field(5, ge=1, le=100, description="attempts before the session fails")
-    cap_ms: int | None = Field(None, ge=0, description="no delay is longer than this")
+    cap_ms: int | None = Field(
+        None, ge=0, description="no delay is longer than this (nor than 24 hours)"
+    )
     jitter: float = Field(0.0, ge=0.0, le=1.0, description="fraction of the delay randomised")
     seed: int = Field(0, description="seed of the jitter's random source")
 

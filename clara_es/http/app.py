@@ -18,7 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from clara_es.adapters.livekit.webhooks import UnknownRoom, WebhookRejected
+from clara_es.adapters.livekit.webhooks import UnknownRoom, WebhookRejected, WebhookUnreadable
 from clara_es.http import batch, commands, docs, problems, reads
 from clara_es.http.guards import (
     BodyLimit,
@@ -125,6 +125,8 @@ async def livekit_webhook(request: Request) -> WebhookOutcome:
     authorization = request.headers.get("Authorization")
     try:
         await run_in_threadpool(service.webhooks.verify, body, authorization)
+    except WebhookUnreadable as exc:
+        raise ApiProblem(422, str(exc)) from None
     except WebhookRejected as exc:
         raise ApiProblem(401, str(exc)) from None
     try:

@@ -6,11 +6,11 @@ from typing import Any
 from uuid import UUID
 
 from fastapi import APIRouter, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from clara_es.application.batch import BatchResult, apply_batch
 from clara_es.domain import DomainError
-from clara_es.domain.commands import ROUTES, Command, InvalidCommand, Key
+from clara_es.domain.commands import ROUTES, Command, Instant, InvalidCommand, Key
 from clara_es.http.auth import Caller, Principal, forbidden
 from clara_es.http.commands import service_of, status_of
 from clara_es.http.problems import responses
@@ -25,14 +25,14 @@ class BufferedSignal(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     type: str = Field(description=f"one of {', '.join(sorted(ROUTES))}")
-    occurred_at: AwareDatetime
+    occurred_at: Instant
     idempotency_key: Key
 
 
 class Batch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    sent_at: AwareDatetime = Field(description="when the client sent this, on its clock")
+    sent_at: Instant = Field(description="when the client sent this, on its clock")
     signals: list[BufferedSignal] = Field(min_length=1, max_length=500)
 
 
@@ -62,4 +62,5 @@ def signals(request: Request, caller: Caller, session_id: UUID, body: Batch) -> 
         raise
     for command, outcome in zip(commands, result.results, strict=True):
         service.metrics.count(command.name, outcome.status)
+    service.reads.fresh.written.wrote(caller, session_id, result.state.version)
     return result

@@ -73,6 +73,7 @@ def run(request: Request, caller: Principal, session_id: UUID, command: Command)
         if not (caller.may_write(room, participant) and caller.may_send(command)):
             raise forbidden(caller, f"{command.name} session {session_id}")
         state = service.app.handle(command, session_id)
+        service.reads.fresh.written.wrote(caller, session_id, state.version)
         status = 200
     except ApiProblem as exc:
         status = exc.status
@@ -110,6 +111,7 @@ def start(
         service.metrics.count(command.name, status_of(exc))
         raise
     service.metrics.count(command.name, 201)
+    service.reads.fresh.written.wrote(caller, state.session_id, state.version)
     return state
 
 

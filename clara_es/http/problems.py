@@ -13,6 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from clara_es.application import InvalidCommand
 from clara_es.domain import ConcurrencyConflict, InvalidTransition, SessionNotFound
@@ -78,6 +79,20 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette's 405 names only the first
+    matching route's): each method tried against the routes as the router would."""
+    routes = request.app.router.routes
+    return ", ".join(
+        method for method in METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+               for route in routes)
+    )
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiProblem)
     async def _api_problem(request: Request, exc: ApiProblem) -> JSONResponse:
@@ -120,4 +135,7 @@ def install(app: FastAPI) -> None:
             message = "the JSON body cannot be read (nested too deeply?)"
             return problem(422, f"invalid request: body: {message}",
                            [FieldError(field="body", message=message)])
-        return problem(exc.status_code, str(exc.detail), headers=exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+        return problem(exc.status_code, str(exc.detail), headers=headers)

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from clara_es.application import VoiceSessions
 from clara_es.domain import Clock, UIState
+from clara_es.http.freshness import Freshness
 from clara_es.process.due import Backlog, backlog
 from projections import queries
 from projections.history import history_table
@@ -79,11 +80,18 @@ OWNERS_KEPT = 100_000
 
 
 class Reads:
-    def __init__(self, app: VoiceSessions, views: sa.Engine, clock: Clock) -> None:
+    def __init__(
+        self, app: VoiceSessions, views: sa.Engine, clock: Clock, wait_s: float = 2.0
+    ) -> None:
         self.app = app
         self.views = views
         self.clock = clock
         self._owners: dict[UUID, tuple[str, str]] = {}
+        self.fresh = Freshness(views, self.head, wait_s)
+
+    def head(self) -> int:
+        """The event log's last notification id."""
+        return self.app.recorder.max_notification_id() or 0
 
     def owner(self, session_id: UUID) -> tuple[str, str]:
         """(room, participant) of a session, for access checks. A session's start fixes them
@@ -98,9 +106,16 @@ class Reads:
             self._owners[session_id] = known
         return known
 
-    def status(self, session_id: UUID) -> UIState:
+    def status(self, session_id: UUID, min_version: int = 0) -> UIState:
+        """From the view, or from the stream when the view has not reached `min_version`."""
+        return self.status_from(session_id, min_version)[0]
+
+    def status_from(self, session_id: UUID, min_version: int = 0) -> tuple[UIState, str]:
+        """The UI state and where it was read: "view", or "stream" (view missing or behind)."""
         state = queries.status(self.views, session_id)
-        return state if state is not None else self.app.status(session_id)
+        if state is not None and state.version >= min_version:
+            return state, "view"
+        return self.app.status(session_id), "stream"
 
     def sessions(
         self, state: str | None, room: str | None, limit: int, offset: int
@@ -130,12 +145,11 @@ class Reads:
 
     def lag(self) -> dict[str, int]:
         """How many notifications each view is behind the event log."""
-        head = self.app.recorder.max_notification_id() or 0
+        head = self.head()
         return {name: head - position for name, position in queries.positions(self.views).items()}
 
     def sessions_by_state(self) -> dict[str, int]:
         return self.stats(queries.DEFAULT_GRACE).sessions_by_state
-
 
     def backlog(self) -> Backlog:
         """The process manager's due work waiting past its time (any process's)."""

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from clara_es.domain import ConnectionState, UIState
+from clara_es.domain.commands import LocalInstant
 from clara_es.http.auth import (
     CHALLENGE,
     Caller,
@@ -22,10 +23,12 @@ from clara_es.http.auth import (
     bearer,
     forbidden,
 )
+from clara_es.http.freshness import MIN_VERSION, SOURCE
 from clara_es.http.problems import ApiProblem, responses
 from clara_es.http.queries import HistoryRow, SessionSummary, Stats
 from clara_es.http.service import Service
 from clara_es.http.sse import describe, feed
+from projections.queries import LONGEST_GRACE_S
 
 router = APIRouter(prefix="/api", tags=["reads"])
 READ_ERRORS = responses(401, 403, 404, 422, 503)
@@ -33,6 +36,21 @@ READ_ERRORS = responses(401, 403, 404, 422, 503)
 
 def service_of(request: Request) -> Service:
     return request.app.state.service
+
+
+def min_version(
+    query: Annotated[int | None, Query(
+        alias="min_version", ge=0, le=2**31 - 1,
+        description="answer at least this stream version (the `version` a command answered)",
+    )] = None,
+    header: Annotated[int | None, Header(
+        alias=MIN_VERSION, ge=0, le=2**31 - 1, description="the same as `min_version`",
+    )] = None,
+) -> int:
+    return max(query or 0, header or 0)
+
+
+MinVersion = Annotated[int, Depends(min_version)]
 
 
 def readable(request: Request, caller: Principal, session_id: UUID) -> None:
@@ -44,6 +62,7 @@ def readable(request: Request, caller: Principal, session_id: UUID) -> None:
 @router.get("/sessions", responses=responses(401, 422, 503))
 def list_sessions(
     request: Request,
+    response: Response,
     caller: Caller,
     state: ConnectionState | None = None,
     room: Annotated[str | None, Query(max_length=200)] = None,
@@ -52,45 +71,73 @@ def list_sessions(
 ) -> list[SessionSummary]:
     """Sessions with their UI state and attempt counts, most recently updated first.
 
-    A client token sees its own identity's sessions, an agent token its room's."""
-    rows = service_of(request).reads.sessions(state, room, limit, offset)
+    A client token sees its own identity's sessions, an agent token its room's. The caller's
+    own recent writes are in the list (it waits briefly for the views); `X-Clara-Views-Behind`
+    says how many events the views are behind the log."""
+    reads = service_of(request).reads
+    reads.fresh.caller_settled(caller)
+    rows = reads.sessions(state, room, limit, offset)
+    reads.fresh.say(response)
     return [r for r in rows if caller.may_read(r.room, r.participant)]
 
 
 @router.get("/sessions/{session_id}", responses=READ_ERRORS)
-def get_session(request: Request, caller: Caller, session_id: UUID) -> UIState:
-    """The UI state: status light text, Start Session button, attempt n of max."""
+def get_session(
+    request: Request, response: Response, caller: Caller, session_id: UUID, at_least: MinVersion
+) -> UIState:
+    """The UI state: status light text, Start Session button, attempt n of max.
+
+    At least the version asked for (`min_version`), and at least what the caller's own last
+    command on this session answered: read from the session's stream when the view is behind
+    (`X-Clara-Source: stream`)."""
     readable(request, caller, session_id)
-    return service_of(request).reads.status(session_id)
+    reads = service_of(request).reads
+    needed = reads.fresh.needed(caller, session_id, at_least)
+    state, source = reads.status_from(session_id, needed)
+    response.headers[SOURCE] = source
+    reads.fresh.say(response)
+    return state
 
 
 @router.get("/sessions/{session_id}/history", responses=READ_ERRORS)
 def get_history(
     request: Request,
+    response: Response,
     caller: Caller,
     session_id: UUID,
-    since: Annotated[datetime | None, Query(description="at or after (UTC if no zone)")] = None,
-    until: Annotated[datetime | None, Query(description="before (UTC if no zone)")] = None,
+    at_least: MinVersion,
+    since: Annotated[LocalInstant | None, Query(description="at or after (UTC if no zone)")] = None,
+    until: Annotated[LocalInstant | None, Query(description="before (UTC if no zone)")] = None,
     type: Annotated[list[str], Query(description="only these event types")] = [],  # noqa: B006
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> list[HistoryRow]:
-    """The session's stored events, oldest first (from the history view)."""
+    """The session's stored events, oldest first (from the history view).
+
+    Waits briefly for the view to hold `min_version` and the caller's own last command on this
+    session; 503 with Retry-After when it does not in time."""
     readable(request, caller, session_id)
-    return service_of(request).reads.history(
-        session_id, since=since, until=until, types=type, limit=limit
-    )
+    reads = service_of(request).reads
+    reads.fresh.history_reaches(session_id, reads.fresh.needed(caller, session_id, at_least))
+    rows = reads.history(session_id, since=since, until=until, types=type, limit=limit)
+    reads.fresh.say(response)
+    return rows
 
 
 @router.get("/stats", responses=responses(401, 403, 422, 503))
 def get_stats(
     request: Request,
+    response: Response,
     caller: Caller,
-    grace: Annotated[float, Query(ge=0, le=86_400 * 365)] = 300,
+    grace: Annotated[float, Query(ge=0, le=LONGEST_GRACE_S)] = 300,
 ) -> Stats:
     """Dashboard stats: sessions by state, recovery rate, time to recover, failures, orphans."""
     if caller.role is not Role.READ:
         raise forbidden(caller, "read the stats of every session")
-    return service_of(request).reads.stats(timedelta(seconds=grace))
+    reads = service_of(request).reads
+    reads.fresh.caller_settled(caller)
+    stats = reads.stats(timedelta(seconds=grace))
+    reads.fresh.say(response)
+    return stats
 
 
 def feed_caller(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -61,6 +62,11 @@ class Options:
     store_timeout_s: float = 5.0
     # Seconds a webhook id is remembered: a redelivery within them changes nothing.
     webhook_window_s: float = 86400.0
+    # Seconds a read waits for the views to show the caller's own writes (read-your-writes).
+    read_wait_s: float = 2.0
+    # Seconds the background work gets to stop on shutdown; jobs still running after that are
+    # left to their leases (the next process claims them) instead of holding the exit up.
+    stop_grace_s: float = 3.0
 
 
 class Service:
@@ -86,7 +92,7 @@ class Service:
         self.app.changes = self.changes
         views_db.upgrade(store)
         self.views = views_db.engine(store, pool_pre_ping=True, **_pool(store))
-        self.reads = Reads(self.app, self.views, self.clock)
+        self.reads = Reads(self.app, self.views, self.clock, self.options.read_wait_s)
         self.webhooks = LiveKitWebhooks(
             self.app, api_key, api_secret, deliveries=WebhookDeliveries(
                 self.views, self.clock, timedelta(seconds=self.options.webhook_window_s)),
@@ -127,14 +133,25 @@ class Service:
 
     def close(self) -> None:
         self._stop.set()
+        deadline = time.monotonic() + self.options.stop_grace_s
         for thread in self._threads:
-            thread.join(timeout=30)
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
         if self.supervisor is not None:
             self.supervisor.stop()
             self.supervisor = None
         if self.listener is not None:
             self.listener.stop()
             self.listener = None
+        left = [thread.name for thread in self._threads if thread.is_alive()]
+        if left:
+            # Each append is one transaction: a job cut off here appended all or nothing, and
+            # its lease ends without it, so the next process runs it (effects are idempotent).
+            # The store stays open for it until the process ends.
+            log.warning("event=stop_unfinished runners=%s grace_s=%g detail=%r", ",".join(left),
+                        self.options.stop_grace_s,
+                        "jobs still running are left to their leases: the next process "
+                        "claims them")
+            return
         self.app.close()
         self.views.dispose()
 

@@ -88,9 +88,20 @@ class Export:
     bodies: list[dict[str, Any]]
 
 
-def read_export(raw_lines: Iterable[str]) -> Export:
-    """Check a whole file, or refuse it with the first bad line's number and the reason."""
-    lines = [line for line in (raw.rstrip("\n") for raw in raw_lines) if line]
+def _text(raw_lines: Iterable[str | bytes]) -> Iterator[str]:
+    for number, raw in enumerate(raw_lines, start=1):
+        if isinstance(raw, bytes):
+            try:
+                raw = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ImportRefused(f"line {number}: not UTF-8 text") from None
+        yield raw.rstrip("\r\n")
+
+
+def read_export(raw_lines: Iterable[str | bytes]) -> Export:
+    """Check a whole file (text lines, or bytes read as UTF-8), or refuse it with the first
+    bad line's number and the reason."""
+    lines = [line for line in _text(raw_lines) if line]
     if not lines:
         raise ImportRefused("line 1: the file is empty")
     digest = ""
@@ -131,11 +142,14 @@ def read_export(raw_lines: Iterable[str]) -> Export:
                 raise ImportRefused(f"line {number}: the export says {header.get('events')} "
                                     f"events, the file has {len(bodies)}")
             continue
-        if record.get("version") != len(bodies) + 1:
+        version = record.get("version")
+        if type(version) is not int or version != len(bodies) + 1:
             raise ImportRefused(
-                f"line {number}: version {record.get('version')!r}, expected {len(bodies) + 1}"
+                f"line {number}: version {version!r}, expected {len(bodies) + 1}"
             )
         _check_topic(number, record.get("topic"))
+        if not isinstance(record.get("state"), dict):
+            raise ImportRefused(f"line {number}: the event's state is not a JSON object")
         bodies.append(record)
     if not ended:
         raise ImportRefused(f"line {len(lines)}: the file ends before the export's last line "

@@ -126,3 +126,24 @@ def test_status_after_import_answers_from_the_stream_and_says_why(
     assert code == 0
     assert json.loads(out)["connection_state"] == "failed"
     assert "views have not caught up" in err
+
+
+def test_answers_from_views_that_lag_say_so_until_they_catch_up(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CLARA_ES_DATABASE_URL", raising=False)
+    db, export = str(tmp_path / "s.db"), str(tmp_path / "one.jsonl")
+    code, out, _ = clara_es(capsys, "demo", "--db", db, "--json")
+    session_id = json.loads(out)["sessions"][0]["session_id"]
+    assert clara_es(capsys, "export", session_id, "--db", db, "-o", export)[0] == 0
+    code, out, _ = clara_es(capsys, "import", export, "--new-id", "--db", db, "--json")
+    events = json.loads(out)["events"]
+    reads = (["sessions"], ["stats"], ["history", "--room", "demo"], ["sessions", "--json"])
+    for args in reads:
+        code, _, err = clara_es(capsys, *args, "--db", db)
+        assert code == 0
+        assert f"clara-es: note: the views are {events} events behind the event log" in err
+    assert clara_es(capsys, "projections", "rebuild", "--db", db)[0] == 0
+    for args in reads:
+        code, _, err = clara_es(capsys, *args, "--db", db)
+        assert code == 0 and err == "", args

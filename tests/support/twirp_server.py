@@ -39,6 +39,7 @@ class FakeRoomService:
     calls: list[Call] = field(default_factory=list)
     failures: dict[str, list[web.Response]] = field(default_factory=dict)
     url: str = ""
+    delay_s: float = 0.0  # every call answers this much later (a slow server)
 
     def fail(
         self, method: str, status: int, times: int = 1, code: str | None = None,
@@ -53,6 +54,8 @@ class FakeRoomService:
     async def handle(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
         body = await request.read()
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         try:
             token = request.headers["Authorization"].removeprefix("Bearer ")
             claims = api.TokenVerifier(API_KEY, API_SECRET).verify(token)

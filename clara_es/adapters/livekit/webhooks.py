@@ -57,6 +57,11 @@ class WebhookRejected(DomainError):
     """The webhook is not authentic or cannot be applied; nothing was appended."""
 
 
+class WebhookUnreadable(WebhookRejected):
+    """An authentic webhook (its signature and body hash check out) whose body is not a
+    LiveKit event."""
+
+
 class UnknownRoom(WebhookRejected):
     """No session was ever started in the webhook's room."""
 
@@ -192,7 +197,7 @@ class LiveKitWebhooks:
         except jwt.PyJWTError as exc:
             raise WebhookRejected(f"invalid webhook token: {exc}") from None
         except ParseError as exc:
-            raise WebhookRejected(f"webhook body is not a LiveKit event: {exc}") from None
+            raise WebhookUnreadable(f"webhook body is not a LiveKit event: {exc}") from None
         except Exception as exc:
             # WebhookReceiver raises bare Exceptions for a missing or mismatching body hash.
             if str(exc) == "hash mismatch":

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from clara_es.domain.errors import DomainError
 from clara_es.domain.signal import Actor, Signal
@@ -34,6 +36,23 @@ Text = Annotated[str, Field(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f
 Attempt = Annotated[int, Field(ge=1, le=100, description="the reconnect attempt, from 1")]
 Key = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
 
+_DATE_AND_TIME = re.compile(r"^\s*\d{4}-\d{2}-\d{2}[Tt ]\d")
+
+
+def written_time(value: Any) -> Any:
+    """A time arrives as an RFC 3339 date-time (what the OpenAPI schema says), never as a number
+    (pydantic would read 0.5 as a Unix time) nor as a bare date; datetime objects pass."""
+    if isinstance(value, bool | int | float) or (
+        isinstance(value, str) and not _DATE_AND_TIME.match(value)
+    ):
+        raise ValueError("expected a date and time such as 2026-01-01T14:03:07Z")
+    return value
+
+
+# A time with its zone (every command's occurred_at), and one where no zone means UTC (filters).
+Instant = Annotated[AwareDatetime, BeforeValidator(written_time)]
+LocalInstant = Annotated[datetime, BeforeValidator(written_time)]
+
 
 class Command(BaseModel):
     """One signal to one session. `actor` and `command_id` say who sent it and as what.
@@ -59,7 +78,7 @@ class Command(BaseModel):
     command_id: str | None = Field(
         None, description="the id of the timer or request that sent it (kept across retries)"
     )
-    occurred_at: AwareDatetime | None = Field(
+    occurred_at: Instant | None = Field(
         None, description="when it happened, on the reporter's clock (default: when received)"
     )
     idempotency_key: Key | None = Field(
