@@ -188,5 +188,5 @@ async def live(
     versions after it. Without it, the first event is the current state."""
     service = service_of(request)
     async for event in feed(service.app, service.changes, session_id, after,
-                            service.options.feed_poll):
+                            service.feed_poll):
         yield event

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from eventsourcing.persistence import Notification
+
 from clara_es.adapters.livekit.deliveries import WebhookDeliveries
 from clara_es.adapters.livekit.webhooks import LiveKitWebhooks
 from clara_es.adapters.notify import LogListener
@@ -39,8 +41,23 @@ class LiveSessions(VoiceSessions):
     changes: Changes
 
     def _notify(self, recordings: list[Any]) -> None:
-        for session_id in {r.domain_event.originator_id for r in recordings}:
-            self.changes.notify(session_id)
+        self.changes.publish(r.domain_event for r in recordings)
+
+    def heard(self, notifications: list[Notification]) -> None:
+        """Appends of any process (the LISTEN connection's thread): the events of the sessions
+        followed here, decoded once for all their feeds; a type this code cannot decode
+        makes its feeds re-read their streams."""
+        changes = self.changes
+        events, unknown = [], set()
+        for notification in notifications:
+            if not changes.watched(notification.originator_id):
+                continue
+            try:
+                events.append(self.mapper.to_domain_event(notification))
+            except Exception:
+                unknown.add(notification.originator_id)
+        changes.publish(events)
+        changes.notify_many(unknown)
 
 
 @dataclass
@@ -48,6 +65,9 @@ class Options:
     # Seconds between re-reads of a live feed's stream: how other processes' appends are found
     # on SQLite; on PostgreSQL a safety net (LISTEN/NOTIFY wakes the feeds at once).
     feed_poll: float = 1.0
+    # The same on PostgreSQL once the LISTEN connection listens (it hands every append of any
+    # process to the feeds; it wakes them all again after it reconnects): a safety net only.
+    feed_poll_listening: float = 30.0
     # Seconds between polls of the event log by the view runners (SQLite; PostgreSQL listens).
     view_poll: float = 0.1
     # /readyz fails while a view is more than this many events behind the log.
@@ -109,7 +129,7 @@ class Service:
         if self.store.backend == "postgres" and self.listener is None:
             # One LISTEN connection for every feed of this process.
             self.listener = LogListener(self.store, self.app.recorder,
-                                        self.changes.notify_many, self.changes.notify_all).start()
+                                        self.app.heard, self.changes.notify_all).start()
         if self.options.follow_views and self.supervisor is None:
             self.supervisor = Supervisor(self.store, poll_interval=self.options.view_poll).start()
         for name, runner in self.background.items():
@@ -117,6 +137,12 @@ class Service:
             thread.start()
             self._threads.append(thread)
         return self
+
+    @property
+    def feed_poll(self) -> float:
+        """Seconds between a live feed's re-reads of its stream."""
+        listening = self.listener is not None and self.listener.listening.is_set()
+        return self.options.feed_poll_listening if listening else self.options.feed_poll
 
     def _guarded(self, name: str, runner: Runner) -> None:
         try:
