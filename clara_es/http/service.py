@@ -84,6 +84,9 @@ class Options:
     webhook_window_s: float = 86400.0
     # Seconds a read waits for the views to show the caller's own writes (read-your-writes).
     read_wait_s: float = 2.0
+    # Seconds a measure of how far the views are behind the log (`X-Clara-Views-Behind`) is
+    # reused by the next reads (0: measured for every read).
+    views_behind_ttl_s: float = 0.1
     # Seconds the background work gets to stop on shutdown; jobs still running after that are
     # left to their leases (the next process claims them) instead of holding the exit up.
     stop_grace_s: float = 3.0
@@ -112,7 +115,8 @@ class Service:
         self.app.changes = self.changes
         views_db.upgrade(store)
         self.views = views_db.engine(store, pool_pre_ping=True, **_pool(store))
-        self.reads = Reads(self.app, self.views, self.clock, self.options.read_wait_s)
+        self.reads = Reads(self.app, self.views, self.clock, self.options.read_wait_s,
+                           self.options.views_behind_ttl_s)
         self.webhooks = LiveKitWebhooks(
             self.app, api_key, api_secret, deliveries=WebhookDeliveries(
                 self.views, self.clock, timedelta(seconds=self.options.webhook_window_s)),
