@@ -187,7 +187,9 @@ class Service:
 
 
 def _pool(store: Store) -> dict[str, int]:
-    """The reads' pool within the store's budget (SQLite keeps SQLAlchemy's own)."""
+    """The reads' pool within the store's budget (SQLite keeps SQLAlchemy's own): up to
+    S + O connections, each kept open once opened (a pool of S with O overflow would open and
+    close an overflow connection per read whenever more than S reads run at once)."""
     if store.backend != "postgres":
         return {}
-    return {"pool_size": store.pool_size, "max_overflow": store.pool_max_overflow}
+    return {"pool_size": store.pool_size + store.pool_max_overflow, "max_overflow": 0}
