@@ -19,8 +19,8 @@ from clara_es.http.auth import (
     Caller,
     Principal,
     Role,
-    authenticate,
     bearer,
+    caller_of,
     forbidden,
 )
 from clara_es.http.freshness import MIN_VERSION, SOURCE
@@ -38,7 +38,7 @@ def service_of(request: Request) -> Service:
     return request.app.state.service
 
 
-def min_version(
+async def min_version(
     query: Annotated[int | None, Query(
         alias="min_version", ge=0, le=2**31 - 1,
         description="answer at least this stream version (the `version` a command answered)",
@@ -140,7 +140,7 @@ def get_stats(
     return stats
 
 
-def feed_caller(
+async def feed_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     access_token: Annotated[
@@ -151,7 +151,7 @@ def feed_caller(
         credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=access_token)
     if credentials is None:
         raise ApiProblem(401, "missing bearer token (header or access_token)", CHALLENGE)
-    return authenticate(request, credentials)
+    return caller_of(request, credentials)
 
 
 async def live_start(

@@ -50,8 +50,8 @@ class LiveSessions(VoiceSessions):
         changes = self.changes
         events, unknown = [], set()
         for notification in notifications:
-            if not changes.watched(notification.originator_id):
-                continue
+            if not changes.wanted(notification.originator_id, notification.originator_version):
+                continue  # no feed here, or this process handed it to the feeds already
             try:
                 events.append(self.mapper.to_domain_event(notification))
             except Exception:

@@ -54,14 +54,18 @@ class Changes:
 
     def __init__(self) -> None:
         self._waiters: dict[UUID, set[Inbox]] = {}
+        # The last version handed to the feeds of each followed session (a hint: the
+        # LISTEN connection skips decoding what this process published already).
+        self._published: dict[UUID, int] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
 
-    def watched(self, session_id: UUID) -> bool:
-        return session_id in self._waiters
+    def wanted(self, session_id: UUID, version: int) -> bool:
+        """Whether a feed follows the session and this version was not handed to it yet."""
+        return session_id in self._waiters and version > self._published.get(session_id, 0)
 
     def publish(self, events: Iterable[SessionEvent]) -> None:
         """Hand new events (in each session's order) to their sessions' feeds: one hop to
@@ -72,6 +76,11 @@ class Changes:
         for event in events:
             if event.originator_id in self._waiters:
                 by_session.setdefault(event.originator_id, []).append(event)
+        published = self._published
+        for session_id, delivered in by_session.items():
+            version = delivered[-1].originator_version
+            if version > published.get(session_id, 0):
+                published[session_id] = version
         if by_session:
             self._loop.call_soon_threadsafe(self._deliver, by_session)
 
@@ -127,6 +136,7 @@ class Changes:
             inboxes.discard(inbox)
             if not inboxes:
                 del self._waiters[session_id]
+                self._published.pop(session_id, None)
 
 
 class Follower:
