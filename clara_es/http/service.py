@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
 from eventsourcing.persistence import Notification
 
 from clara_es.adapters.livekit.deliveries import WebhookDeliveries
@@ -114,7 +115,7 @@ class Service:
         self.app = LiveSessions(store.eventsourcing_env(), clock=self.clock, policy=policy)
         self.app.changes = self.changes
         views_db.upgrade(store)
-        self.views = views_db.engine(store, pool_pre_ping=True, **_pool(store))
+        self.views = ping_when_idle(views_db.engine(store, **_pool(store)))
         self.reads = Reads(self.app, self.views, self.clock, self.options.read_wait_s,
                            self.options.views_behind_ttl_s)
         self.webhooks = LiveKitWebhooks(
@@ -184,6 +185,34 @@ class Service:
             return
         self.app.close()
         self.views.dispose()
+
+
+# A pooled connection idle longer than this is pinged before use (a busy API reuses its
+# connections within milliseconds: a ping per read cost a round trip for every one of them).
+IDLE_PING_S = 1.0
+
+
+def ping_when_idle(engine: sa.Engine, idle_s: float = IDLE_PING_S) -> sa.Engine:
+    """SQLAlchemy's pessimistic disconnect handling (`pool_pre_ping`) for connections that sat
+    idle: one that fails its ping is replaced before the read uses it (after a database
+    restart); a connection lost while in use fails that one request, and the pool then
+    replaces every connection it held."""
+
+    @sa.event.listens_for(engine, "checkin")
+    def checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < idle_s:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(f"idle connection lost: {exc}") from exc
+
+    return engine
 
 
 def _pool(store: Store) -> dict[str, int]:
