@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from clara_es.domain import ConnectionState, UIState
 from clara_es.domain.commands import LocalInstant
+from clara_es.http.answers import answer
 from clara_es.http.auth import (
     CHALLENGE,
     Caller,
@@ -81,10 +82,10 @@ def list_sessions(
     return [r for r in rows if caller.may_read(r.room, r.participant)]
 
 
-@router.get("/sessions/{session_id}", responses=READ_ERRORS)
+@router.get("/sessions/{session_id}", responses=READ_ERRORS, response_model=UIState)
 def get_session(
     request: Request, response: Response, caller: Caller, session_id: UUID, at_least: MinVersion
-) -> UIState:
+) -> Response:
     """The UI state: status light text, Start Session button, attempt n of max.
 
     At least the version asked for (`min_version`), and at least what the caller's own last
@@ -96,7 +97,7 @@ def get_session(
     state, source = reads.status_from(session_id, needed)
     response.headers[SOURCE] = source
     reads.fresh.say(response)
-    return state
+    return answer(state, headers=response.headers)
 
 
 @router.get("/sessions/{session_id}/history", responses=READ_ERRORS)
