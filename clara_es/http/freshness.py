@@ -87,6 +87,7 @@ class Freshness:
         self._sleep = sleep
         self._monotonic = monotonic
         self._measured: tuple[float, int] | None = None  # (when, events behind)
+        self._measuring = threading.Lock()
 
     def behind(self) -> int:
         """Events the slowest view is behind the event log."""
@@ -101,7 +102,13 @@ class Freshness:
         measured = self._measured
         if measured is not None and self._monotonic() - measured[0] < self.behind_ttl_s:
             return measured[1]
-        return self.behind()
+        if measured is not None and not self._measuring.acquire(blocking=False):
+            return measured[1]  # another read is measuring it right now
+        try:
+            return self.behind()
+        finally:
+            if measured is not None:
+                self._measuring.release()
 
     def say(self, response: Response, behind: int | None = None) -> None:
         response.headers[VIEWS_BEHIND] = str(self.recently_behind() if behind is None else behind)
