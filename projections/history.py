@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from clara_es.application.records import record_fields
 from clara_es.domain.events import SessionStarted
 from projections.schema import metadata, session_id_column, timestamp, tracking_table
-from projections.sql import Sql, plain
+from projections.sql import Sql, json_text
 from projections.view import Logged, Rows, View, utc
 
 history_table = sa.Table(
@@ -57,8 +57,8 @@ class HistoryView(View):
                 "occurred_at": utc(fields["occurred_at"]),
                 "type": fields["type"],
                 "actor": fields["actor"],
-                "cause": plain(fields["cause"]),
-                "details": plain(fields["details"]),
+                "cause": json_text(fields["cause"]),
+                "details": json_text(fields["details"]),
             })
         db.insert(history_table, rows)
         first.trim()

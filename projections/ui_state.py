@@ -11,7 +11,7 @@ from clara_es.domain.state import ConnectionState
 from clara_es.domain.status import START_ENABLED, status_text
 from projections.schema import metadata, session_id_column, timestamp, tracking_table
 from projections.sql import Sql
-from projections.view import Facts, Logged, Row, Rows, View, after, utc
+from projections.view import Facts, Logged, Row, Rows, View, utc
 
 ui_state_table = sa.Table(
     "ui_state",
@@ -31,37 +31,50 @@ ui_state_table = sa.Table(
 
 
 class UIStateView(View):
+    """Each session's facts stay in memory and each event changes them in place; a session's
+    row is built once per batch, after its last event of the batch (an event's row depends
+    only on the facts after it and on the event's own time and version)."""
+
     name = "ui_state"
     tables = (ui_state_table,)
     tracking = tracking_table(name)
 
     def __init__(self) -> None:
-        self.rows = Rows(ui_state_table)
+        self.facts: Rows[Facts] = Rows(ui_state_table, read=_facts)
 
     def apply(self, db: Sql, batch: Sequence[Logged]) -> None:
-        rows = self.rows
-        rows.load(db, batch)
-        changed: dict[str, Row] = {}
+        kept = self.facts
+        kept.load(db, batch)
+        last: dict[str, SessionEvent] = {}
         for _, event, session_id in batch:
             if isinstance(event, SessionStarted):
-                facts = after(event)
-            elif isinstance(event, SessionEvent) and (row := rows.get(session_id)) is not None:
-                facts = after(
-                    event, room=row["room"], participant=row["participant"],
-                    state=row["connection_state"], attempt=row["attempt"],
-                    next_retry_at=row["next_retry_at"],
-                    policy={"max_attempts": row["max_attempts"]},
-                )
-            else:
+                facts = Facts()
+                kept.put(session_id, facts)
+            elif not isinstance(event, SessionEvent) or (facts := kept.get(session_id)) is None:
                 continue  # a type this code does not know changes nothing the UI shows
-            row = _row(session_id, event, facts)
-            rows.put(session_id, row)
-            changed[session_id] = row
-        db.upsert(ui_state_table, list(changed.values()))
-        rows.trim()
+            event.apply_to(facts)
+            last[session_id] = event
+        rows = []
+        for session_id, event in last.items():
+            facts = kept.get(session_id)
+            if facts is not None:
+                rows.append(_row(session_id, event, facts))
+        db.upsert(ui_state_table, rows)
+        kept.trim()
 
     def forget(self) -> None:
-        self.rows.clear()
+        self.facts.clear()
+
+
+def _facts(row: Row) -> Facts:
+    """The facts of a stored row, for the next event to change."""
+    facts = Facts()
+    facts.__dict__.update(
+        room=row["room"], participant=row["participant"], state=row["connection_state"],
+        attempt=row["attempt"], next_retry_at=row["next_retry_at"],
+        policy={"max_attempts": row["max_attempts"]},
+    )
+    return facts
 
 
 def _row(session_id: str, event: SessionEvent, facts: Facts) -> Row:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
 
 import sqlalchemy as sa
 
@@ -22,6 +22,7 @@ from clara_es.domain.state import ConnectionState, Quality, SessionState
 from projections.sql import Sql
 
 Row = dict[str, Any]
+T = TypeVar("T")
 
 
 class Logged(NamedTuple):
@@ -59,26 +60,32 @@ def _delete_all(table: sa.Table) -> sa.Delete:
     return sa.delete(table)
 
 
-class Rows:
-    """A view's own row per session, for the sessions it saw last (bounded, oldest out)."""
+class Rows(Generic[T]):
+    """A view's own row per session, for the sessions it saw last (bounded, oldest out);
+    `read` turns a stored row into what the view keeps of it (the row itself by default)."""
 
-    def __init__(self, table: sa.Table, *where: sa.ColumnElement[bool], maxsize: int = 20_000):
+    def __init__(
+        self, table: sa.Table, *where: sa.ColumnElement[bool], maxsize: int = 20_000,
+        read: Callable[[Row], T] | None = None,
+    ):
         self.table = table
         self.where = where
         self.maxsize = maxsize
-        self._rows: OrderedDict[str, Row] = OrderedDict()
+        self.read: Callable[[Row], Any] = read or _same
+        self._rows: OrderedDict[str, T] = OrderedDict()
 
     def load(self, db: Sql, batch: Sequence[Logged]) -> None:
         """Read the rows this batch needs and memory lacks (a session's SessionStarted in the
         batch makes its row, so nothing is read for it)."""
         missing = [s for s in _continued(batch) if s not in self._rows]
+        read = self.read
         for row in db.where_in(self.table, "session_id", missing, *self.where):
-            self._rows[row["session_id"]] = row
+            self._rows[row["session_id"]] = read(row)
 
-    def get(self, session_id: str) -> Row | None:
+    def get(self, session_id: str) -> T | None:
         return self._rows.get(session_id)
 
-    def put(self, session_id: str, row: Row) -> None:
+    def put(self, session_id: str, row: T) -> None:
         rows = self._rows
         rows[session_id] = row
         rows.move_to_end(session_id)
@@ -90,6 +97,10 @@ class Rows:
 
     def clear(self) -> None:
         self._rows.clear()
+
+
+def _same(row: Row) -> Row:
+    return row
 
 
 def _continued(batch: Iterable[Logged]) -> set[str]:

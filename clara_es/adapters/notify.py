@@ -2,8 +2,9 @@
 
 eventsourcing's PostgreSQL recorder sends `NOTIFY <its events table>` in the same transaction
 as every append, so the notification arrives only once the events are committed, whichever
-process appended them. On each one the listener reads which sessions have events after the
-last notification it saw (ids only, from the log's unique index) and hands them to `wake`.
+process appended them. On each one the listener reads the events after the last notification
+it saw, once for the whole process, and hands them to `wake` (which decodes those it needs:
+the live feeds send them without reading the store again).
 The recorder's table lock makes commit order the log's order, so nothing committed is skipped.
 
 Each time the connection starts listening (at start, and again after it was lost, when the
@@ -15,10 +16,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.persistence import Notification
 from psycopg import sql
 
 from clara_es.adapters.store import Store
@@ -37,7 +39,7 @@ class LogListener:
         self,
         store: Store,
         recorder: Any,
-        wake: Callable[[Iterable[UUID]], None],
+        wake: Callable[[list[Notification]], None],
         wake_all: Callable[[], None],
         *,
         retry_s: float = 1.0,
@@ -46,8 +48,8 @@ class LogListener:
         self.store = store
         self.channel: str = recorder.channel_name
         self._select = sql.SQL(
-            "SELECT notification_id, originator_id FROM {}.{} WHERE notification_id > %s "
-            "ORDER BY notification_id LIMIT %s"
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {}.{} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
         ).format(sql.Identifier(recorder.datastore.schema),
                  sql.Identifier(recorder.events_table_name))
         self._head = sql.SQL("SELECT max(notification_id) FROM {}.{}").format(
@@ -115,7 +117,11 @@ class LogListener:
             if not rows:
                 return
             self.position = int(rows[-1][0])
-            self.wake({_uuid(row[1]) for row in rows})
+            self.wake([
+                Notification(id=int(row[0]), originator_id=_uuid(row[1]),
+                             originator_version=row[2], topic=row[3], state=bytes(row[4]))
+                for row in rows
+            ])
             if len(rows) < READ:
                 return
 

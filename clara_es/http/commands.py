@@ -12,7 +12,7 @@ import inspect
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, create_model
 
 from clara_es.domain import DomainError, SessionNotFound, UIState
@@ -22,6 +22,7 @@ from clara_es.domain.commands import (
     InvalidCommand,
     StartSession,
 )
+from clara_es.http.answers import answer
 from clara_es.http.auth import Caller, Principal, forbidden
 from clara_es.http.problems import ApiProblem, responses
 from clara_es.http.service import Service
@@ -90,10 +91,10 @@ StartBody = body_model(StartSession)
 
 
 @router.post("", status_code=201, responses=responses(401, 403, 409, 413, 422, 503),
-             name="start")
+             name="start", response_model=UIState)
 def start(
     request: Request, caller: Caller, body: StartBody, idempotency_key: IdempotencyKey = None,  # type: ignore[valid-type]
-) -> UIState:
+) -> Response:
     """Start a session (idle); a client token may only start its own identity's session."""
     service = service_of(request)
     command = StartSession.build(
@@ -112,7 +113,7 @@ def start(
         raise
     service.metrics.count(command.name, 201)
     service.reads.fresh.written.wrote(caller, state.session_id, state.version)
-    return state
+    return answer(state, 201)
 
 
 def _route(command: type[Command]) -> None:
@@ -121,10 +122,10 @@ def _route(command: type[Command]) -> None:
     def endpoint(
         request: Request, caller: Principal, session_id: UUID, idempotency_key: IdempotencyKey,
         **kw: Any,
-    ) -> UIState:
+    ) -> Response:
         fields = kw["body"].model_dump(exclude_unset=True) if kw.get("body") is not None else {}
-        return run(request, caller, session_id, command.build(
-            **fields, actor=caller.actor, idempotency_key=idempotency_key))
+        return answer(run(request, caller, session_id, command.build(
+            **fields, actor=caller.actor, idempotency_key=idempotency_key)))
 
     params = [
         inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
@@ -141,7 +142,7 @@ def _route(command: type[Command]) -> None:
         params.append(inspect.Parameter(
             "body", inspect.Parameter.KEYWORD_ONLY, annotation=body | None if optional else body,
             **({"default": None} if optional else {})))
-    endpoint.__signature__ = inspect.Signature(params, return_annotation=UIState)  # type: ignore[attr-defined]
+    endpoint.__signature__ = inspect.Signature(params, return_annotation=Response)  # type: ignore[attr-defined]
     router.add_api_route(
         f"/{{session_id}}/{command.route}", endpoint, methods=["POST"], name=command.name,
         response_model=UIState, responses=COMMAND_ERRORS, description=command.__doc__,

@@ -6,7 +6,8 @@ or else from what this process last answered the same caller for that session (a
 session's UI state below it is read from the session's own stream; its history waits briefly for
 the history view (then 503 with Retry-After); the lists and the stats wait briefly for the views
 to reach the log's head when one of the caller's recent writes is not in them yet. Every answer
-read from the views says how far behind the log they are (`X-Clara-Views-Behind`).
+read from the views says how far behind the log they are (`X-Clara-Views-Behind`), as measured
+at most `Options.views_behind_ttl_s` ago.
 """
 
 from __future__ import annotations
@@ -76,21 +77,41 @@ class Freshness:
         wait_s: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        behind_ttl_s: float = 0.0,
     ) -> None:
         self.views = views
         self.head = head
         self.wait_s = wait_s
+        self.behind_ttl_s = behind_ttl_s
         self.written = Written()
         self._sleep = sleep
         self._monotonic = monotonic
+        self._measured: tuple[float, int] | None = None  # (when, events behind)
+        self._measuring = threading.Lock()
 
     def behind(self) -> int:
         """Events the slowest view is behind the event log."""
         head = self.head()
-        return max((head - p for p in queries.positions(self.views).values()), default=0)
+        behind = max((head - p for p in queries.positions(self.views).values()), default=0)
+        self._measured = (self._monotonic(), behind)
+        return behind
+
+    def recently_behind(self) -> int:
+        """`behind`, measured at most `behind_ttl_s` ago: the header every read carries costs
+        two queries, which a busy process makes once per `behind_ttl_s`, not once per read."""
+        measured = self._measured
+        if measured is not None and self._monotonic() - measured[0] < self.behind_ttl_s:
+            return measured[1]
+        if measured is not None and not self._measuring.acquire(blocking=False):
+            return measured[1]  # another read is measuring it right now
+        try:
+            return self.behind()
+        finally:
+            if measured is not None:
+                self._measuring.release()
 
     def say(self, response: Response, behind: int | None = None) -> None:
-        response.headers[VIEWS_BEHIND] = str(self.behind() if behind is None else behind)
+        response.headers[VIEWS_BEHIND] = str(self.recently_behind() if behind is None else behind)
 
     def needed(self, caller: Principal, session_id: UUID, asked: int | None) -> int:
         return max(asked or 0, self.written.version(caller, session_id))

@@ -81,13 +81,20 @@ OWNERS_KEPT = 100_000
 
 class Reads:
     def __init__(
-        self, app: VoiceSessions, views: sa.Engine, clock: Clock, wait_s: float = 2.0
+        self, app: VoiceSessions, views: sa.Engine, clock: Clock, wait_s: float = 2.0,
+        behind_ttl_s: float = 0.0,
     ) -> None:
         self.app = app
-        self.views = views
+        # Reads only: no transaction around them (PostgreSQL reads each statement in a
+        # snapshot of its own anyway, at READ COMMITTED), which saves the BEGIN and the
+        # ROLLBACK round trips of every read.
+        self.views = (
+            views.execution_options(isolation_level="AUTOCOMMIT")
+            if views.dialect.name == "postgresql" else views
+        )
         self.clock = clock
         self._owners: dict[UUID, tuple[str, str]] = {}
-        self.fresh = Freshness(views, self.head, wait_s)
+        self.fresh = Freshness(views, self.head, wait_s, behind_ttl_s=behind_ttl_s)
 
     def head(self) -> int:
         """The event log's last notification id."""

@@ -14,13 +14,14 @@ from starlette.concurrency import run_in_threadpool
 
 from clara_es.domain import ConnectionState, UIState
 from clara_es.domain.commands import LocalInstant
+from clara_es.http.answers import answer
 from clara_es.http.auth import (
     CHALLENGE,
     Caller,
     Principal,
     Role,
-    authenticate,
     bearer,
+    caller_of,
     forbidden,
 )
 from clara_es.http.freshness import MIN_VERSION, SOURCE
@@ -38,7 +39,7 @@ def service_of(request: Request) -> Service:
     return request.app.state.service
 
 
-def min_version(
+async def min_version(
     query: Annotated[int | None, Query(
         alias="min_version", ge=0, le=2**31 - 1,
         description="answer at least this stream version (the `version` a command answered)",
@@ -81,10 +82,10 @@ def list_sessions(
     return [r for r in rows if caller.may_read(r.room, r.participant)]
 
 
-@router.get("/sessions/{session_id}", responses=READ_ERRORS)
+@router.get("/sessions/{session_id}", responses=READ_ERRORS, response_model=UIState)
 def get_session(
     request: Request, response: Response, caller: Caller, session_id: UUID, at_least: MinVersion
-) -> UIState:
+) -> Response:
     """The UI state: status light text, Start Session button, attempt n of max.
 
     At least the version asked for (`min_version`), and at least what the caller's own last
@@ -96,7 +97,7 @@ def get_session(
     state, source = reads.status_from(session_id, needed)
     response.headers[SOURCE] = source
     reads.fresh.say(response)
-    return state
+    return answer(state, headers=response.headers)
 
 
 @router.get("/sessions/{session_id}/history", responses=READ_ERRORS)
@@ -140,7 +141,7 @@ def get_stats(
     return stats
 
 
-def feed_caller(
+async def feed_caller(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     access_token: Annotated[
@@ -151,7 +152,7 @@ def feed_caller(
         credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=access_token)
     if credentials is None:
         raise ApiProblem(401, "missing bearer token (header or access_token)", CHALLENGE)
-    return authenticate(request, credentials)
+    return caller_of(request, credentials)
 
 
 async def live_start(
@@ -188,5 +189,5 @@ async def live(
     versions after it. Without it, the first event is the current state."""
     service = service_of(request)
     async for event in feed(service.app, service.changes, session_id, after,
-                            service.options.feed_poll):
+                            service.feed_poll):
         yield event

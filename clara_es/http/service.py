@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import sqlalchemy as sa
+from eventsourcing.persistence import Notification
+
 from clara_es.adapters.livekit.deliveries import WebhookDeliveries
 from clara_es.adapters.livekit.webhooks import LiveKitWebhooks
 from clara_es.adapters.notify import LogListener
@@ -39,8 +42,23 @@ class LiveSessions(VoiceSessions):
     changes: Changes
 
     def _notify(self, recordings: list[Any]) -> None:
-        for session_id in {r.domain_event.originator_id for r in recordings}:
-            self.changes.notify(session_id)
+        self.changes.publish(r.domain_event for r in recordings)
+
+    def heard(self, notifications: list[Notification]) -> None:
+        """Appends of any process (the LISTEN connection's thread): the events of the sessions
+        followed here, decoded once for all their feeds; a type this code cannot decode
+        makes its feeds re-read their streams."""
+        changes = self.changes
+        events, unknown = [], set()
+        for notification in notifications:
+            if not changes.wanted(notification.originator_id, notification.originator_version):
+                continue  # no feed here, or this process handed it to the feeds already
+            try:
+                events.append(self.mapper.to_domain_event(notification))
+            except Exception:
+                unknown.add(notification.originator_id)
+        changes.publish(events)
+        changes.notify_many(unknown)
 
 
 @dataclass
@@ -48,6 +66,9 @@ class Options:
     # Seconds between re-reads of a live feed's stream: how other processes' appends are found
     # on SQLite; on PostgreSQL a safety net (LISTEN/NOTIFY wakes the feeds at once).
     feed_poll: float = 1.0
+    # The same on PostgreSQL once the LISTEN connection listens (it hands every append of any
+    # process to the feeds; it wakes them all again after it reconnects): a safety net only.
+    feed_poll_listening: float = 30.0
     # Seconds between polls of the event log by the view runners (SQLite; PostgreSQL listens).
     view_poll: float = 0.1
     # /readyz fails while a view is more than this many events behind the log.
@@ -64,6 +85,9 @@ class Options:
     webhook_window_s: float = 86400.0
     # Seconds a read waits for the views to show the caller's own writes (read-your-writes).
     read_wait_s: float = 2.0
+    # Seconds a measure of how far the views are behind the log (`X-Clara-Views-Behind`) is
+    # reused by the next reads (0: measured for every read).
+    views_behind_ttl_s: float = 0.1
     # Seconds the background work gets to stop on shutdown; jobs still running after that are
     # left to their leases (the next process claims them) instead of holding the exit up.
     stop_grace_s: float = 3.0
@@ -91,8 +115,9 @@ class Service:
         self.app = LiveSessions(store.eventsourcing_env(), clock=self.clock, policy=policy)
         self.app.changes = self.changes
         views_db.upgrade(store)
-        self.views = views_db.engine(store, pool_pre_ping=True, **_pool(store))
-        self.reads = Reads(self.app, self.views, self.clock, self.options.read_wait_s)
+        self.views = ping_when_idle(views_db.engine(store, **_pool(store)))
+        self.reads = Reads(self.app, self.views, self.clock, self.options.read_wait_s,
+                           self.options.views_behind_ttl_s)
         self.webhooks = LiveKitWebhooks(
             self.app, api_key, api_secret, deliveries=WebhookDeliveries(
                 self.views, self.clock, timedelta(seconds=self.options.webhook_window_s)),
@@ -109,7 +134,7 @@ class Service:
         if self.store.backend == "postgres" and self.listener is None:
             # One LISTEN connection for every feed of this process.
             self.listener = LogListener(self.store, self.app.recorder,
-                                        self.changes.notify_many, self.changes.notify_all).start()
+                                        self.app.heard, self.changes.notify_all).start()
         if self.options.follow_views and self.supervisor is None:
             self.supervisor = Supervisor(self.store, poll_interval=self.options.view_poll).start()
         for name, runner in self.background.items():
@@ -117,6 +142,12 @@ class Service:
             thread.start()
             self._threads.append(thread)
         return self
+
+    @property
+    def feed_poll(self) -> float:
+        """Seconds between a live feed's re-reads of its stream."""
+        listening = self.listener is not None and self.listener.listening.is_set()
+        return self.options.feed_poll_listening if listening else self.options.feed_poll
 
     def _guarded(self, name: str, runner: Runner) -> None:
         try:
@@ -156,8 +187,38 @@ class Service:
         self.views.dispose()
 
 
+# A pooled connection idle longer than this is pinged before use (a busy API reuses its
+# connections within milliseconds: a ping per read cost a round trip for every one of them).
+IDLE_PING_S = 1.0
+
+
+def ping_when_idle(engine: sa.Engine, idle_s: float = IDLE_PING_S) -> sa.Engine:
+    """SQLAlchemy's pessimistic disconnect handling (`pool_pre_ping`) for connections that sat
+    idle: one that fails its ping is replaced before the read uses it (after a database
+    restart); a connection lost while in use fails that one request, and the pool then
+    replaces every connection it held."""
+
+    @sa.event.listens_for(engine, "checkin")
+    def checked_in(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @sa.event.listens_for(engine, "checkout")
+    def checked_out(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < idle_s:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise sa.exc.DisconnectionError(f"idle connection lost: {exc}") from exc
+
+    return engine
+
+
 def _pool(store: Store) -> dict[str, int]:
-    """The reads' pool within the store's budget (SQLite keeps SQLAlchemy's own)."""
+    """The reads' pool within the store's budget (SQLite keeps SQLAlchemy's own): up to
+    S + O connections, each kept open once opened (a pool of S with O overflow would open and
+    close an overflow connection per read whenever more than S reads run at once)."""
     if store.backend != "postgres":
         return {}
-    return {"pool_size": store.pool_size, "max_overflow": store.pool_max_overflow}
+    return {"pool_size": store.pool_size + store.pool_max_overflow, "max_overflow": 0}

@@ -63,7 +63,8 @@ def test_the_listener_listens_again_after_its_connection_is_killed(
     woken: queue.Queue[set[UUID] | str] = queue.Queue()
     with closing_apps(postgres_store.eventsourcing_env, clock) as make_app:
         app = make_app()
-        listener = LogListener(postgres_store, app.recorder, woken.put,
+        listener = LogListener(postgres_store, app.recorder,
+                               lambda heard: woken.put({n.originator_id for n in heard}),
                                lambda: woken.put("all"), retry_s=0.05).start()
         try:
             assert listener.listening.wait(15)

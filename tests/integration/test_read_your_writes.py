@@ -13,6 +13,8 @@ import pytest
 from clara_es.adapters.store import Store
 from clara_es.domain import VirtualClock
 from clara_es.http import create_app
+from clara_es.http.freshness import Freshness
+from projections import db as views_db
 from projections.catch_up import catch_up
 from tests.support.http_service import (
     CLIENT,
@@ -121,3 +123,18 @@ def test_a_negative_or_fractional_min_version_is_422(lagging: httpx.Client) -> N
         answer = lagging.get(f"/api/sessions/{session_id}?{query}", headers=READER)
         assert answer.status_code == 422, query
         assert answer.json()["errors"][0]["field"] == "min_version"
+
+
+def test_a_busy_process_reuses_the_views_behind_figure_for_a_moment(store: Store) -> None:
+    views_db.upgrade(store)
+    engine = views_db.engine(store)
+    head, now = [5], [0.0]
+    fresh = Freshness(engine, lambda: head[0], monotonic=lambda: now[0], behind_ttl_s=0.1)
+    try:
+        assert fresh.recently_behind() == 5  # nothing applied yet: 5 events behind
+        head[0], now[0] = 7, 0.05
+        assert fresh.recently_behind() == 5  # measured 50 ms ago: reused
+        now[0] = 0.2
+        assert fresh.recently_behind() == 7  # older than 0.1 s: measured again
+    finally:
+        engine.dispose()

@@ -41,6 +41,7 @@ READER = bearer(Role.READ, "dashboard")
 def open_service(store: Store, clock: VirtualClock, **options: Any) -> Service:
     options.setdefault("feed_poll", 0.05)
     options.setdefault("view_poll", 0.01)
+    options.setdefault("views_behind_ttl_s", 0.0)  # the header's exact figure, every read
     return Service(store, api_key=API_KEY, api_secret=API_SECRET, clock=clock,
                    options=Options(**options))
 
