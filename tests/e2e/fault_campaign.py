@@ -21,14 +21,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from uuid import UUID
 
 import httpx
 
 from clara_es.adapters.store import Store
-from clara_es.application import VoiceSessions
 from clara_es.http.auth import Role, mint
+from tests.support.campaign_checks import lost, views_equal_rebuild
 
 KEY, SECRET = "campaign-key", "campaign-secret-that-is-long-enough-for-hs256"
 ROOM = "campaign"
@@ -148,32 +146,10 @@ def campaign(db: Path, kills: int, seed: int, load_s: float = 2.0) -> Figures:
             proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             proc.kill()
-    figures.lost = len(lost(db, acknowledged))
+    figures.lost = lost(Store.sqlite(db), acknowledged)
     figures.verified = clara_es(db, "replay", "--verify", "--all").returncode == 0
-    figures.views_equal_rebuild = _views_equal_rebuild(db)
+    figures.views_equal_rebuild = views_equal_rebuild(lambda *args: clara_es(db, *args))
     return figures
-
-
-def lost(db: Path, acknowledged: dict[str, int]) -> list[str]:
-    """The sessions whose stream is shorter than the version a command was acknowledged at."""
-    app = VoiceSessions(Store.sqlite(db).eventsourcing_env())
-    try:
-        return [sid for sid, version in acknowledged.items()
-                if len(app.events_after(UUID(sid))) < version]
-    finally:
-        app.close()
-
-
-def _views_equal_rebuild(db: Path) -> bool:
-    before = clara_es(db, "sessions", "--json", "--limit", "100000")
-    rebuilt = clara_es(db, "projections", "rebuild", "--json")
-    after = clara_es(db, "sessions", "--json", "--limit", "100000")
-    if before.returncode or rebuilt.returncode or after.returncode:
-        return False
-
-    def rows(text: str) -> list[Any]:
-        return sorted(json.loads(text), key=lambda r: r["session_id"])
-    return rows(before.stdout) == rows(after.stdout)
 
 
 def main() -> None:

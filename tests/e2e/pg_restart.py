@@ -29,14 +29,13 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import httpx
 
 from clara_es.adapters.store import Store
-from clara_es.application import VoiceSessions
 from clara_es.http.auth import Role, mint
 from tests.e2e.fault_campaign import KEY, ROOM, SECRET
+from tests.support.campaign_checks import lost, views_equal_rebuild
 from tests.support.served import free_port, served
 
 PG_BIN = Path(os.environ.get("CLARA_ES_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -242,33 +241,11 @@ def campaign(restarts: int, seed: int, load_s: float, log_folder: Path) -> Figur
             figures.due_backlog = ready.get("due_backlog", -1)
         figures.acknowledged = sum(1 for _ in load.answered_at)
         figures.refused, figures.unanswered = load.refused, load.unanswered
-        figures.lost = lost(cluster.url, load.acknowledged)
+        figures.lost = lost(Store.from_url(cluster.url), load.acknowledged)
         figures.verified = clara_es(cluster.url, "replay", "--verify", "--all").returncode == 0
-        figures.views_equal_rebuild = views_equal_rebuild(cluster.url)
+        figures.views_equal_rebuild = views_equal_rebuild(
+            lambda *args: clara_es(cluster.url, *args))
     return figures
-
-
-def lost(url: str, acknowledged: dict[str, int]) -> int:
-    """Sessions whose stream is shorter than a version a command answered."""
-    app = VoiceSessions(Store.from_url(url).eventsourcing_env())
-    try:
-        return sum(len(app.stored_events(UUID(session_id))) < version
-                   for session_id, version in acknowledged.items())
-    finally:
-        app.close()
-
-
-def views_equal_rebuild(url: str) -> bool:
-    before = clara_es(url, "sessions", "--json", "--limit", "100000")
-    rebuilt = clara_es(url, "projections", "rebuild", "--json")
-    after = clara_es(url, "sessions", "--json", "--limit", "100000")
-    if before.returncode or rebuilt.returncode or after.returncode:
-        return False
-
-    def rows(text: str) -> list[Any]:
-        return sorted(json.loads(text), key=lambda r: r["session_id"])
-
-    return rows(before.stdout) == rows(after.stdout)
 
 
 def main() -> None:

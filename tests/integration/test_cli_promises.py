@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,16 +114,30 @@ def test_the_readme_documents_every_setting() -> None:
     assert missing == []
 
 
-def test_status_after_import_answers_from_the_stream_and_says_why(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def demo_copy(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[int], tuple[str, dict[str, Any]]]:
+    """The demo's store, with demo session `which` exported and imported under a new id (the
+    views have not seen the copy yet): the store and what `import --json` answered."""
     monkeypatch.delenv("CLARA_ES_DATABASE_URL", raising=False)
-    db, export = str(tmp_path / "s.db"), str(tmp_path / "one.jsonl")
-    code, out, _ = clara_es(capsys, "demo", "--db", db, "--json")
-    session_id = json.loads(out)["sessions"][1]["session_id"]
-    assert clara_es(capsys, "export", session_id, "--db", db, "-o", export)[0] == 0
-    code, out, _ = clara_es(capsys, "import", export, "--new-id", "--db", db, "--json")
-    copy = json.loads(out)["session_id"]
+
+    def copy(which: int) -> tuple[str, dict[str, Any]]:
+        db, export = str(tmp_path / "s.db"), str(tmp_path / "one.jsonl")
+        _, out, _ = clara_es(capsys, "demo", "--db", db, "--json")
+        session_id = json.loads(out)["sessions"][which]["session_id"]
+        assert clara_es(capsys, "export", session_id, "--db", db, "-o", export)[0] == 0
+        _, out, _ = clara_es(capsys, "import", export, "--new-id", "--db", db, "--json")
+        return db, json.loads(out)
+
+    return copy
+
+
+def test_status_after_import_answers_from_the_stream_and_says_why(
+    capsys: pytest.CaptureFixture[str], demo_copy: Callable[[int], tuple[str, dict[str, Any]]]
+) -> None:
+    db, imported = demo_copy(1)
+    copy = imported["session_id"]
     code, out, err = clara_es(capsys, "status", copy, "--db", db, "--json")
     assert code == 0
     assert json.loads(out)["connection_state"] == "failed"
@@ -129,15 +145,10 @@ def test_status_after_import_answers_from_the_stream_and_says_why(
 
 
 def test_answers_from_views_that_lag_say_so_until_they_catch_up(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str], demo_copy: Callable[[int], tuple[str, dict[str, Any]]]
 ) -> None:
-    monkeypatch.delenv("CLARA_ES_DATABASE_URL", raising=False)
-    db, export = str(tmp_path / "s.db"), str(tmp_path / "one.jsonl")
-    code, out, _ = clara_es(capsys, "demo", "--db", db, "--json")
-    session_id = json.loads(out)["sessions"][0]["session_id"]
-    assert clara_es(capsys, "export", session_id, "--db", db, "-o", export)[0] == 0
-    code, out, _ = clara_es(capsys, "import", export, "--new-id", "--db", db, "--json")
-    events = json.loads(out)["events"]
+    db, imported = demo_copy(0)
+    events = imported["events"]
     reads = (["sessions"], ["stats"], ["history", "--room", "demo"], ["sessions", "--json"])
     for args in reads:
         code, _, err = clara_es(capsys, *args, "--db", db)
