@@ -32,10 +32,6 @@ from clara_es.process.tables import due_rooms, due_work
 CHUNK = 500
 
 
-def insert(conn: sa.Connection) -> Any:
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-
-
 class PendingRows:
     """The net row changes of a batch, written by `write` in one transaction."""
 
@@ -78,25 +74,47 @@ class PendingRows:
 
     def write(self, conn: sa.Connection) -> None:
         for chunk in _chunks(sorted(self.fired)):
-            conn.execute(sa.delete(due_work).where(
-                due_work.c.kind.in_(sorted(TIMERS)),
-                sa.tuple_(due_work.c.session_id, due_work.c.job_id).in_(chunk)))
+            conn.execute(_FIRED, {"keys": chunk, "kinds": sorted(TIMERS)})
         gone = sorted(key for key, row in self.work.items() if row is None)
         for chunk in _chunks(gone):
-            conn.execute(sa.delete(due_work).where(
-                sa.tuple_(due_work.c.session_id, due_work.c.kind).in_(chunk)))
+            conn.execute(_GONE, {"keys": chunk})
         put = [row for _key, row in sorted(self.work.items()) if row is not None]
         if put:
-            stmt = insert(conn)(due_work)
-            fresh = {c: stmt.excluded[c] for c in ("job_id", "due_at", "args")}
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=[due_work.c.session_id, due_work.c.kind],
-                set_={**fresh, "lease_owner": None, "lease_until": None, "tries": 0}), put)
+            conn.execute(_upsert(conn.dialect.name), put)
         for chunk in _chunks(sorted(self.left)):
-            conn.execute(sa.delete(due_rooms).where(due_rooms.c.session_id.in_(chunk)))
+            conn.execute(_LEFT, {"sessions": chunk})
         joined = [{"session_id": s, "room": r} for s, r in sorted(self.rooms.items()) if r]
         if joined:
-            conn.execute(insert(conn)(due_rooms).on_conflict_do_nothing(), joined)
+            conn.execute(_joined(conn.dialect.name), joined)
+
+
+# The statements, built once (expanding IN lists: one statement whatever the batch's size).
+_FIRED = sa.delete(due_work).where(
+    due_work.c.kind.in_(sa.bindparam("kinds", expanding=True)),
+    sa.tuple_(due_work.c.session_id, due_work.c.job_id).in_(
+        sa.bindparam("keys", expanding=True)))
+_GONE = sa.delete(due_work).where(
+    sa.tuple_(due_work.c.session_id, due_work.c.kind).in_(sa.bindparam("keys", expanding=True)))
+_LEFT = sa.delete(due_rooms).where(
+    due_rooms.c.session_id.in_(sa.bindparam("sessions", expanding=True)))
+_BUILT: dict[tuple[str, str], Any] = {}
+
+
+def _upsert(dialect: str) -> Any:
+    if ("upsert", dialect) not in _BUILT:
+        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(due_work)
+        fresh = {c: stmt.excluded[c] for c in ("job_id", "due_at", "args")}
+        _BUILT["upsert", dialect] = stmt.on_conflict_do_update(
+            index_elements=[due_work.c.session_id, due_work.c.kind],
+            set_={**fresh, "lease_owner": None, "lease_until": None, "tries": 0})
+    return _BUILT["upsert", dialect]
+
+
+def _joined(dialect: str) -> Any:
+    if ("joined", dialect) not in _BUILT:
+        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(due_rooms)
+        _BUILT["joined", dialect] = stmt.on_conflict_do_nothing()
+    return _BUILT["joined", dialect]
 
 
 class BatchFacts:
