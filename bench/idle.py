@@ -8,11 +8,13 @@ clients never try again and the policy's first attempt is 22 hours away, so `run
 timers, none of them due. `clara-es run` (the process manager, its timers and effects, and the
 views, as an operator runs it; polling every CLARA_ES_POLL_INTERVAL_S, 0.2 s by default) is
 started as a process of its own; once it has settled, its CPU time (user + system, from /proc)
-is read over `--seconds`. Baseline, same run and server: the same `run` on an empty store.
+is read over `--seconds`, and that of the PostgreSQL server processes serving its connections
+(named by PGAPPNAME). Baseline, same run and server: the same `run` on an empty store.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -22,9 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from eventsourcing.persistence import StoredEvent
 
-from bench.common import fresh_store, postgres_arguments
+from bench.common import POSTGRES_URL, fresh_store, postgres_arguments
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.config import Settings
@@ -63,23 +66,46 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def backends(name: str) -> list[int]:
+    """The PostgreSQL server processes serving connections named `name` (same machine)."""
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        rows = conn.execute("SELECT pid FROM pg_stat_activity WHERE application_name = %s",
+                            (name,)).fetchall()
+    return [int(pid) for (pid,) in rows]
+
+
+def server_cpu_s(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+            total += cpu_s(pid)  # (unless its connection closed meanwhile)
+    return total
+
+
 def idle_run(store: Store, seconds: float) -> dict[str, Any]:
-    """Start `clara-es run` on the store, let it settle, measure its CPU over `seconds`."""
-    env = {**os.environ, "CLARA_ES_DATABASE_URL": store.url, "CLARA_ES_LOG_LEVEL": "warning"}
+    """Start `clara-es run` on the store, let it settle, measure its CPU over `seconds`, and
+    that of the PostgreSQL server processes serving it (its connections are named)."""
+    name = f"bench-idle-{os.getpid()}"
+    env = {**os.environ, "CLARA_ES_DATABASE_URL": store.url, "CLARA_ES_LOG_LEVEL": "warning",
+           "PGAPPNAME": name}
     proc = subprocess.Popen([sys.executable, "-m", "clara_es", "run"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         assert proc.stdout is not None
         proc.stdout.readline()  # "clara-es run: ... running"
         time.sleep(SETTLE_S)
+        server = backends(name)
         before, started = cpu_s(proc.pid), time.monotonic()
+        server_before = server_cpu_s(server)
         time.sleep(seconds)
         used, wall = cpu_s(proc.pid) - before, time.monotonic() - started
+        served = server_cpu_s(server) - server_before
     finally:
         proc.terminate()
         proc.wait(timeout=60)
     return {"cpu_s": round(used, 3), "wall_s": round(wall, 1),
-            "core_fraction": round(used / wall, 4)}
+            "core_fraction": round(used / wall, 4), "connections": len(server),
+            "server_cpu_s": round(served, 3), "server_core_fraction": round(served / wall, 4)}
 
 
 def prepared(store: Store, sessions: int) -> int:
@@ -120,7 +146,9 @@ def main(argv: list[str] | None = None) -> None:
     for row in rows:
         print(f"idle run, {row['store']}: {row['pending_jobs']:,} jobs pending, "
               f"{row['cpu_s']:.2f} CPU s in {row['wall_s']:.0f} s = "
-              f"{100 * row['core_fraction']:.1f} % of a core (load {row['load_avg']:.1f})")
+              f"{100 * row['core_fraction']:.1f} % of a core; its {row['connections']} "
+              f"PostgreSQL server processes {100 * row['server_core_fraction']:.1f} % "
+              f"(load {row['load_avg']:.1f})")
     print(f"with the timers / empty: {ratio:.2f}x")
 
 

@@ -15,11 +15,13 @@ of the batch (read once per room) overlaid with the batch's joins and leaves.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from eventsourcing.application import AggregateNotFoundError
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clara_es.application import VoiceSessions
@@ -144,7 +146,22 @@ class BatchFacts:
                 session = event.mutate(session)
             if session is not None and session.version == version:
                 return session
-        return self.sessions.session(session_id, version=version)
+        return self._latest_if(session_id, version) or self.sessions.session(
+            session_id, version=version)
+
+    def _latest_if(self, session_id: UUID, version: int) -> VoiceSession | None:
+        """The session from the application's cache (brought up to date), if its latest
+        version is `version`: usually so when the catch-up follows the commands closely, and
+        far cheaper than a replay of the stream up to a version. Copied, since another thread
+        may bring the cached one forward while a rule reads it."""
+        try:
+            latest = self.sessions.repository.get(session_id, deepcopy_from_cache=False)
+        except AggregateNotFoundError:
+            return None
+        if latest.version != version:
+            return None
+        session: VoiceSession = copy.deepcopy(latest)
+        return session if session.version == version else None
 
     def room_used_by_others(self, room: str, session_id: UUID) -> bool:
         sid = str(session_id)
