@@ -15,7 +15,7 @@ import statistics
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -23,7 +23,7 @@ from eventsourcing.persistence import StoredEvent
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
-from clara_es.domain import BackoffPolicy, VirtualClock
+from clara_es.domain import BackoffPolicy, VirtualClock, commands
 from clara_es.domain.connection import attempt_deadline
 from clara_es.domain.events import (
     CleanupRequested,
@@ -92,14 +92,16 @@ def connected_backlog(
 ) -> list[tuple[UUID, str, str]]:
     """`sessions` connected sessions, decided in memory and inserted as stored (fast); their
     ids, rooms and participants."""
-    memory = VoiceSessions({"PERSISTENCE_MODULE": "eventsourcing.popo"}, clock=VirtualClock(),
-                           policy=policy)
+    # Stamped with the wall clock's time: the timers their facts set (the idle timeout) are
+    # not already overdue when the workers start.
+    memory = VoiceSessions({"PERSISTENCE_MODULE": "eventsourcing.popo"},
+                           clock=VirtualClock(datetime.now(UTC)), policy=policy)
     made = []
     for i in range(sessions):
         room, user = f"room-{i}", f"user-{i}"
-        sid = memory.start(room, user).session_id
-        memory.connect(sid)
-        memory.connected(sid)
+        sid = memory.handle(commands.StartSession(room=room, participant=user)).session_id
+        memory.handle(commands.Connect(), sid)
+        memory.handle(commands.MarkConnected(), sid)
         made.append((sid, room, user))
     position = 0
     while notifications := memory.recorder.select_notifications(

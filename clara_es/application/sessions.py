@@ -7,7 +7,7 @@ Every entry point builds a command of the catalogue (clara_es/domain/commands/) 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -142,11 +142,7 @@ class VoiceSessions(Application[UUID]):
             if repeat is not None:
                 return repeat, []
             read_version = session.version
-            signal = self._signal(
-                command, read_version, command_id, lost_reads, clock_offset, session.modified_on
-            )
-            command_id = signal.id
-            command.decide(session, signal)
+            command_id = self._decide(session, command, command_id, lost_reads, clock_offset)
             events: list[SessionEvent] = list(session.pending_events)
             try:
                 self.save(session)
@@ -162,6 +158,55 @@ class VoiceSessions(Application[UUID]):
         raise ConcurrencyConflict(
             f"{command.name} on session {session_id} lost {self.max_tries} races to other writers"
         )
+
+    def handle_all(self, orders: Sequence[tuple[Command, UUID]]) -> list[Exception | None]:
+        """Commands on different sessions, saved together: one transaction, one lock and one
+        commit for all of them (what the timers that fall due together send). Each is decided
+        as `handle` decides it; if the save loses a race, each is handled alone (read again,
+        decided again). Per command: None, or the error it raised (nothing of it appended).
+        A second command on a session already in the batch is handled alone after it."""
+        outcome: list[Exception | None] = []
+        decided: dict[UUID, VoiceSession] = {}
+        later: list[int] = []
+        for i, (command, session_id) in enumerate(orders):
+            outcome.append(None)
+            if session_id in decided:
+                later.append(i)
+                continue
+            try:
+                session = self.session(session_id)
+                if self._repeat(session, command) is None:
+                    self._decide(session, command, command.command_id, (), timedelta(0))
+                    decided[session_id] = session
+            except Exception as exc:
+                outcome[i] = exc
+        try:
+            if decided:
+                self.save(*decided.values())
+        except IntegrityError:
+            self.conflicts_retried += 1
+            later = [i for i, o in enumerate(outcome) if o is None]
+        for i in later:
+            outcome[i] = self._alone(*orders[i])
+        return outcome
+
+    def _alone(self, command: Command, session_id: UUID) -> Exception | None:
+        try:
+            self.handle(command, session_id)
+        except Exception as exc:
+            return exc
+        return None
+
+    def _decide(
+        self, session: VoiceSession, command: Command, command_id: str | None,
+        lost_reads: tuple[int, ...], clock_offset: timedelta,
+    ) -> str:
+        """Let the session decide on the command (its facts left pending); the signal's id."""
+        signal = self._signal(
+            command, session.version, command_id, lost_reads, clock_offset, session.modified_on
+        )
+        command.decide(session, signal)
+        return signal.id
 
     def _repeat(self, session: VoiceSession, command: Command) -> UIState | None:
         """The first answer, if this command's idempotency key was decided before."""

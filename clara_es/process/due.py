@@ -54,6 +54,46 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+_POSITION = sa.select(due_tracking.c.notification_id).where(
+    due_tracking.c.application_name == LEADER)
+_MOVE = (sa.update(due_tracking).where(due_tracking.c.application_name == LEADER)
+         .values(notification_id=sa.bindparam("position")))
+
+# Statements built once (building one costs more than SQLAlchemy's compiled cache saves).
+_NOW = sa.bindparam("now", type_=due_work.c.due_at.type)
+_CLAIM = (
+    sa.select(due_work)
+    .where(due_work.c.due_at <= _NOW,
+           due_work.c.kind.in_(sa.bindparam("kinds", expanding=True)),
+           sa.or_(due_work.c.lease_until.is_(None), due_work.c.lease_until <= _NOW))
+    .order_by(due_work.c.due_at, due_work.c.session_id)
+    .limit(sa.bindparam("limit", type_=sa.Integer))
+    .with_for_update(skip_locked=True)
+)
+_LEASE = (
+    sa.update(due_work)
+    .where(sa.tuple_(due_work.c.session_id, due_work.c.kind).in_(
+        sa.bindparam("keys", expanding=True)))
+    .values(lease_owner=sa.bindparam("owner"),
+            lease_until=sa.bindparam("until", type_=due_work.c.lease_until.type),
+            tries=due_work.c.tries + 1)
+)
+_DONE = sa.delete(due_work).where(
+    sa.tuple_(due_work.c.session_id, due_work.c.kind, due_work.c.job_id).in_(
+        sa.bindparam("keys", expanding=True)),
+    due_work.c.lease_owner == sa.bindparam("owner"))
+_PEEK = 64
+_FIRST_DUE = (sa.select(due_work.c.due_at, due_work.c.lease_until)
+              .order_by(due_work.c.due_at).limit(sa.bindparam("n", type_=sa.Integer)))
+_NEXT_DUE = sa.select(
+    sa.func.min(due_work.c.due_at).filter(due_work.c.lease_until.is_(None)),
+    sa.func.min(sa.case(
+        (due_work.c.lease_until > due_work.c.due_at, due_work.c.lease_until),
+        else_=due_work.c.due_at,
+    )).filter(due_work.c.lease_until.is_not(None)),
+)
+
+
 def _insert(conn: sa.Connection) -> Any:
     return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
@@ -146,15 +186,10 @@ class ProcessManager:
             if locked != position:
                 return 0
             pending.write(conn)
-            conn.execute(
-                sa.update(due_tracking)
-                .where(due_tracking.c.application_name == LEADER)
-                .values(notification_id=notifications[-1].id)
-            )
+            conn.execute(_MOVE, {"position": notifications[-1].id})
             return len(notifications)
 
-    _position = sa.select(due_tracking.c.notification_id).where(
-        due_tracking.c.application_name == LEADER)
+    _position = _POSITION
 
     def _react(self, fact: SessionEvent, facts: BatchFacts) -> list[Change]:
         """The fact's row changes. A fact no rule can decide on is logged and passed over:
@@ -183,30 +218,23 @@ class DueWork:
     def claim(self, now: datetime, kinds: Iterable[str], limit: int) -> list[Job]:
         """Lease up to `limit` due jobs of `kinds`, the most overdue first."""
         now = utc(now)
-        free = sa.or_(due_work.c.lease_until.is_(None), due_work.c.lease_until <= now)
-        query = (
-            sa.select(due_work)
-            .where(due_work.c.due_at <= now, due_work.c.kind.in_(list(kinds)), free)
-            .order_by(due_work.c.due_at, due_work.c.session_id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
         with self.engine.begin() as conn:
-            rows = conn.execute(query).all()
+            rows = conn.execute(_CLAIM, {"now": now, "kinds": sorted(kinds),
+                                         "limit": limit}).all()
             if rows:
-                conn.execute(
-                    sa.update(due_work)
-                    .where(self._keys([(r.session_id, r.kind) for r in rows]))
-                    .values(lease_owner=self.owner, lease_until=now + self.lease,
-                            tries=due_work.c.tries + 1)
-                )
+                conn.execute(_LEASE, {"keys": [(r.session_id, r.kind) for r in rows],
+                                      "owner": self.owner, "until": now + self.lease})
         return [Job(UUID(r.session_id), r.kind, r.job_id, dict(r.args), utc(r.due_at),
                     r.tries + 1) for r in rows]
 
-    def done(self, job: Job) -> None:
-        """The job ran: its row goes (the fact it led to would clear it on catch-up too)."""
+    def done(self, *jobs: Job) -> None:
+        """The jobs ran: their rows go (the facts they led to would clear them on catch-up
+        too), in one statement."""
+        if not jobs:
+            return
+        keys = [(str(j.session_id), j.kind, j.id) for j in jobs]
         with self.engine.begin() as conn:
-            conn.execute(sa.delete(due_work).where(self._mine(job)))
+            conn.execute(_DONE, {"keys": keys, "owner": self.owner})
 
     def retry_at(self, job: Job, at: datetime) -> None:
         with self.engine.begin() as conn:
@@ -225,14 +253,23 @@ class DueWork:
             )
 
     def next_due(self) -> datetime | None:
-        """When the next job can be claimed: its due time, or its lease's end."""
-        ready = sa.func.min(due_work.c.due_at).filter(due_work.c.lease_until.is_(None))
-        leased = sa.func.min(sa.case(
-            (due_work.c.lease_until > due_work.c.due_at, due_work.c.lease_until),
-            else_=due_work.c.due_at,
-        )).filter(due_work.c.lease_until.is_not(None))
+        """When the next job can be claimed: its due time, or its lease's end if that is
+        later. Read from the first rows in due order (the due_at index, no scan): a row's time
+        is never before its due_at, so once a row is due after the best time found, no later
+        row can beat it. Only when every one of those rows is leased past the rest does it
+        fall back to the whole table."""
         with self.engine.connect() as conn:
-            row = conn.execute(sa.select(ready, leased)).one()
+            rows = conn.execute(_FIRST_DUE, {"n": _PEEK}).all()
+            best: datetime | None = None
+            for due_at, lease_until in rows:
+                due_at = utc(due_at)
+                if best is not None and due_at >= best:
+                    return best
+                at = due_at if lease_until is None else max(due_at, utc(lease_until))
+                best = at if best is None else min(best, at)
+            if len(rows) < _PEEK:
+                return best
+            row = conn.execute(_NEXT_DUE).one()
         times = [utc(t) for t in row if t is not None]
         return min(times, default=None)
 

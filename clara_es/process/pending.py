@@ -15,11 +15,13 @@ of the batch (read once per room) overlaid with the batch's joins and leaves.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Sequence
 from typing import Any
 from uuid import UUID
 
 import sqlalchemy as sa
+from eventsourcing.application import AggregateNotFoundError
 from sqlalchemy.dialects import postgresql, sqlite
 
 from clara_es.application import VoiceSessions
@@ -30,10 +32,6 @@ from clara_es.process.tables import due_rooms, due_work
 
 # Keys per statement (bound parameters stay far below SQLite's limit).
 CHUNK = 500
-
-
-def insert(conn: sa.Connection) -> Any:
-    return postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
 
 
 class PendingRows:
@@ -78,25 +76,47 @@ class PendingRows:
 
     def write(self, conn: sa.Connection) -> None:
         for chunk in _chunks(sorted(self.fired)):
-            conn.execute(sa.delete(due_work).where(
-                due_work.c.kind.in_(sorted(TIMERS)),
-                sa.tuple_(due_work.c.session_id, due_work.c.job_id).in_(chunk)))
+            conn.execute(_FIRED, {"keys": chunk, "kinds": sorted(TIMERS)})
         gone = sorted(key for key, row in self.work.items() if row is None)
         for chunk in _chunks(gone):
-            conn.execute(sa.delete(due_work).where(
-                sa.tuple_(due_work.c.session_id, due_work.c.kind).in_(chunk)))
+            conn.execute(_GONE, {"keys": chunk})
         put = [row for _key, row in sorted(self.work.items()) if row is not None]
         if put:
-            stmt = insert(conn)(due_work)
-            fresh = {c: stmt.excluded[c] for c in ("job_id", "due_at", "args")}
-            conn.execute(stmt.on_conflict_do_update(
-                index_elements=[due_work.c.session_id, due_work.c.kind],
-                set_={**fresh, "lease_owner": None, "lease_until": None, "tries": 0}), put)
+            conn.execute(_upsert(conn.dialect.name), put)
         for chunk in _chunks(sorted(self.left)):
-            conn.execute(sa.delete(due_rooms).where(due_rooms.c.session_id.in_(chunk)))
+            conn.execute(_LEFT, {"sessions": chunk})
         joined = [{"session_id": s, "room": r} for s, r in sorted(self.rooms.items()) if r]
         if joined:
-            conn.execute(insert(conn)(due_rooms).on_conflict_do_nothing(), joined)
+            conn.execute(_joined(conn.dialect.name), joined)
+
+
+# The statements, built once (expanding IN lists: one statement whatever the batch's size).
+_FIRED = sa.delete(due_work).where(
+    due_work.c.kind.in_(sa.bindparam("kinds", expanding=True)),
+    sa.tuple_(due_work.c.session_id, due_work.c.job_id).in_(
+        sa.bindparam("keys", expanding=True)))
+_GONE = sa.delete(due_work).where(
+    sa.tuple_(due_work.c.session_id, due_work.c.kind).in_(sa.bindparam("keys", expanding=True)))
+_LEFT = sa.delete(due_rooms).where(
+    due_rooms.c.session_id.in_(sa.bindparam("sessions", expanding=True)))
+_BUILT: dict[tuple[str, str], Any] = {}
+
+
+def _upsert(dialect: str) -> Any:
+    if ("upsert", dialect) not in _BUILT:
+        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(due_work)
+        fresh = {c: stmt.excluded[c] for c in ("job_id", "due_at", "args")}
+        _BUILT["upsert", dialect] = stmt.on_conflict_do_update(
+            index_elements=[due_work.c.session_id, due_work.c.kind],
+            set_={**fresh, "lease_owner": None, "lease_until": None, "tries": 0})
+    return _BUILT["upsert", dialect]
+
+
+def _joined(dialect: str) -> Any:
+    if ("joined", dialect) not in _BUILT:
+        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(due_rooms)
+        _BUILT["joined", dialect] = stmt.on_conflict_do_nothing()
+    return _BUILT["joined", dialect]
 
 
 class BatchFacts:
@@ -126,7 +146,22 @@ class BatchFacts:
                 session = event.mutate(session)
             if session is not None and session.version == version:
                 return session
-        return self.sessions.session(session_id, version=version)
+        return self._latest_if(session_id, version) or self.sessions.session(
+            session_id, version=version)
+
+    def _latest_if(self, session_id: UUID, version: int) -> VoiceSession | None:
+        """The session from the application's cache (brought up to date), if its latest
+        version is `version`: usually so when the catch-up follows the commands closely, and
+        far cheaper than a replay of the stream up to a version. Copied, since another thread
+        may bring the cached one forward while a rule reads it."""
+        try:
+            latest = self.sessions.repository.get(session_id, deepcopy_from_cache=False)
+        except AggregateNotFoundError:
+            return None
+        if latest.version != version:
+            return None
+        session: VoiceSession = copy.deepcopy(latest)
+        return session if session.version == version else None
 
     def room_used_by_others(self, room: str, session_id: UUID) -> bool:
         sid = str(session_id)

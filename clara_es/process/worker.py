@@ -150,8 +150,7 @@ class Worker:
             jobs = self.due.claim(self.clock.now(), TIMERS | EFFECTS, BATCH)
             if not jobs:
                 return done
-            for job in jobs:
-                self.execute(job)
+            self.due.done(*[job for job in jobs if self._attempt(job)])
             done += len(jobs)
 
     def run_until(self, instant: datetime) -> None:
@@ -176,7 +175,7 @@ class Worker:
         this loop keeps their leases and looks for more."""
         timers = ThreadPoolExecutor(self.settings.timer_threads, thread_name_prefix="timer")
         effects = ThreadPoolExecutor(self.settings.effect_threads, thread_name_prefix="effect")
-        fired: dict[Future[None], Job] = {}
+        fired: dict[Future[None], list[Job]] = {}
         running: dict[Future[None], Job] = {}
         agent: Future[int] | None = None
         outage = StoreOutage(self.settings.poll_interval_s)
@@ -189,13 +188,14 @@ class Worker:
                         agent = effects.submit(self.agent.poll)
                     now = self.clock.now()
                     if not fired:  # the whole previous batch of timers is done
-                        for job in self.due.claim(now, TIMERS, BATCH):
-                            fired[timers.submit(self.execute, job)] = job
+                        for group in self._groups(self.due.claim(now, TIMERS, BATCH)):
+                            fired[timers.submit(self.fire, group)] = group
                     free = self.settings.effect_threads - len(running)
                     for job in self.due.claim(now, EFFECTS, free) if free > 0 else []:
                         running[effects.submit(self.execute, job)] = job
                     if time.monotonic() - renewed > self.settings.lease_s / 3:
-                        self.due.renew([*fired.values(), *running.values()], self.clock.now())
+                        self.due.renew([*(j for g in fired.values() for j in g),
+                                        *running.values()], self.clock.now())
                         renewed = time.monotonic()
                     outage.recovered()
                 except (sa.exc.SQLAlchemyError, PersistenceError, OSError) as exc:
@@ -220,21 +220,54 @@ class Worker:
             wait = min(wait, max(0.0, (due - self.clock.now()).total_seconds()))
         return wait
 
+    def _groups(self, jobs: list[Job]) -> list[list[Job]]:
+        """A claimed batch of timers split among the timer threads, in due order."""
+        size = max(1, -(-len(jobs) // self.settings.timer_threads))
+        return [jobs[i:i + size] for i in range(0, len(jobs), size)]
+
+    def fire(self, jobs: list[Job]) -> None:
+        """Fire timers due together: their commands saved in one transaction (a lost race:
+        each alone), their rows finished in one statement; one that raised is tried again
+        later, by any worker."""
+        orders, sent = [], []
+        for job in jobs:
+            try:
+                orders.append((self._timer_command(job), job.session_id))
+                sent.append(job)
+            except ValueError as exc:
+                self._failed(job, exc)
+        done = []
+        for job, error in zip(sent, self.sessions.handle_all(orders), strict=True):
+            if error is None:
+                done.append(job)
+            else:
+                self._failed(job, error)
+        self.due.done(*done)
+
     # ---- one job -----------------------------------------------------------------------------
 
     def execute(self, job: Job) -> None:
         """Run one claimed job; a job that raised is tried again later, by any worker."""
+        if self._attempt(job):
+            self.due.done(job)
+
+    def _attempt(self, job: Job) -> bool:
+        """Run the job; False (and a retry set) if it raised."""
         try:
             self._run(job)
         except Exception as exc:
-            delay = min(2.0 ** job.tries, self.settings.lease_s)
-            # the first failure with its traceback, then one line a try
-            log.warning("event=job_failed session=%s kind=%s id=%s tries=%s next_try_s=%s "
-                        "error=%r", job.session_id, job.kind, job.id, job.tries, delay,
-                        one_line(exc), exc_info=job.tries == 1)
-            self.due.retry_at(job, self.clock.now() + timedelta(seconds=delay))
-        else:
-            self.due.done(job)
+            self._failed(job, exc)
+            return False
+        return True
+
+    def _failed(self, job: Job, exc: Exception) -> None:
+        delay = min(2.0 ** job.tries, self.settings.lease_s)
+        # the first failure with its traceback, then one line a try
+        log.warning("event=job_failed session=%s kind=%s id=%s tries=%s next_try_s=%s "
+                    "error=%r", job.session_id, job.kind, job.id, job.tries, delay,
+                    one_line(exc), exc_info=(type(exc), exc, exc.__traceback__)
+                    if job.tries == 1 else None)
+        self.due.retry_at(job, self.clock.now() + timedelta(seconds=delay))
 
     def _run(self, job: Job) -> None:
         if job.kind in EFFECTS:

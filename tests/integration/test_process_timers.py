@@ -16,6 +16,7 @@ from clara_es.config import Settings
 from clara_es.domain import VirtualClock
 from clara_es.domain.commands import ChangeQuality, ClaimPipelineRestart, EndSession
 from clara_es.process import Worker
+from clara_es.process.decisions import IDLE, TIMERS
 from tests.support.apps import AppFactory
 from tests.support.scenarios import connected
 from tests.support.worker import settings, worker_on
@@ -140,3 +141,28 @@ def test_a_restart_outliving_its_episode_fails_and_the_new_spell_gets_its_own(
     failed = [e for e in history if e.type == "PipelineRestartFailed"]
     assert failed[0].details["error"] == "no agent answered"
     assert [e.type for e in history][-2:] == ["CleanupRequested", "CleanupSkipped"]
+
+
+def test_timers_due_together_are_fired_together_each_as_if_alone(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """On wall time a worker fires the timers it claimed together in one save; each session
+    ends as it would alone, and a timer fired again (its lease ran out meanwhile) records
+    nothing more."""
+    app = make_app()
+    with worker_on(app, config=IDLE_10_MIN, agent=False) as worker:
+        sids = [connected(app, room=f"room-{i}", participant=f"user-{i}") for i in range(3)]
+        worker.manager.catch_up()
+        clock.advance(timedelta(seconds=601))
+        jobs = worker.due.claim(clock.now(), TIMERS, 10)
+        assert sorted(j.session_id for j in jobs) == sorted(sids)
+        worker.fire(jobs)
+        fired = [[e.type for e in session_history(app, sid)] for sid in sids]
+        worker.fire(jobs)  # again: each command is a repeat of the one recorded
+        assert [[e.type for e in session_history(app, sid)] for sid in sids] == fired
+        assert worker.due.claim(clock.now(), {IDLE}, 10) == []
+        worker.run_until(clock.now() + timedelta(seconds=1))
+    for sid in sids:
+        types = [e.type for e in session_history(app, sid)]
+        assert types.count("SessionEnded") == 1
+        assert types[-2:] == ["CleanupRequested", "CleanupSkipped"]
