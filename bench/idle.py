@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import StoredEvent
 
 from bench.common import POSTGRES_URL, fresh_store, postgres_arguments
+from bench.timers import copy_log
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.config import Settings
@@ -51,14 +51,7 @@ def reconnecting(app: VoiceSessions, sessions: int, copy: int = 2000) -> None:
         memory.handle(commands.Connect(), sid.session_id)
         memory.handle(commands.MarkConnected(), sid.session_id)
         memory.handle(commands.ReportDisconnected(reason="network"), sid.session_id)
-    position = 0
-    while notifications := memory.recorder.select_notifications(
-            start=position, limit=copy, inclusive_of_start=False):
-        app.recorder.insert_events([
-            StoredEvent(originator_id=n.originator_id, originator_version=n.originator_version,
-                        topic=n.topic, state=n.state) for n in notifications])
-        position = notifications[-1].id
-    memory.close()
+    copy_log(memory, app, copy)
 
 
 def cpu_s(pid: int) -> float:

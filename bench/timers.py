@@ -103,6 +103,13 @@ def connected_backlog(
         memory.handle(commands.Connect(), sid)
         memory.handle(commands.MarkConnected(), sid)
         made.append((sid, room, user))
+    copy_log(memory, app, copy)
+    return made
+
+
+def copy_log(memory: VoiceSessions, app: VoiceSessions, copy: int = 2000) -> None:
+    """Insert everything `memory` (decided in memory, fast) stored into `app`'s store, `copy`
+    events per insert, and close `memory`."""
     position = 0
     while notifications := memory.recorder.select_notifications(
             start=position, limit=copy, inclusive_of_start=False):
@@ -111,7 +118,6 @@ def connected_backlog(
                         topic=n.topic, state=n.state) for n in notifications])
         position = notifications[-1].id
     memory.close()
-    return made
 
 
 class BareSleeper:
