@@ -109,7 +109,7 @@ def react(fact: events.SessionEvent, facts: Facts, settings: Settings) -> list[C
     timer_id = uuid5(sid, f"{name}/{fact.originator_version}").hex
     timeout = timedelta(seconds=settings.attempt_timeout_s)
     restart_timeout = timedelta(seconds=settings.pipeline_restart_timeout_s)
-    if fact.actor != Actor.SYSTEM and not isinstance(fact, events.Failed | events.SessionEnded):
+    if fact.actor != Actor.SYSTEM:  # (Failed and SessionEnded clear it again below)
         idle = timedelta(seconds=settings.idle_timeout_s)
         changes.append(Set(IDLE, timer_id, fact.timestamp + idle,
                            {"idle_s": settings.idle_timeout_s}))

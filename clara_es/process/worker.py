@@ -124,10 +124,6 @@ class Worker:
         self.agent: InProcessAgent | None = None
 
     @property
-    def pipeline(self) -> AudioPipeline | None:
-        return self.agent.pipeline if self.agent is not None else None
-
-    @property
     def cleaner(self) -> RoomCleaner:
         return self.effects.cleaner
 
@@ -234,7 +230,7 @@ class Worker:
             try:
                 orders.append((self._timer_command(job), job.session_id))
                 sent.append(job)
-            except ValueError as exc:
+            except Exception as exc:  # a row this worker cannot read: retried, not lost
                 self._failed(job, exc)
         done = []
         for job, error in zip(sent, self.sessions.handle_all(orders), strict=True):
