@@ -23,8 +23,7 @@ class Effects:
 
     def run(self, job: Job) -> None:
         """Remove the session's participant (and room), and record the outcome."""
-        session = self.sessions.session(job.session_id)
-        ref = SessionRef(job.session_id, session.room, session.participant)
+        ref = SessionRef.of(self.sessions.session(job.session_id))
         result = self.cleaner.cleanup(ref, delete_room=bool(job.args.get("delete_room")))
         log.info("event=cleanup session=%s room=%s participant=%s outcome=%s detail=%r",
                  ref.session_id, ref.room, ref.participant, result.outcome, result.detail)

@@ -61,8 +61,7 @@ class InProcessAgent:
                              sid)
 
     def _ref(self, session_id: UUID) -> SessionRef:
-        session = self.sessions.session(session_id)
-        return SessionRef(session_id, session.room, session.participant)
+        return SessionRef.of(self.sessions.session(session_id))
 
 
 @dataclass

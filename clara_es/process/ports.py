@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 from uuid import UUID
 
+from clara_es.domain.session import VoiceSession
+
 CLEANUP_SKIPPED = "cleanup skipped: no LiveKit configured"
 
 
@@ -19,6 +21,10 @@ class SessionRef:
     session_id: UUID
     room: str
     participant: str
+
+    @classmethod
+    def of(cls, session: VoiceSession) -> SessionRef:
+        return cls(session.id, session.room, session.participant)
 
 
 @dataclass(frozen=True)
