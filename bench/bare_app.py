@@ -1,6 +1,6 @@
 """The HTTP baseline: a bare FastAPI app on the same uvicorn as `clara-es serve`.
 
-    python -m bench.bare_app --port N
+    python -m bench.bare_app --port N [--workers W]
 
 Two JSON endpoints shaped like serve's: a GET by session id (a status read) and a POST of a
 small JSON body to a session (a command); both sync handlers, as serve's are, so both pay
@@ -45,8 +45,10 @@ def command(session_id: UUID, name: str, body: Body | None = None) -> dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_config=None, log_level="warning")
+    uvicorn.run("bench.bare_app:app" if args.workers > 1 else app, host="127.0.0.1",
+                port=args.port, workers=args.workers, log_config=None, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,22 @@
 """The HTTP service under load: status reads and commands per second, and 500 live feeds.
 
-    python -m bench.http [--seconds 5] [--workers 16] [--feeds 500] [--rounds 3] [--json]
+    python -m bench.http [--seconds 5] [--workers 16] [--feeds 500] [--rounds 3]
+                         [--serve-workers 1] [--json]
 
 For each store (SQLite file; PostgreSQL if reachable) `clara-es serve` runs in its own process
-(uvicorn, one worker, the views and the process manager inside), and beside it bench.bare_app,
-a bare FastAPI app on the same uvicorn. The load generator is wrk when it is installed
-(bench/load.py; else an asyncio httpx loop, named in the figures), `--workers` connections.
+(uvicorn, `--serve-workers` worker processes, PostgreSQL only above 1; the views and the process
+manager inside), and beside it bench.bare_app, a bare FastAPI app on the same uvicorn with the
+same number of workers; server CPU counts the worker processes too. The load generator is
+wrk when it is installed (bench/load.py; else an asyncio httpx loop, named in the figures),
+`--workers` connections.
 - Status read: GET /api/sessions/{id} (the UI-state view). Baselines, same run: a bare
   FastAPI GET, and the same read as an in-process call (the view query, no HTTP).
 - Command: POST disconnected / attempt-started / reconnected, each connection cycling over
   its own sessions. Baselines, same run: a bare FastAPI POST of the same bodies, the same
   commands in-process, and their sum (the floor: the command plus a bare endpoint).
+  The in-process baselines are measured in `BASELINE_ROUNDS` short rounds before the servers
+  start and as many after they stop (the machine's load moves during a run); the figure is
+  the median of them all, `*_spread` gives the slowest and fastest round.
 - Live feeds: `--feeds` SSE clients, one per session, all open at once; every session then
   goes through `--rounds` outages (4 events each) sent over HTTP. Each client must see every
   version of its session in order; latency = delivery time - the event's `updated_at` (the
@@ -43,6 +49,7 @@ from clara_es.domain import SystemClock, commands
 from clara_es.http.auth import Role, mint
 from clara_es.http.queries import Reads
 from projections import db as views_db
+from projections.supervisor import Supervisor
 
 KEY, SECRET = "APIbench", "a-benchmark-secret-of-at-least-32-characters"
 ROOM = "bench"
@@ -60,16 +67,29 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "CLARA_ES_DATABASE_URL": store.url,
                "CLARA_ES_LIVEKIT_API_KEY": KEY, "CLARA_ES_LIVEKIT_API_SECRET": SECRET}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "clara_es", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "clara_es", "serve", "--port", str(self.port),
+             "--workers", str(workers)],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self.wait("/healthz")
+        self.settled()
+
+    def settled(self) -> None:
+        """Wait for the views to reach the log (the baselines' own commands included), so
+        their catch-up does not run during a measurement."""
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ready = httpx.get(f"{self.url}/readyz", timeout=10).json()
+            if ready.get("projection_lag") and max(ready["projection_lag"].values()) == 0:
+                return
+            time.sleep(0.2)
+        raise RuntimeError("the views did not catch up within 120 s")
 
     def wait(self, path: str) -> None:
         deadline = time.monotonic() + 60
@@ -89,11 +109,12 @@ class Server:
 class BareServer(Server):
     """bench.bare_app on the same uvicorn: the HTTP floor."""
 
-    def __init__(self) -> None:
+    def __init__(self, workers: int = 1) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "bench.bare_app", "--port", str(self.port)],
+            [sys.executable, "-m", "bench.bare_app", "--port", str(self.port),
+             "--workers", str(workers)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         self.wait("/openapi.json")
@@ -110,20 +131,85 @@ def setup_sessions(app: VoiceSessions, n: int) -> list[UUID]:
     return ids
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
+def _stat(pid: int) -> list[str]:
     with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return stat.read().rsplit(")", 1)[1].split()
 
 
-def in_process_rate(seconds: float, call: Any) -> float:
-    done, stop = 0, time.perf_counter() + seconds
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far (Linux /proc) of a process and its child processes (the
+    workers of `--workers N`)."""
+    pids = [pid]
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if int(_stat(int(entry))[1]) == pid:
+                    pids.append(int(entry))
+            except (OSError, IndexError):
+                continue  # ended meanwhile
+    total = 0
+    for p in pids:
+        try:
+            fields = _stat(p)
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+BASELINE_ROUNDS = 5  # before the servers start, and as many again after they stop
+
+
+def in_process_rate(seconds: float, call: Any, start_at: int = 0) -> tuple[float, int]:
+    """Calls per second of `call(i)`, i counting from `start_at`; and the next i."""
+    done, stop = start_at, time.perf_counter() + seconds
     start = time.perf_counter()
     while time.perf_counter() < stop:
         call(done)
         done += 1
-    return done / (time.perf_counter() - start)
+    return (done - start_at) / (time.perf_counter() - start), done
+
+
+def views_caught_up(store: Store, app: VoiceSessions) -> None:
+    supervisor = Supervisor(store).start()
+    try:
+        supervisor.wait_for(app.recorder.max_notification_id() or 0, 120)
+    finally:
+        supervisor.stop()
+
+
+class Baselines:
+    """The in-process read and command rates, in short rounds; `measure` before and after the
+    HTTP runs, `figures` the median of every round and the slowest and fastest."""
+
+    def __init__(self, app: VoiceSessions, reads: Reads, ids: list[UUID], spare: list[UUID],
+                 seconds: float) -> None:
+        cycle = (commands.ReportDisconnected(reason="bench"), commands.StartAttempt(attempt=1),
+                 commands.ReportReconnected())
+        self.read = lambda i: reads.status(ids[i % len(ids)])
+        self.command = lambda i: app.handle(cycle[i % 3], spare[(i // 3) % len(spare)])
+        self.seconds = seconds / BASELINE_ROUNDS
+        self.reads: list[float] = []
+        self.commands: list[float] = []
+        self.next_command = 0  # the cycle goes on where the last round left it
+
+    def measure(self) -> None:
+        for _ in range(BASELINE_ROUNDS):
+            self.reads.append(in_process_rate(self.seconds, self.read)[0])
+            rate, self.next_command = in_process_rate(self.seconds, self.command,
+                                                      self.next_command)
+            self.commands.append(rate)
+
+    def figures(self) -> dict[str, Any]:
+        half = len(self.commands) // 2
+        return {
+            "direct_read_per_s": statistics.median(self.reads),
+            "direct_read_spread": [round(min(self.reads)), round(max(self.reads))],
+            "direct_command_per_s": statistics.median(self.commands),
+            "direct_command_spread": [round(min(self.commands)), round(max(self.commands))],
+            "direct_command_before_after": [round(statistics.median(self.commands[:half])),
+                                            round(statistics.median(self.commands[half:]))],
+        }
 
 
 def measured(
@@ -220,32 +306,35 @@ def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         views_db.upgrade(store)
         app = VoiceSessions(store.eventsourcing_env(), clock=SystemClock())
         ids = setup_sessions(app, args.sessions + args.feeds)
-        server, bare = Server(store), BareServer()
+        views = views_db.engine(store)
+        baselines = Baselines(app, Reads(app, views, SystemClock()), ids[:args.sessions],
+                              setup_sessions(app, args.sessions), args.seconds)
+        # The in-process read reads the views: filled here, before any server runs (a server
+        # running beside the baseline does follow-up work on the baseline's commands).
+        views_caught_up(store, app)
+        baselines.measure()
+        server = Server(store, args.serve_workers)
+        bare = BareServer(args.serve_workers)
         try:
             rates = http_rates(server, bare, ids[:args.sessions], args.seconds, args.workers)
-            live = asyncio.run(feeds(server.url, ids[args.sessions:], args.rounds))
+            live = (asyncio.run(feeds(server.url, ids[args.sessions:], args.rounds))
+                    if args.feeds else {})
         finally:
             server.stop()
             bare.stop()
-        views = views_db.engine(store)
-        reads = Reads(app, views, SystemClock())
-        direct_read = in_process_rate(
-            args.seconds, lambda i: reads.status(ids[i % args.sessions]))
-        cycle = (commands.ReportDisconnected(reason="bench"), commands.StartAttempt(attempt=1),
-                 commands.ReportReconnected())
-        spare = setup_sessions(app, args.sessions)
-        direct_command = in_process_rate(
-            args.seconds, lambda i: app.handle(cycle[i % 3], spare[(i // 3) % len(spare)])
-        )
+        baselines.measure()
+        direct = baselines.figures()
         views.dispose()
         app.close()
+    direct_read, direct_command = direct["direct_read_per_s"], direct["direct_command_per_s"]
     # A command over HTTP can at best cost the command in-process plus a bare endpoint.
     command_floor = 1 / (1 / direct_command + 1 / rates["bare_post_rps"])
     return {
         "backend": backend, "generator": load.generator(), "connections": args.workers,
+        "serve_workers": args.serve_workers,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         **{k: round(v, 2) if k.endswith("_ms") else round(v) for k, v in rates.items()},
-        "direct_read_per_s": round(direct_read),
-        "direct_command_per_s": round(direct_command),
+        **{k: round(v) if isinstance(v, float) else v for k, v in direct.items()},
         "read_ratio_to_bare": round(rates["read_rps"] / rates["bare_get_rps"], 3),
         "read_ratio_to_direct": round(rates["read_rps"] / direct_read, 3),
         "command_floor_per_s": round(command_floor),
@@ -268,7 +357,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=16, help="connections in flight")
     parser.add_argument("--sessions", type=int, default=200, help="sessions read and commanded")
-    parser.add_argument("--feeds", type=int, default=500)
+    parser.add_argument("--feeds", type=int, default=500, help="0: no live feeds")
+    parser.add_argument("--serve-workers", type=int, default=1,
+                        help="uvicorn worker processes of serve and of the bare app")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=["sqlite", "postgres"])
     parser.add_argument("--json", action="store_true")
