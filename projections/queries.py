@@ -83,10 +83,45 @@ def _ui_state(row: sa.Row[Any]) -> UIState:
 
 
 def status(engine: sa.Engine, session_id: UUID) -> UIState | None:
-    stmt = sa.select(ui_state_table).where(ui_state_table.c.session_id == str(session_id))
+    """One session's row of the UI-state view. The most frequent read of the API: one fixed
+    statement straight to the driver (psycopg prepares it after a few uses), without building
+    and compiling a SQLAlchemy statement and its result for every read (about half its CPU)."""
+    sql = _status_sql(engine.dialect.paramstyle)
+    params = (str(session_id),)
     with reading(engine) as conn:
-        row = conn.execute(stmt).first()
-    return None if row is None else _ui_state(row)
+        cursor = None
+        try:
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.execute(sql, params)
+            row = cursor.fetchone()
+            cursor.close()
+        except engine.dialect.loaded_dbapi.Error as exc:
+            if engine.dialect.is_disconnect(exc, conn.connection.dbapi_connection, cursor):
+                conn.invalidate(exc)
+            # As SQLAlchemy raises it (OperationalError, ProgrammingError, ...).
+            raise sa.exc.DBAPIError.instance(
+                sql, params, exc, engine.dialect.loaded_dbapi.Error) from exc
+    if row is None:
+        return None
+    data = dict(zip(_UI_STATE_COLUMNS, row, strict=True))
+    data["next_retry_at"] = utc(_time(data["next_retry_at"]))
+    data["updated_at"] = utc(_time(data["updated_at"]))
+    return UIState.model_validate(data)
+
+
+_UI_STATE_COLUMNS = tuple(c.name for c in ui_state_table.c)
+
+
+@cache
+def _status_sql(paramstyle: str) -> str:
+    mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}[paramstyle]
+    return (f"SELECT {', '.join(_UI_STATE_COLUMNS)} FROM {ui_state_table.name} "
+            f"WHERE session_id = {mark}")
+
+
+def _time(value: datetime | str | None) -> datetime | None:
+    """SQLite's driver gives SQLAlchemy's stored text of a time; PostgreSQL's a datetime."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
 def sessions(

@@ -28,6 +28,7 @@ from clara_es.http.guards import (
 )
 from clara_es.http.problems import ApiProblem, responses
 from clara_es.http.service import Service
+from clara_es.http.status_read import StatusReads, status_threads
 
 log = logging.getLogger(__name__)
 STATIC = files("clara_es.http") / "static"
@@ -158,6 +159,7 @@ def create_app(service: Service) -> FastAPI:
     """The app over an opened Service; the app's lifespan starts and closes the service."""
 
     pending = PendingWork()
+    status_reads = status_threads()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -168,6 +170,7 @@ def create_app(service: Service) -> FastAPI:
         finally:
             # Requests answered 503 may still be writing: the store closes after them.
             await pending.drain(STORE_DRAIN_S)
+            status_reads.shutdown(wait=False)
             await run_in_threadpool(service.close)
 
     app = FastAPI(
@@ -180,7 +183,9 @@ def create_app(service: Service) -> FastAPI:
     )
     app.state.service = service
     problems.install(app)
-    # Added last, run first: the size limit before the deadline, both before any route.
+    # Added last, run first: the size limit before the deadline, both before any route; the
+    # plain status read inside both.
+    app.add_middleware(StatusReads, service=service, threads=status_reads)
     app.add_middleware(StoreDeadline, seconds=service.options.store_timeout_s,
                        pending=pending)
     app.add_middleware(BodyLimit, max_bytes=service.options.max_body_bytes)
