@@ -38,7 +38,15 @@ class BodyLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope["headers"]).get(b"content-length")
+        length = chunked = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                length = value
+            elif name == b"transfer-encoding":
+                chunked = value
+        if length is None and chunked is None:
+            await self.app(scope, receive, send)  # no body (a GET): nothing to count
+            return
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             await self._refuse(scope, receive, send)
             return
@@ -94,13 +102,15 @@ class StoreDeadline:
     Its work goes on (in its thread, ended by the store's own timeouts) and its late answer
     is dropped; each append is one transaction, so the command was applied whole or not at
     all, and a retry is decided again by the session. Live feeds are long by design and are
-    left alone.
+    left alone. The deadline is a timer on the event loop, not a task per request: only a
+    request that passes it costs a task (the one that sends the 503).
     """
 
     def __init__(self, app: ASGIApp, seconds: float, pending: PendingWork) -> None:
         self.app = app
         self.seconds = seconds
         self.pending = pending
+        self.late: set[asyncio.Task[None]] = set()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -108,27 +118,41 @@ class StoreDeadline:
             await self.app(scope, receive, send)
             return
         started = False
-        abandoned = False
+        refusal: asyncio.Task[None] | None = None
+        request = asyncio.current_task()
 
         async def watched(message: Message) -> None:
             nonlocal started
-            if abandoned:
+            if refusal is not None:
                 return  # answered 503 already
             started = started or message["type"] == "http.response.start"
             await send(message)
 
-        task = asyncio.ensure_future(self.app(scope, receive, watched))
-        done, _ = await asyncio.wait({task}, timeout=self.seconds)
-        if done or started:
-            await task
-            return
-        abandoned = True
-        self.pending.add(task)
-        log.warning("event=store_deadline path=%s seconds=%s", path, self.seconds)
-        retry = str(max(1, round(self.seconds)))
-        response = problem(503, f"the store did not answer within {self.seconds:g} s; "
-                           "try again", headers={"Retry-After": retry})
-        await response(scope, receive, send)
+        def expired() -> None:
+            nonlocal refusal
+            if started:
+                return
+            if request is not None:
+                self.pending.add(request)  # type: ignore[arg-type]
+            log.warning("event=store_deadline path=%s seconds=%s", path, self.seconds)
+            retry = str(max(1, round(self.seconds)))
+            response = problem(503, f"the store did not answer within {self.seconds:g} s; "
+                               "try again", headers={"Retry-After": retry})
+            refusal = asyncio.ensure_future(response(scope, receive, send))
+            self.late.add(refusal)
+            refusal.add_done_callback(self.late.discard)
+
+        timer = asyncio.get_running_loop().call_later(self.seconds, expired)
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            if refusal is None:
+                raise
+            log.exception("event=store_deadline_late_failure path=%s", path)
+        finally:
+            timer.cancel()
+            if refusal is not None:
+                await refusal  # the 503 is out before the request ends
 
 
 class HideTokens(logging.Filter):
