@@ -102,6 +102,37 @@ def test_a_refused_command_is_409_and_appends_nothing(
     assert stream_version(service, session_id) == before
 
 
+def test_a_status_read_answers_the_same_however_its_id_and_token_are_written(
+    client: httpx.Client, service: Service,
+) -> None:
+    session_id = connected_session(client)
+    service.settle()
+    token = CLIENT["Authorization"].split(" ", 1)[1]
+    spellings = [
+        (f"/api/sessions/{session_id}", CLIENT),
+        (f"/api/sessions/{session_id.upper()}", CLIENT),
+        (f"/api/sessions/{UUID(session_id).hex}", CLIENT),
+        (f"/api/sessions/{session_id}", {"Authorization": f"bearer {token}"}),
+        (f"/api/sessions/{session_id}?min_version=2", {**CLIENT, "X-Clara-Min-Version": "3"}),
+    ]
+    answers = [client.get(path, headers=headers) for path, headers in spellings]
+    assert [a.status_code for a in answers] == [200] * len(spellings)
+    assert all(a.json() == answers[0].json() for a in answers)
+    assert answers[0].json()["session_id"] == session_id
+    assert answers[0].json()["version"] == 3
+    assert {a.headers["X-Clara-Source"] for a in answers} == {"view"}
+    assert {a.headers["X-Clara-Views-Behind"] for a in answers} == {"0"}
+    assert {a.headers["content-type"] for a in answers} == {"application/json"}
+
+
+def test_a_status_read_without_a_token_or_with_a_bad_one_is_401(client: httpx.Client) -> None:
+    session_id = start_session(client)
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic x"}):
+        answer = client.get(f"/api/sessions/{session_id}", headers=headers)
+        assert answer.status_code == 401, headers
+        assert answer.headers["content-type"] == PROBLEM
+
+
 def test_an_unknown_session_is_404(client: httpx.Client) -> None:
     unknown = "00000000-0000-4000-8000-000000000000"
     for response in (
