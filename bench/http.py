@@ -16,7 +16,10 @@ wrk when it is installed (bench/load.py; else an asyncio httpx loop, named in th
   commands in-process, and their sum (the floor: the command plus a bare endpoint).
   The in-process baselines are measured in `BASELINE_ROUNDS` short rounds before the servers
   start and as many after they stop (the machine's load moves during a run); the figure is
-  the median of them all, `*_spread` gives the slowest and fastest round.
+  the median of them all, `*_spread` gives the slowest and fastest round. Besides the rates,
+  the CPU per request: serve's and the bare app's (from /proc, worker processes included) and
+  the in-process call's (this process), and the ratios in CPU (`*_cpu_ratio_*`), which the
+  machine's other work moves less than the rates.
 - Live feeds: `--feeds` SSE clients, one per session, all open at once; every session then
   goes through `--rounds` outages (4 events each) sent over HTTP. Each client must see every
   version of its session in order; latency = delivery time - the event's `updated_at` (the
@@ -160,14 +163,19 @@ def cpu_seconds(pid: int) -> float:
 BASELINE_ROUNDS = 5  # before the servers start, and as many again after they stop
 
 
-def in_process_rate(seconds: float, call: Any, start_at: int = 0) -> tuple[float, int]:
-    """Calls per second of `call(i)`, i counting from `start_at`; and the next i."""
+def in_process_rate(
+    seconds: float, call: Any, start_at: int = 0
+) -> tuple[float, float, int]:
+    """Calls per second of `call(i)`, i counting from `start_at`; the CPU ms of this process
+    per call (all its threads); and the next i."""
     done, stop = start_at, time.perf_counter() + seconds
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     while time.perf_counter() < stop:
         call(done)
         done += 1
-    return (done - start_at) / (time.perf_counter() - start), done
+    calls = done - start_at
+    return (calls / (time.perf_counter() - start),
+            1000 * (time.process_time() - cpu) / max(calls, 1), done)
 
 
 def views_caught_up(store: Store, app: VoiceSessions) -> None:
@@ -191,14 +199,19 @@ class Baselines:
         self.seconds = seconds / BASELINE_ROUNDS
         self.reads: list[float] = []
         self.commands: list[float] = []
+        self.read_cpu: list[float] = []
+        self.command_cpu: list[float] = []
         self.next_command = 0  # the cycle goes on where the last round left it
 
     def measure(self) -> None:
         for _ in range(BASELINE_ROUNDS):
-            self.reads.append(in_process_rate(self.seconds, self.read)[0])
-            rate, self.next_command = in_process_rate(self.seconds, self.command,
-                                                      self.next_command)
+            rate, cpu, _ = in_process_rate(self.seconds, self.read)
+            self.reads.append(rate)
+            self.read_cpu.append(cpu)
+            rate, cpu, self.next_command = in_process_rate(self.seconds, self.command,
+                                                           self.next_command)
             self.commands.append(rate)
+            self.command_cpu.append(cpu)
 
     def figures(self) -> dict[str, Any]:
         half = len(self.commands) // 2
@@ -209,6 +222,8 @@ class Baselines:
             "direct_command_spread": [round(min(self.commands)), round(max(self.commands))],
             "direct_command_before_after": [round(statistics.median(self.commands[:half])),
                                             round(statistics.median(self.commands[half:]))],
+            "direct_read_cpu_ms": round(statistics.median(self.read_cpu), 3),
+            "direct_command_cpu_ms": round(statistics.median(self.command_cpu), 3),
         }
 
 
@@ -340,6 +355,13 @@ def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         "command_floor_per_s": round(command_floor),
         "command_ratio_to_floor": round(rates["command_rps"] / command_floor, 3),
         "command_ratio_to_bare": round(rates["command_rps"] / rates["bare_post_rps"], 3),
+        # The same ratios in CPU per request (less moved by other work on the machine than
+        # rates): the bare endpoint's (plus the in-process command's) over serve's.
+        "read_cpu_ratio_to_bare": round(
+            rates["bare_get_server_cpu_ms"] / rates["read_server_cpu_ms"], 3),
+        "command_cpu_ratio_to_floor": round(
+            (direct["direct_command_cpu_ms"] + rates["bare_post_server_cpu_ms"])
+            / rates["command_server_cpu_ms"], 3),
         **{k: round(v, 1) if isinstance(v, float) else v for k, v in live.items()},
     }
 
