@@ -349,7 +349,8 @@ def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         "serve_workers": args.serve_workers,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         **{k: round(v, 2) if k.endswith("_ms") else round(v) for k, v in rates.items()},
-        **{k: round(v) if isinstance(v, float) else v for k, v in direct.items()},
+        **{k: round(v) if isinstance(v, float) and not k.endswith("_ms") else v
+           for k, v in direct.items()},
         "read_ratio_to_bare": round(rates["read_rps"] / rates["bare_get_rps"], 3),
         "read_ratio_to_direct": round(rates["read_rps"] / direct_read, 3),
         "command_floor_per_s": round(command_floor),
