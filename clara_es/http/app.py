@@ -160,7 +160,6 @@ def create_app(service: Service) -> FastAPI:
 
     pending = PendingWork()
     status_reads = status_threads()
-    command_threads = commands.command_threads()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -172,7 +171,6 @@ def create_app(service: Service) -> FastAPI:
             # Requests answered 503 may still be writing: the store closes after them.
             await pending.drain(STORE_DRAIN_S)
             status_reads.shutdown(wait=False)
-            command_threads.shutdown(wait=False)
             await run_in_threadpool(service.close)
 
     app = FastAPI(
@@ -184,7 +182,6 @@ def create_app(service: Service) -> FastAPI:
         redoc_url=None,
     )
     app.state.service = service
-    app.state.command_threads = command_threads
     problems.install(app)
     # Added last, run first: the size limit before the deadline, both before any route; the
     # plain status read inside both.

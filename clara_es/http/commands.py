@@ -8,9 +8,7 @@ the command, so a refused caller appends nothing.
 
 from __future__ import annotations
 
-import asyncio
 import inspect
-from concurrent.futures import ThreadPoolExecutor
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -56,16 +54,6 @@ IdempotencyKey = Annotated[
         "nothing; the same key with another body is refused (422)",
     ),
 ]
-
-
-# Threads running the commands of the routes below. A command holds the store's one writer
-# (SQLite) or its append lock (PostgreSQL) for its append; more threads than a few only
-# contend for the GIL meanwhile, and a thread waiting for the GIL holds up the writer.
-COMMAND_THREADS = 4
-
-
-def command_threads() -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(COMMAND_THREADS, thread_name_prefix="command")
 
 
 def service_of(request: Request) -> Service:
@@ -131,21 +119,13 @@ def start(
 def _route(command: type[Command]) -> None:
     body = body_model(command)
 
-    def decided(
-        request: Request, caller: Principal, session_id: UUID, idempotency_key: str | None,
-        body: BaseModel | None,
-    ) -> Response:
-        fields = body.model_dump(exclude_unset=True) if body is not None else {}
-        return answer(run(request, caller, session_id, command.build(
-            **fields, actor=caller.actor, idempotency_key=idempotency_key)))
-
-    async def endpoint(
+    def endpoint(
         request: Request, caller: Principal, session_id: UUID, idempotency_key: IdempotencyKey,
         **kw: Any,
     ) -> Response:
-        threads: ThreadPoolExecutor = request.app.state.command_threads
-        return await asyncio.wrap_future(threads.submit(
-            decided, request, caller, session_id, idempotency_key, kw.get("body")))
+        fields = kw["body"].model_dump(exclude_unset=True) if kw.get("body") is not None else {}
+        return answer(run(request, caller, session_id, command.build(
+            **fields, actor=caller.actor, idempotency_key=idempotency_key)))
 
     params = [
         inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),
