@@ -67,6 +67,7 @@ class Channel:
         self.session: VoiceSession | None = None  # owned by the channel once seeded
         self.recent: deque[tuple[int, bytes]] = deque(maxlen=RECENT)
         self._refreshing: asyncio.Future[None] | None = None
+        self._asked = self._read = 0  # refreshes asked for, and the last one read
 
     @property
     def version(self) -> int:
@@ -118,25 +119,25 @@ class Channel:
         return [item for item in self.recent if item[0] > version]
 
     async def refresh(self, app: VoiceSessions) -> None:
-        """Read the session's new versions from the store, once for all its feeds at a time."""
-        if self._refreshing is None:
-            self._refreshing = asyncio.ensure_future(self._refresh(app))
-        refreshing = self._refreshing
-        try:
-            await asyncio.shield(refreshing)
-        finally:
-            if refreshing.done() and self._refreshing is refreshing:
-                self._refreshing = None
+        """Read the session's new versions from the store: one read for all the feeds that ask
+        while none runs, and another after it for those that asked while it ran (it may have
+        read before what woke them)."""
+        self._asked += 1
+        wanted = self._asked
+        while self._read < wanted:
+            if self._refreshing is None or self._refreshing.done():
+                self._refreshing = asyncio.ensure_future(self._refresh(app, self._asked))
+            await asyncio.shield(self._refreshing)
 
-    async def _refresh(self, app: VoiceSessions) -> None:
+    async def _refresh(self, app: VoiceSessions, asked: int) -> None:
+        if self.session is not None:
+            events = await run_in_threadpool(app.events_after, self.session_id, self.version)
+            if not self.fold(events):
+                self.session = None  # only if the store lost versions: read it anew
         if self.session is None:
             session = await run_in_threadpool(app.session, self.session_id)
             self.seed(session, [(session.version, render(ui_state(session)))])
-            return
-        events = await run_in_threadpool(app.events_after, self.session_id, self.version)
-        if not self.fold(events):
-            self.session = None  # cannot happen unless the store lost versions: read anew
-            await self._refresh(app)
+        self._read = max(self._read, asked)
 
 
 class Changes:
