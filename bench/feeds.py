@@ -211,12 +211,14 @@ class Clients:
             if proc.stdout.readline().strip() != "open":
                 raise RuntimeError("a client process did not open its feeds")
 
-    def stop(self) -> tuple[dict[tuple[int, int], list[tuple[float, float]]], list[list[float]]]:
-        """Every event received, by (session, version): [(receipt, updated_at)], and the lag."""
+    def stop(self, final: list[int]
+             ) -> tuple[dict[tuple[int, int], list[tuple[float, float]]], list[list[float]]]:
+        """Every event received, by (session, version): [(receipt, updated_at)], and the lag,
+        once each feed received its session's `final` version (or a client's deadline)."""
         received: dict[tuple[int, int], list[tuple[float, float]]] = defaultdict(list)
         lag: list[list[float]] = []
         for proc, share in zip(self.procs, self.shares, strict=True):
-            out, _ = proc.communicate("stop\n", timeout=60)
+            out, _ = proc.communicate(json.dumps([final[i] for i in share]) + "\n", timeout=90)
             result = json.loads(out)
             for index, version, at, updated in result["events"]:
                 received[(share[index], version)].append((at, updated))
@@ -300,22 +302,21 @@ def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
                 phase.cpu_s = cpu_seconds(server.process.pid) - cpu
                 phase.load = os.getloadavg()[0]
                 phases.append(phase)
-            time.sleep(1.5)  # a feed's slow re-read (SQLite: other processes' appends)
-            received, lag = clients.stop()
+            received, lag = clients.stop(sender.version)
         finally:
             server.stop()
             app.close()
-    complete = all(
-        [v for v in range(START_VERSION, sender.version[s] + 1) if (s, v) in received]
-        == list(range(START_VERSION, sender.version[s] + 1))
-        and all(len(received[(s, v)]) == 1 for v in range(START_VERSION, sender.version[s] + 1))
-        and max(v for (t, v) in received if t == s) == sender.version[s]
-        for s in range(len(ids)))
+    expected = {(s, v) for s in range(len(ids))
+                for v in range(START_VERSION, sender.version[s] + 1)}
+    missing = len(expected - received.keys())
+    extra = sum(len(times) for key, times in received.items() if key not in expected)
+    twice = sum(len(times) - 1 for key, times in received.items() if key in expected)
     by_phase: dict[str, list[Sent]] = defaultdict(list)
     for s in sender.sent:
         by_phase[s.phase].append(s)
     return {"backend": backend, "feeds": len(ids), "client_processes": args.clients,
-            "every_change_seen": complete, "refused": sender.refused,
+            "every_change_seen": missing == extra == twice == 0, "missing": missing,
+            "unexpected": extra, "duplicates": twice, "refused": sender.refused,
             "phases": [figures(p, by_phase[p.name], received, lag, args.seconds) for p in phases]}
 
 
@@ -337,7 +338,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     for row in rows:
         print(f"{row['backend']}: {row['feeds']} feeds, every change seen: "
-              f"{row['every_change_seen']}, refused: {row['refused']}")
+              f"{row['every_change_seen']} (missing {row['missing']}, duplicates "
+              f"{row['duplicates']}, unexpected {row['unexpected']}), refused: {row['refused']}")
         for p in row["phases"]:
             print("  " + ", ".join(f"{k} {v}" for k, v in p.items()))
 

@@ -4,8 +4,9 @@ late its own event loop runs.
 
     python -m bench.sse_client HOST PORT TOKEN     (session ids on stdin, one JSON line)
 
-It prints `open` once every feed sent its current state, then records until a line `stop`
-arrives on stdin, then prints one JSON document: every event received as
+It prints `open` once every feed sent its current state, then records until a JSON line
+arrives on stdin: each session's last version; once every feed received it (or after 30 s),
+it prints one JSON document: every event received as
 [session index, version, receipt time, updated_at time] and the loop-lag samples as
 [time, lag in ms] (a task asking to sleep 5 ms; the lag is how much longer it slept).
 """
@@ -75,10 +76,10 @@ async def main(host: str, port: int, token: str, ids: list[str]) -> dict[str, An
     lag: list[list[float]] = []
     counter = [len(ids)]
 
+    final: list[int] = []
+
     def stdin() -> None:
-        for line in sys.stdin:
-            if line.strip() == "stop":
-                break
+        final.extend(json.loads(sys.stdin.readline()))
         loop.call_soon_threadsafe(stop.set)
 
     threading.Thread(target=stdin, daemon=True).start()
@@ -88,6 +89,14 @@ async def main(host: str, port: int, token: str, ids: list[str]) -> dict[str, An
     await asyncio.wait_for(opened.wait(), 120)
     print("open", flush=True)
     await stop.wait()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        last = [0] * len(ids)
+        for index, version, _, _ in events:
+            last[index] = max(last[index], version)
+        if all(seen >= wanted for seen, wanted in zip(last, final, strict=True)):
+            break
+        await asyncio.sleep(0.1)
     for task in feeds:
         task.cancel()
     await asyncio.gather(*feeds, probe, return_exceptions=True)
