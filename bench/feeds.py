@@ -306,17 +306,20 @@ def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         finally:
             server.stop()
             app.close()
-    expected = {(s, v) for s in range(len(ids))
-                for v in range(START_VERSION, sender.version[s] + 1)}
+    # The process manager inside `serve` may append too (a reconnection timer that fell due
+    # before the bench's next command): those versions must reach the feeds as well.
+    last = [max([sender.version[s], *(v for (t, v) in received if t == s)])
+            for s in range(len(ids))]
+    expected = {(s, v) for s in range(len(ids)) for v in range(START_VERSION, last[s] + 1)}
     missing = len(expected - received.keys())
-    extra = sum(len(times) for key, times in received.items() if key not in expected)
-    twice = sum(len(times) - 1 for key, times in received.items() if key in expected)
+    extra = sum(last[s] - sender.version[s] for s in range(len(ids)))
+    twice = sum(len(times) - 1 for times in received.values())
     by_phase: dict[str, list[Sent]] = defaultdict(list)
     for s in sender.sent:
         by_phase[s.phase].append(s)
     return {"backend": backend, "feeds": len(ids), "client_processes": args.clients,
-            "every_change_seen": missing == extra == twice == 0, "missing": missing,
-            "unexpected": extra, "duplicates": twice, "refused": sender.refused,
+            "every_change_seen": missing == twice == 0, "missing": missing,
+            "duplicates": twice, "by_process_manager": extra, "refused": sender.refused,
             "phases": [figures(p, by_phase[p.name], received, lag, args.seconds) for p in phases]}
 
 
@@ -339,7 +342,8 @@ def main(argv: list[str] | None = None) -> None:
     for row in rows:
         print(f"{row['backend']}: {row['feeds']} feeds, every change seen: "
               f"{row['every_change_seen']} (missing {row['missing']}, duplicates "
-              f"{row['duplicates']}, unexpected {row['unexpected']}), refused: {row['refused']}")
+              f"{row['duplicates']}), by the process manager: {row['by_process_manager']}, "
+              f"refused: {row['refused']}")
         for p in row["phases"]:
             print("  " + ", ".join(f"{k} {v}" for k, v in p.items()))
 
