@@ -140,7 +140,7 @@ class LogTail:
         wake: Callable[[list[Notification]], None],
         wake_all: Callable[[], None],
         *,
-        interval_s: float = 0.05,
+        interval_s: float = 0.025,
         retry_s: float = 1.0,
     ) -> None:
         self.recorder = recorder

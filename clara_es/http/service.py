@@ -71,7 +71,7 @@ class Options:
     feed_poll_listening: float = 30.0
     # Seconds between reads of the log's tail on SQLite (no notifications): how soon the feeds
     # hear of other processes' appends.
-    feed_tail_s: float = 0.05
+    feed_tail_s: float = 0.025
     # Seconds between polls of the event log by the view runners (SQLite; PostgreSQL listens).
     view_poll: float = 0.1
     # /readyz fails while a view is more than this many events behind the log.
