@@ -45,7 +45,7 @@ class LiveSessions(VoiceSessions):
         self.changes.publish(r.domain_event for r in recordings)
 
     def heard(self, notifications: list[Notification]) -> None:
-        """Appends of any process (the LISTEN connection's thread): the events of the sessions
+        """Appends of any process (the log follower's thread): the events of the sessions
         followed here, decoded once for all their feeds; a type this code cannot decode
         makes its feeds re-read their streams."""
         changes = self.changes

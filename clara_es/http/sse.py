@@ -161,7 +161,8 @@ class FeedResponse(Response):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if watcher.done():  # the client went away: the feed ends quietly
+            if watcher.done() and task is not None:  # the client went away: end quietly
+                task.uncancel()
                 return
             raise
         finally:
