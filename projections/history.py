@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from clara_es.application.records import record_fields
+from clara_es.application.records import event_details, event_type
 from clara_es.domain.events import SessionStarted
 from projections.schema import metadata, session_id_column, timestamp, tracking_table
 from projections.sql import Sql, json_text
@@ -47,20 +47,14 @@ class HistoryView(View):
                 first.put(session_id, who)
             else:
                 who = first.get(session_id) or NOBODY
-            fields = record_fields(event)
-            rows.append({
-                "session_id": session_id,
-                "version": fields["version"],
-                "notification_id": notification_id,
-                "room": who["room"],
-                "participant": who["participant"],
-                "occurred_at": utc(fields["occurred_at"]),
-                "type": fields["type"],
-                "actor": fields["actor"],
-                "cause": json_text(fields["cause"]),
-                "details": json_text(fields["details"]),
-            })
-        db.insert(history_table, rows)
+            # record_fields' record, in the table's column order
+            rows.append((
+                session_id, event.originator_version, notification_id, who["room"],
+                who["participant"], utc(event.timestamp), event_type(event),
+                getattr(event, "actor", ""), json_text(getattr(event, "cause", {})),
+                json_text(event_details(event)),
+            ))
+        db.insert_tuples(history_table, rows)
         first.trim()
 
     def forget(self) -> None:
