@@ -19,14 +19,31 @@ history_table = sa.Table(
     session_id_column(),
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("notification_id", sa.BigInteger, nullable=False, unique=True),
-    sa.Column("room", sa.String(200), nullable=False, index=True),
-    sa.Column("participant", sa.String(200), nullable=False, index=True),
+    sa.Column("room", sa.String(200), nullable=False),
+    sa.Column("participant", sa.String(200), nullable=False),
     timestamp("occurred_at", index=True),
     sa.Column("type", sa.String(64), nullable=False, index=True),
     sa.Column("actor", sa.String(16), nullable=False),
     sa.Column("cause", sa.Text, nullable=False),
     sa.Column("details", sa.Text, nullable=False),
 )
+# Every row of a session carries its first row's room and participant, so these are indexed
+# on first rows only (`sessions_where`): one index entry per session, not per event.
+FIRST_ROW = sa.text("version = 1")
+for _column in ("room", "participant"):
+    sa.Index(f"ix_history_first_{_column}", history_table.c[_column],
+             sqlite_where=FIRST_ROW, postgresql_where=FIRST_ROW)
+
+
+def sessions_where(column: str, value: str) -> sa.ColumnElement[bool]:
+    """History rows of the sessions whose `column` (room or participant) is `value`: their
+    first rows by the partial index, then their rows by the primary key. The `1` is literal,
+    as in the index's own condition: with a bound parameter the database could not use it."""
+    first = history_table.alias("first_rows")
+    sessions = sa.select(first.c.session_id).where(
+        first.c.version == sa.literal_column("1"), first.c[column] == value
+    )
+    return history_table.c.session_id.in_(sessions.scalar_subquery())
 
 class HistoryView(View):
     name = "history"
