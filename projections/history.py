@@ -3,7 +3,8 @@ participant, time range and event type."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -57,22 +58,24 @@ class HistoryView(View):
     def apply(self, db: Sql, batch: Sequence[Logged]) -> None:
         first = self.first
         first.load(db, batch)
-        rows = []
+        db.insert_tuples(history_table, self._rows(batch), len(batch))
+        first.trim()
+
+    def _rows(self, batch: Sequence[Logged]) -> Iterator[tuple[Any, ...]]:
+        """Each event's row: record_fields' record, in the table's column order."""
+        first = self.first
         for notification_id, event, session_id in batch:
             if isinstance(event, SessionStarted):
                 who = {"room": event.room, "participant": event.participant}
                 first.put(session_id, who)
             else:
                 who = first.get(session_id) or NOBODY
-            # record_fields' record, in the table's column order
-            rows.append((
+            yield (
                 session_id, event.originator_version, notification_id, who["room"],
                 who["participant"], utc(event.timestamp), event_type(event),
                 getattr(event, "actor", ""), json_text(getattr(event, "cause", {})),
                 json_text(event_details(event)),
-            ))
-        db.insert_tuples(history_table, rows)
-        first.trim()
+            )
 
     def forget(self) -> None:
         self.first.clear()

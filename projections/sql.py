@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
-from collections.abc import Callable, Collection, Hashable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -188,14 +188,18 @@ class Sql:
             return
         self._copy(self._identifier(table), table, rows)
 
-    def insert_tuples(self, table: sa.Table, rows: list[tuple[Any, ...]]) -> None:
+    def insert_tuples(
+        self, table: sa.Table, rows: Iterable[tuple[Any, ...]], count: int
+    ) -> None:
         """`insert` for rows given as tuples in the table's column order (values already
-        `plain`): a rebuild's history writes tens of thousands, and a dict per row (then a
-        parameter dict per row on SQLite) cost more than SQLite's own insert of it."""
-        if not rows:
+        `plain`), `count` of them at most: a rebuild's history writes tens of thousands, and a
+        dict per row (then a parameter dict per row on SQLite) cost more than SQLite's own
+        insert of it. `rows` may be a generator: on PostgreSQL the COPY streams each row as it
+        is made, so the server stores and indexes the first rows while the next are made."""
+        if count <= 0:
             return
         if self._backend == "postgres":
-            if len(rows) >= COPY_FROM:
+            if count >= COPY_FROM:
                 self._copy_tuples(self._identifier(table), table, rows)
             else:
                 columns = [column.name for column in table.c]
@@ -203,7 +207,7 @@ class Sql:
             return
         sql, processors = _positional_insert(table)
         if processors:
-            rows = [_processed(row, processors) for row in rows]
+            rows = (_processed(row, processors) for row in rows)
         self._cursor.executemany(sql, rows)
 
     def upsert(
@@ -242,7 +246,7 @@ class Sql:
                 copy.write_row([row[column] for column in columns])
 
     def _copy_tuples(
-        self, target: pg.Identifier, table: sa.Table, rows: list[tuple[Any, ...]]
+        self, target: pg.Identifier, table: sa.Table, rows: Iterable[tuple[Any, ...]]
     ) -> None:
         copy_sql = pg.SQL("COPY {} ({}) FROM STDIN").format(
             target, pg.SQL(", ").join(pg.Identifier(column.name) for column in table.c)
