@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -45,6 +46,7 @@ class PendingRows:
         # session -> the room it joined (None: it left); `left`: every session that left
         self.rooms: dict[str, str | None] = {}
         self.left: set[str] = set()
+        self.earliest_due: datetime | None = None  # of the rows `write` put
 
     def add(self, session_id: UUID, changes: Iterable[Change], utc: Any) -> None:
         sid = str(session_id)
@@ -83,6 +85,7 @@ class PendingRows:
         put = [row for _key, row in sorted(self.work.items()) if row is not None]
         if put:
             conn.execute(_upsert(conn.dialect.name), put)
+            self.earliest_due = min(row["due_at"] for row in put)
         for chunk in _chunks(sorted(self.left)):
             conn.execute(_LEFT, {"sessions": chunk})
         joined = [{"session_id": s, "room": r} for s, r in sorted(self.rooms.items()) if r]
@@ -119,12 +122,16 @@ def _joined(dialect: str) -> Any:
     return _BUILT["joined", dialect]
 
 
+class Reads(Protocol):
+    def execute(self, statement: Any, *args: Any) -> Any: ...
+
+
 class BatchFacts:
     """What the decision table may ask, answered inside the catch-up's transaction, with the
     batch's own facts and row changes taken into account."""
 
     def __init__(
-        self, conn: sa.Connection, sessions: VoiceSessions, pending: PendingRows,
+        self, conn: Reads, sessions: VoiceSessions, pending: PendingRows,
         events: Sequence[Any],
     ) -> None:
         self.conn = conn
