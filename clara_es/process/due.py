@@ -35,7 +35,7 @@ from clara_es.config import Settings
 from clara_es.domain.events import SessionEvent
 from clara_es.process.decisions import Change, react
 from clara_es.process.pending import BatchFacts, PendingRows
-from clara_es.process.tables import due_tracking, due_work
+from clara_es.process.tables import by_key, due_tracking, due_work, sessions_of
 
 log = logging.getLogger("clara_es.process")
 
@@ -73,16 +73,18 @@ _CLAIM = (
 )
 _LEASE = (
     sa.update(due_work)
-    .where(sa.tuple_(due_work.c.session_id, due_work.c.kind).in_(
-        sa.bindparam("keys", expanding=True)))
+    .where(by_key(due_work.c.kind))
     .values(lease_owner=sa.bindparam("owner"),
             lease_until=sa.bindparam("until", type_=due_work.c.lease_until.type),
             tries=due_work.c.tries + 1)
 )
 _DONE = sa.delete(due_work).where(
-    sa.tuple_(due_work.c.session_id, due_work.c.kind, due_work.c.job_id).in_(
-        sa.bindparam("keys", expanding=True)),
-    due_work.c.lease_owner == sa.bindparam("owner"))
+    by_key(due_work.c.kind, due_work.c.job_id), due_work.c.lease_owner == sa.bindparam("owner"))
+_RENEW = (
+    sa.update(due_work)
+    .where(by_key(due_work.c.kind), due_work.c.lease_owner == sa.bindparam("owner"))
+    .values(lease_until=sa.bindparam("until", type_=due_work.c.lease_until.type))
+)
 _PEEK = 64
 _FIRST_DUE = (sa.select(due_work.c.due_at, due_work.c.lease_until)
               .order_by(due_work.c.due_at).limit(sa.bindparam("n", type_=sa.Integer)))
@@ -251,7 +253,8 @@ class DueWork:
             rows = conn.execute(_CLAIM, {"now": now, "kinds": sorted(kinds),
                                          "limit": limit}).all()
             if rows:
-                conn.execute(_LEASE, {"keys": [(r.session_id, r.kind) for r in rows],
+                keys = [(r.session_id, r.kind) for r in rows]
+                conn.execute(_LEASE, {"keys": keys, "sessions": sessions_of(keys),
                                       "owner": self.owner, "until": now + self.lease})
         return [Job(UUID(r.session_id), r.kind, r.job_id, dict(r.args), utc(r.due_at),
                     r.tries + 1) for r in rows]
@@ -263,7 +266,8 @@ class DueWork:
             return
         keys = [(str(j.session_id), j.kind, j.id) for j in jobs]
         with self.engine.begin() as conn:
-            conn.execute(_DONE, {"keys": keys, "owner": self.owner})
+            conn.execute(_DONE, {"keys": keys, "sessions": sessions_of(keys),
+                                 "owner": self.owner})
 
     def retry_at(self, job: Job, at: datetime) -> None:
         with self.engine.begin() as conn:
@@ -273,13 +277,10 @@ class DueWork:
         """Keep the leases of jobs still running, so nobody takes them over."""
         if not jobs:
             return
+        keys = [(str(j.session_id), j.kind) for j in jobs]
         with self.engine.begin() as conn:
-            conn.execute(
-                sa.update(due_work)
-                .where(self._keys([(str(j.session_id), j.kind) for j in jobs]),
-                       due_work.c.lease_owner == self.owner)
-                .values(lease_until=utc(now) + self.lease)
-            )
+            conn.execute(_RENEW, {"keys": keys, "sessions": sessions_of(keys),
+                                  "owner": self.owner, "until": utc(now) + self.lease})
 
     def next_due(self) -> datetime | None:
         """When the next job can be claimed: its due time, or its lease's end if that is
@@ -313,6 +314,3 @@ class DueWork:
                        due_work.c.kind == job.kind, due_work.c.job_id == job.id,
                        due_work.c.lease_owner == self.owner)
 
-    @staticmethod
-    def _keys(keys: list[tuple[str, str]]) -> sa.ColumnElement[bool]:
-        return sa.tuple_(due_work.c.session_id, due_work.c.kind).in_(keys)

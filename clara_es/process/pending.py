@@ -29,7 +29,7 @@ from clara_es.application import VoiceSessions
 from clara_es.domain.events import CleanupRequested
 from clara_es.domain.session import VoiceSession
 from clara_es.process.decisions import TIMERS, Change, Clear, Fired, Join, Leave, Set
-from clara_es.process.tables import due_rooms, due_work
+from clara_es.process.tables import by_key, due_rooms, due_work, sessions_of
 
 # Keys per statement (bound parameters stay far below SQLite's limit).
 CHUNK = 500
@@ -78,10 +78,11 @@ class PendingRows:
 
     def write(self, conn: sa.Connection) -> None:
         for chunk in _chunks(sorted(self.fired)):
-            conn.execute(_FIRED, {"keys": chunk, "kinds": sorted(TIMERS)})
+            conn.execute(_FIRED, {"keys": chunk, "sessions": sessions_of(chunk),
+                                  "kinds": sorted(TIMERS)})
         gone = sorted(key for key, row in self.work.items() if row is None)
         for chunk in _chunks(gone):
-            conn.execute(_GONE, {"keys": chunk})
+            conn.execute(_GONE, {"keys": chunk, "sessions": sessions_of(chunk)})
         put = [row for _key, row in sorted(self.work.items()) if row is not None]
         if put:
             conn.execute(_upsert(conn.dialect.name), put)
@@ -95,11 +96,8 @@ class PendingRows:
 
 # The statements, built once (expanding IN lists: one statement whatever the batch's size).
 _FIRED = sa.delete(due_work).where(
-    due_work.c.kind.in_(sa.bindparam("kinds", expanding=True)),
-    sa.tuple_(due_work.c.session_id, due_work.c.job_id).in_(
-        sa.bindparam("keys", expanding=True)))
-_GONE = sa.delete(due_work).where(
-    sa.tuple_(due_work.c.session_id, due_work.c.kind).in_(sa.bindparam("keys", expanding=True)))
+    due_work.c.kind.in_(sa.bindparam("kinds", expanding=True)), by_key(due_work.c.job_id))
+_GONE = sa.delete(due_work).where(by_key(due_work.c.kind))
 _LEFT = sa.delete(due_rooms).where(
     due_rooms.c.session_id.in_(sa.bindparam("sessions", expanding=True)))
 _BUILT: dict[tuple[str, str], Any] = {}
