@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from clara_es.adapters.store import Store
-from projections.runner import ViewLocks, ViewRunner, group_name
+from projections.runner import ONE_SHOT_BATCH, ViewLocks, ViewRunner, group_name
 from projections.view import View
 from projections.views import select
 
@@ -44,7 +44,7 @@ def _each(
 def _run(
     store: Store, group: list[type[View]], progress: Progress | None, *, rebuild: bool
 ) -> dict[str, int]:
-    runner = ViewRunner(store, group)
+    runner = ViewRunner(store, group, batch=ONE_SHOT_BATCH)
     try:
         if rebuild:
             runner.view.reset(runner.app.name)

@@ -18,7 +18,7 @@ from clara_es.application import EventRecord, VoiceSessions
 from clara_es.domain import UIState
 from projections.attempt_counts import COUNTERS, attempt_counts_table
 from projections.db import ViewsMissing
-from projections.history import history_table
+from projections.history import history_table, sessions_where
 from projections.stats import stats_failures, stats_recoveries, stats_sessions
 from projections.ui_state import ui_state_table
 from projections.views import VIEWS
@@ -167,9 +167,9 @@ def history(
     if session_id is not None:
         stmt = stmt.where(h.c.session_id == str(session_id))
     if room:
-        stmt = stmt.where(h.c.room == room)
+        stmt = stmt.where(sessions_where("room", room))
     if participant:
-        stmt = stmt.where(h.c.participant == participant)
+        stmt = stmt.where(sessions_where("participant", participant))
     if since is not None:
         stmt = stmt.where(h.c.occurred_at >= utc(since))
     if until is not None:

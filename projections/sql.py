@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import json.encoder
-from collections.abc import Callable, Collection, Hashable
+from collections.abc import Callable, Collection, Hashable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -188,6 +188,28 @@ class Sql:
             return
         self._copy(self._identifier(table), table, rows)
 
+    def insert_tuples(
+        self, table: sa.Table, rows: Iterable[tuple[Any, ...]], count: int
+    ) -> None:
+        """`insert` for rows given as tuples in the table's column order (values already
+        `plain`), `count` of them at most: a rebuild's history writes tens of thousands, and a
+        dict per row (then a parameter dict per row on SQLite) cost more than SQLite's own
+        insert of it. `rows` may be a generator: on PostgreSQL the COPY streams each row as it
+        is made, so the server stores and indexes the first rows while the next are made."""
+        if count <= 0:
+            return
+        if self._backend == "postgres":
+            if count >= COPY_FROM:
+                self._copy_tuples(self._identifier(table), table, rows)
+            else:
+                columns = [column.name for column in table.c]
+                self.insert(table, [dict(zip(columns, row, strict=True)) for row in rows])
+            return
+        sql, processors = _positional_insert(table)
+        if processors:
+            rows = (_processed(row, processors) for row in rows)
+        self._cursor.executemany(sql, rows)
+
     def upsert(
         self, table: sa.Table, rows: list[dict[str, Any]], conflict: Conflict = None
     ) -> None:
@@ -222,6 +244,17 @@ class Sql:
         with self._cursor.copy(copy_sql) as copy:
             for row in rows:
                 copy.write_row([row[column] for column in columns])
+
+    def _copy_tuples(
+        self, target: pg.Identifier, table: sa.Table, rows: Iterable[tuple[Any, ...]]
+    ) -> None:
+        copy_sql = pg.SQL("COPY {} ({}) FROM STDIN").format(
+            target, pg.SQL(", ").join(pg.Identifier(column.name) for column in table.c)
+        )
+        with self._cursor.copy(copy_sql) as copy:
+            write_row = copy.write_row
+            for row in rows:
+                write_row(row)
 
     def where_in(
         self, table: sa.Table, column: str, keys: Collection[Any], *where: sa.ColumnElement[bool]
@@ -263,6 +296,31 @@ def _where_one(
 @cache
 def _insert(table: sa.Table) -> sa.Insert:
     return sa.insert(table)
+
+
+@cache
+def _positional_insert(table: sa.Table) -> tuple[str, tuple[tuple[int, Processor], ...]]:
+    """The table's INSERT of every column for SQLite with `?` placeholders in column order,
+    and the bind processors of the columns that have one (by position)."""
+    dialect = sqlite.dialect(paramstyle="qmark")
+    columns = list(table.c)
+    sql = sa.insert(table).values(bound(*(c.name for c in columns))).compile(dialect=dialect)
+    processors = []
+    for index, column in enumerate(columns):
+        if isinstance(column.type, sa.DateTime):
+            processor: Processor | None = _sqlite_datetime
+        else:
+            processor = column.type.dialect_impl(dialect).bind_processor(dialect)
+        if processor is not None:
+            processors.append((index, processor))
+    return sql.string, tuple(processors)
+
+
+def _processed(row: tuple[Any, ...], processors: tuple[tuple[int, Processor], ...]) -> list[Any]:
+    values = list(row)
+    for index, processor in processors:
+        values[index] = processor(values[index])
+    return values
 
 
 def replace_row(stmt: Any) -> sa.Executable:
