@@ -28,7 +28,7 @@ QUICK: dict[str, list[str]] = {
     "process_manager": ["--sessions", "50"],
     "projections": ["--sessions", "200", "--seconds", "3", "--rounds", "1"],
     "simulate": ["--sessions", "100"],
-    "http": ["--seconds", "2", "--feeds", "500", "--rounds", "1"],
+    "http": ["--seconds", "2"],
     "feeds": ["--seconds", "2", "--rates", "200"],
     "outage": ["--quick"],
     "idle": ["--quick"],

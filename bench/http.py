@@ -1,7 +1,6 @@
-"""The HTTP service under load: status reads and commands per second, and 500 live feeds.
+"""The HTTP service under load: status reads and commands per second (live feeds: bench.feeds).
 
-    python -m bench.http [--seconds 5] [--workers 16] [--feeds 500] [--rounds 3]
-                         [--serve-workers 1] [--json]
+    python -m bench.http [--seconds 5] [--workers 16] [--serve-workers 1] [--json]
 
 For each store (SQLite file; PostgreSQL if reachable) `clara-es serve` runs in its own process
 (uvicorn, `--serve-workers` worker processes, PostgreSQL only above 1; the views and the process
@@ -20,16 +19,11 @@ wrk when it is installed (bench/load.py; else an asyncio httpx loop, named in th
   the CPU per request: serve's and the bare app's (from /proc, worker processes included) and
   the in-process call's (this process), and the ratios in CPU (`*_cpu_ratio_*`), which the
   machine's other work moves less than the rates.
-- Live feeds: `--feeds` SSE clients, one per session, all open at once; every session then
-  goes through `--rounds` outages (4 events each) sent over HTTP. Each client must see every
-  version of its session in order; latency = delivery time - the event's `updated_at` (the
-  server's clock at the decision, just before the append).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import signal
@@ -38,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -58,7 +51,6 @@ KEY, SECRET = "APIbench", "a-benchmark-secret-of-at-least-32-characters"
 ROOM = "bench"
 AGENT = {"Authorization": f"Bearer {mint(KEY, SECRET, Role.AGENT, 'agent', ROOM)}"}
 READER = {"Authorization": f"Bearer {mint(KEY, SECRET, Role.READ, 'bench')}"}
-START_VERSION = 3  # SessionStarted, Connecting, Connected
 CYCLE = (("disconnected", {"reason": "bench"}), ("attempt-started", {"attempt": 1}),
          ("reconnected", {}))
 
@@ -262,67 +254,13 @@ def http_rates(
     }
 
 
-async def feeds(url: str, ids: list[UUID], rounds: int) -> dict[str, Any]:
-    received: dict[UUID, list[tuple[int, float]]] = {i: [] for i in ids}
-    opened = 0
-    all_open = asyncio.Event()
-    limits = httpx.Limits(max_connections=len(ids) + 50)
-    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=120) as http:
-
-        # The sessions are connected and untouched: each cycle appends Disconnected +
-        # ReconnectScheduled, ReconnectAttempted, Reconnected.
-        target = START_VERSION + 4 * rounds
-
-        async def follow(session_id: UUID) -> None:
-            nonlocal opened
-            async with http.stream("GET", f"/api/sessions/{session_id}/live",
-                                   headers=READER) as response:
-                async for line in response.aiter_lines():
-                    if line.startswith("data:"):
-                        now = time.time()
-                        state = json.loads(line[5:])
-                        at = datetime.fromisoformat(state["updated_at"]).timestamp()
-                        received[session_id].append((state["version"], now - at))
-                        if state["version"] == START_VERSION:  # the current state, on opening
-                            opened += 1
-                            if opened == len(ids):
-                                all_open.set()
-                        if state["version"] >= target:
-                            return
-
-        tasks = [asyncio.create_task(follow(i)) for i in ids]
-        await asyncio.wait_for(all_open.wait(), 120)
-        sender = httpx.Limits(max_connections=16)
-        async with httpx.AsyncClient(base_url=url, limits=sender, timeout=60) as poster:
-            semaphore = asyncio.Semaphore(16)
-
-            async def send(session_id: UUID, name: str, body: dict[str, Any]) -> None:
-                async with semaphore:
-                    r = await poster.post(f"/api/sessions/{session_id}/{name}", json=body,
-                                          headers=AGENT)
-                    assert r.status_code == 200, r.text
-
-            for _ in range(rounds):
-                for name, body in CYCLE:
-                    await asyncio.gather(*(send(i, name, body) for i in ids))
-        await asyncio.wait_for(asyncio.gather(*tasks), 120)
-    complete = all([v for v, _ in received[i]] == list(range(START_VERSION, target + 1))
-                   for i in ids)
-    latencies = sorted(1000 * lat for i in ids for v, lat in received[i] if v > START_VERSION)
-    return {
-        "feeds": len(ids), "events_delivered": len(latencies), "every_change_seen": complete,
-        "p50_ms": statistics.median(latencies),
-        "p99_ms": latencies[int(0.99 * (len(latencies) - 1))],
-    }
-
-
 def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
     with fresh_store(backend) as store:
         views_db.upgrade(store)
         app = VoiceSessions(store.eventsourcing_env(), clock=SystemClock())
-        ids = setup_sessions(app, args.sessions + args.feeds)
+        ids = setup_sessions(app, args.sessions)
         views = views_db.engine(store)
-        baselines = Baselines(app, Reads(app, views, SystemClock()), ids[:args.sessions],
+        baselines = Baselines(app, Reads(app, views, SystemClock()), ids,
                               setup_sessions(app, args.sessions), args.seconds)
         # The in-process read reads the views: filled here, before any server runs (a server
         # running beside the baseline does follow-up work on the baseline's commands).
@@ -331,9 +269,7 @@ def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         server = Server(store, args.serve_workers)
         bare = BareServer(args.serve_workers)
         try:
-            rates = http_rates(server, bare, ids[:args.sessions], args.seconds, args.workers)
-            live = (asyncio.run(feeds(server.url, ids[args.sessions:], args.rounds))
-                    if args.feeds else {})
+            rates = http_rates(server, bare, ids, args.seconds, args.workers)
         finally:
             server.stop()
             bare.stop()
@@ -363,7 +299,6 @@ def bench(backend: str, args: argparse.Namespace) -> dict[str, Any]:
         "command_cpu_ratio_to_floor": round(
             (direct["direct_command_cpu_ms"] + rates["bare_post_server_cpu_ms"])
             / rates["command_server_cpu_ms"], 3),
-        **{k: round(v, 1) if isinstance(v, float) else v for k, v in live.items()},
     }
 
 
@@ -380,10 +315,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=16, help="connections in flight")
     parser.add_argument("--sessions", type=int, default=200, help="sessions read and commanded")
-    parser.add_argument("--feeds", type=int, default=500, help="0: no live feeds")
     parser.add_argument("--serve-workers", type=int, default=1,
                         help="uvicorn worker processes of serve and of the bare app")
-    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--only", choices=["sqlite", "postgres"])
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
