@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     http_max_body_bytes: int = Field(1_048_576, ge=1, description="largest request body")
     store_timeout_s: float = Field(5.0, gt=0, description="a request's wait on the store")
     webhook_window_s: float = Field(86400.0, gt=0, description="webhook ids remembered")
+    # Pages of other origins allowed to call the API from a browser (an Electron renderer, a
+    # web app on its own host): comma-separated origins, "*" for any; empty: same origin only.
+    http_cors_origins: str = Field("", description="origins whose pages may call the API")
 
     # Log lines of the long-running commands: key=value (kv) or JSON lines.
     log_format: Literal["kv", "json"] = "kv"
@@ -63,6 +66,10 @@ class Settings(BaseSettings):
     @classmethod
     def _lower(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @property
+    def cors_origins(self) -> tuple[str, ...]:
+        return tuple(o.strip() for o in self.http_cors_origins.split(",") if o.strip())
 
     @property
     def livekit_configured(self) -> bool:

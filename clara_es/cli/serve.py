@@ -83,7 +83,7 @@ def _options(settings: Settings, max_lag: int) -> Options:
     return Options(
         max_lag=max_lag, max_overdue_s=settings.ready_max_overdue_s,
         max_body_bytes=settings.http_max_body_bytes, store_timeout_s=settings.store_timeout_s,
-        webhook_window_s=settings.webhook_window_s,
+        webhook_window_s=settings.webhook_window_s, cors_origins=settings.cors_origins,
     )
 
 

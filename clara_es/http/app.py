@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
 
 from clara_es.adapters.livekit.webhooks import UnknownRoom, WebhookRejected, WebhookUnreadable
 from clara_es.http import batch, commands, docs, problems, reads
@@ -26,6 +27,7 @@ from clara_es.http.guards import (
     StoreDeadline,
     hide_tokens_in_access_log,
 )
+from clara_es.http.freshness import MIN_VERSION, SOURCE, VIEWS_BEHIND
 from clara_es.http.problems import ApiProblem, responses
 from clara_es.http.service import Service
 from clara_es.http.status_read import StatusReads, status_threads
@@ -189,6 +191,8 @@ def create_app(service: Service) -> FastAPI:
     app.add_middleware(StoreDeadline, seconds=service.options.store_timeout_s,
                        pending=pending)
     app.add_middleware(BodyLimit, max_bytes=service.options.max_body_bytes)
+    if service.options.cors_origins:
+        _allow_origins(app, service.options.cors_origins)
     hide_tokens_in_access_log()
     _count_invalid_commands(app, service)
     app.include_router(commands.router)
@@ -200,6 +204,17 @@ def create_app(service: Service) -> FastAPI:
     docs.install(app)
     _document_problem(app)
     return app
+
+
+def _allow_origins(app: FastAPI, origins: tuple[str, ...]) -> None:
+    """Outermost: a preflight is answered before any other layer, and every answer (503 and
+    413 included) carries the headers a page of an allowed origin needs to read it."""
+    app.add_middleware(
+        CORSMiddleware, allow_origins=list(origins), allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "Idempotency-Key", MIN_VERSION,
+                       "Last-Event-ID"],
+        expose_headers=[SOURCE, VIEWS_BEHIND, "Retry-After"], max_age=600,
+    )
 
 
 def _count_invalid_commands(app: FastAPI, service: Service) -> None:

@@ -86,6 +86,8 @@ class Options:
     store_timeout_s: float = 5.0
     # Seconds a webhook id is remembered: a redelivery within them changes nothing.
     webhook_window_s: float = 86400.0
+    # Origins whose pages may call the API from a browser (CORS); none: same origin only.
+    cors_origins: tuple[str, ...] = ()
     # Seconds a read waits for the views to show the caller's own writes (read-your-writes).
     read_wait_s: float = 2.0
     # Seconds a measure of how far the views are behind the log (`X-Clara-Views-Behind`) is
