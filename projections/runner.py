@@ -169,12 +169,14 @@ class ViewRunner:
         positions = self.view.positions(self.app.name)
         position = min(p or 0 for p in positions.values())
         while stop is None or not stop.is_set():
-            notifications = self.app.recorder.select_notifications(
-                start=position, limit=self.batch, inclusive_of_start=False
-            )
-            if not notifications:
-                break
-            position = self.projection.process_batch(list(notifications), positions)
+            # The select too: its tens of thousands of notifications live until the commit.
+            with collector_paused():
+                notifications = self.app.recorder.select_notifications(
+                    start=position, limit=self.batch, inclusive_of_start=False
+                )
+                if not notifications:
+                    break
+                position = self.projection.process_batch(list(notifications), positions)
             positions = advanced(positions, position)
             if progress is not None:
                 progress(position)
