@@ -3,8 +3,8 @@ on SQLite and PostgreSQL, with 1,000 concurrent sessions.
 
 Baselines are measured in the same process on the same events: for the rebuild, a bare
 read of the notification log (select_notifications in the same batch size, decoding each
-event with eventsourcing's stock mapper and JSON transcoder), alternating with the rebuilds, best of `--rounds` each; for the lag, a bare follower
-that only polls the log for the new position.
+event with eventsourcing's stock mapper and JSON transcoder), alternating with the rebuilds,
+best of `--rounds` each; for the lag, a bare follower that only polls the log for the new position.
 
 Run it as a module from the repository root (as a script, this file's name would hide the
 `projections` package it measures):
