@@ -29,10 +29,11 @@ QUICK: dict[str, list[str]] = {
     "projections": ["--sessions", "200", "--seconds", "3", "--rounds", "1"],
     "simulate": ["--sessions", "100"],
     "http": ["--seconds", "2", "--feeds", "500", "--rounds", "1"],
+    "feeds": ["--seconds", "2", "--rates", "200"],
     "outage": ["--quick"],
     "idle": ["--quick"],
 }
-NOT_BENCHMARKS = {"__main__", "common", "load", "bare_app"}
+NOT_BENCHMARKS = {"__main__", "common", "load", "bare_app", "sse_client"}
 
 
 def benchmarks() -> dict[str, list[str]]:

@@ -82,12 +82,22 @@ class Root:
         setup_logging(self.settings, quiet=quiet)
 
     def open_sessions(
-        self, *, clock: Clock | None = None, policy: BackoffPolicy | None = None
+        self, *, clock: Clock | None = None, policy: BackoffPolicy | None = None,
+        sole_writer: bool = False,
     ) -> VoiceSessions:
-        """The application on the store (creating a SQLite file's folder); the caller closes it."""
+        """The application on the store (creating a SQLite file's folder); the caller closes it.
+
+        `sole_writer`: every append to the store goes through this one object (the simulator,
+        its process manager included), so a cached session is the latest once saved and is not
+        brought forward from the store before each command (a query each). Never for `serve`
+        or `run`: other processes append to the same streams.
+        """
         if self.store.sqlite_path is not None:
             self.store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-        return VoiceSessions(self.store.eventsourcing_env(), clock=clock, policy=policy)
+        env = self.store.eventsourcing_env()
+        if sole_writer:
+            env = {**env, VoiceSessions.AGGREGATE_CACHE_FASTFORWARD: "n"}
+        return VoiceSessions(env, clock=clock, policy=policy)
 
     def worker(
         self,

@@ -1,4 +1,6 @@
-"""Appends made by any process, heard by this one: one LISTEN connection per process.
+"""Appends made by any process, heard by this one: one follower of the log per process
+(`LogListener`: a LISTEN connection on PostgreSQL; `LogTail`: a short poll of the log on
+SQLite, which has no notifications).
 
 eventsourcing's PostgreSQL recorder sends `NOTIFY <its events table>` in the same transaction
 as every append, so the notification arrives only once the events are committed, whichever
@@ -122,6 +124,67 @@ class LogListener:
                              originator_version=row[2], topic=row[3], state=bytes(row[4]))
                 for row in rows
             ])
+            if len(rows) < READ:
+                return
+
+
+class LogTail:
+    """SQLite's follower of the log: one thread reading the notifications after the last one
+    it read, every `interval_s`, and handing them to `wake` (as `LogListener` does). SQLite
+    has one writer at a time, so the log's positions are committed in order: nothing is
+    skipped. `wake_all` is called once it starts (what was appended before)."""
+
+    def __init__(
+        self,
+        recorder: Any,
+        wake: Callable[[list[Notification]], None],
+        wake_all: Callable[[], None],
+        *,
+        interval_s: float = 0.025,
+        retry_s: float = 1.0,
+    ) -> None:
+        self.recorder = recorder
+        self.wake = wake
+        self.wake_all = wake_all
+        self.interval_s = interval_s
+        self.retry_s = retry_s
+        self.position = 0
+        self.listening = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> LogTail:
+        self._thread = threading.Thread(target=self._run, name="log-tail", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.position = int(self.recorder.max_notification_id() or 0)
+                self.listening.set()
+                self.wake_all()
+                while not self._stop.wait(self.interval_s):
+                    self._read()
+            except Exception as exc:
+                self.listening.clear()
+                log.warning("event=tail_lost error=%r; reading again in %g s", exc, self.retry_s)
+                self._stop.wait(self.retry_s)
+        self.listening.clear()
+
+    def _read(self) -> None:
+        while True:
+            rows = self.recorder.select_notifications(start=self.position + 1, limit=READ)
+            if not rows:
+                return
+            self.position = rows[-1].id
+            self.wake(list(rows))
             if len(rows) < READ:
                 return
 

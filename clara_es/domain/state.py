@@ -6,9 +6,10 @@ unchanged.
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 from uuid import UUID
 
 from clara_es.domain.policy import BackoffPolicy
@@ -45,6 +46,7 @@ BAD_QUALITY = frozenset({Quality.POOR, Quality.LOST})
 GOOD_QUALITY = frozenset({Quality.GOOD, Quality.EXCELLENT})
 FINAL_STATES = frozenset({ConnectionState.FAILED, ConnectionState.ENDED})
 ATTEMPTS_EXHAUSTED = "max reconnect attempts reached"
+_CONTAINERS = (list, dict, set)
 
 
 class SessionState:
@@ -84,6 +86,22 @@ class SessionState:
         modified_on: datetime
 
         def trigger_event(self, event_class: type[Any], **kwargs: Any) -> None: ...
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Self:
+        """The copy a command decides on (the repository copies its cached session for each
+        command, so one that fails halfway leaves the cache as it was). The attributes are
+        immutable values (strings, enums, numbers, datetimes, tuples), shared; the containers
+        (the policy, the pending events) are copied, and what they hold is never changed in
+        place (a policy is replaced whole, events are frozen). A generic deepcopy walks every
+        value: several times the cost of a command's decision.
+        """
+        copied = object.__new__(type(self))
+        memo[id(self)] = copied
+        copied.__dict__.update({
+            name: copy.copy(value) if isinstance(value, _CONTAINERS) else value
+            for name, value in self.__dict__.items()
+        })
+        return copied
 
     def leave_schedule(self, state: ConnectionState) -> None:
         """The session goes to `state` out of any schedule: no attempt in flight, none due."""

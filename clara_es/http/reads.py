@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
-from fastapi.sse import EventSourceResponse, ServerSentEvent
 from starlette.concurrency import run_in_threadpool
 
 from clara_es.domain import ConnectionState, UIState
@@ -28,7 +26,7 @@ from clara_es.http.freshness import MIN_VERSION, SOURCE
 from clara_es.http.problems import ApiProblem, responses
 from clara_es.http.queries import HistoryRow, SessionSummary, Stats
 from clara_es.http.service import Service
-from clara_es.http.sse import describe, feed
+from clara_es.http.sse import FeedResponse, describe, feed
 from projections.queries import LONGEST_GRACE_S
 
 router = APIRouter(prefix="/api", tags=["reads"])
@@ -177,17 +175,16 @@ async def live_start(
 
 @router.get(
     "/sessions/{session_id}/live",
-    response_class=EventSourceResponse,
+    response_class=Response,
     responses={**describe(), **READ_ERRORS},
 )
 async def live(
     request: Request, session_id: UUID, after: Annotated[int | None, Depends(live_start)]
-) -> AsyncIterator[ServerSentEvent]:
+) -> Response:
     """Server-Sent Events: the UI state after every version of the session's stream.
 
     Each event's id is the stream version; reconnect with `Last-Event-ID` to get exactly the
     versions after it. Without it, the first event is the current state."""
     service = service_of(request)
-    async for event in feed(service.app, service.changes, session_id, after,
-                            service.feed_poll):
-        yield event
+    return FeedResponse(
+        feed(service.app, service.changes, session_id, after, service.feed_poll))

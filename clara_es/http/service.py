@@ -16,7 +16,7 @@ from eventsourcing.persistence import Notification
 
 from clara_es.adapters.livekit.deliveries import WebhookDeliveries
 from clara_es.adapters.livekit.webhooks import LiveKitWebhooks
-from clara_es.adapters.notify import LogListener
+from clara_es.adapters.notify import LogListener, LogTail
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import BackoffPolicy, Clock, SystemClock
@@ -45,7 +45,7 @@ class LiveSessions(VoiceSessions):
         self.changes.publish(r.domain_event for r in recordings)
 
     def heard(self, notifications: list[Notification]) -> None:
-        """Appends of any process (the LISTEN connection's thread): the events of the sessions
+        """Appends of any process (the log follower's thread): the events of the sessions
         followed here, decoded once for all their feeds; a type this code cannot decode
         makes its feeds re-read their streams."""
         changes = self.changes
@@ -63,12 +63,15 @@ class LiveSessions(VoiceSessions):
 
 @dataclass
 class Options:
-    # Seconds between re-reads of a live feed's stream: how other processes' appends are found
-    # on SQLite; on PostgreSQL a safety net (LISTEN/NOTIFY wakes the feeds at once).
+    # Seconds between re-reads of a live feed's session while the process's log follower is
+    # not following (not started yet, or its connection lost).
     feed_poll: float = 1.0
-    # The same on PostgreSQL once the LISTEN connection listens (it hands every append of any
-    # process to the feeds; it wakes them all again after it reconnects): a safety net only.
+    # The same once the log follower follows (it hands every append of any process to the
+    # feeds; it wakes them all again after it reconnects): a safety net only.
     feed_poll_listening: float = 30.0
+    # Seconds between reads of the log's tail on SQLite (no notifications): how soon the feeds
+    # hear of other processes' appends.
+    feed_tail_s: float = 0.025
     # Seconds between polls of the event log by the view runners (SQLite; PostgreSQL listens).
     view_poll: float = 0.1
     # /readyz fails while a view is more than this many events behind the log.
@@ -124,17 +127,22 @@ class Service:
         )
         self.metrics = Metrics(self)
         self.supervisor: Supervisor | None = None
-        self.listener: LogListener | None = None
+        self.listener: LogListener | LogTail | None = None
         self.background = background or {}
         self.crashed: list[str] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
 
     def start(self) -> Service:
-        if self.store.backend == "postgres" and self.listener is None:
-            # One LISTEN connection for every feed of this process.
-            self.listener = LogListener(self.store, self.app.recorder,
-                                        self.app.heard, self.changes.notify_all).start()
+        if self.listener is None:
+            # One follower of the log for every feed of this process.
+            if self.store.backend == "postgres":
+                self.listener = LogListener(self.store, self.app.recorder,
+                                            self.app.heard, self.changes.notify_all).start()
+            else:
+                self.listener = LogTail(self.app.recorder, self.app.heard,
+                                        self.changes.notify_all,
+                                        interval_s=self.options.feed_tail_s).start()
         if self.options.follow_views and self.supervisor is None:
             self.supervisor = Supervisor(self.store, poll_interval=self.options.view_poll).start()
         for name, runner in self.background.items():

@@ -35,7 +35,7 @@ from clara_es.config import Settings
 from clara_es.domain.events import SessionEvent
 from clara_es.process.decisions import Change, react
 from clara_es.process.pending import BatchFacts, PendingRows
-from clara_es.process.tables import due_tracking, due_work
+from clara_es.process.tables import by_key, due_tracking, due_work, sessions_of
 
 log = logging.getLogger("clara_es.process")
 
@@ -56,6 +56,7 @@ def worker_id() -> str:
 
 _POSITION = sa.select(due_tracking.c.notification_id).where(
     due_tracking.c.application_name == LEADER)
+_POSITION_LOCKED = _POSITION.with_for_update(skip_locked=True)
 _MOVE = (sa.update(due_tracking).where(due_tracking.c.application_name == LEADER)
          .values(notification_id=sa.bindparam("position")))
 
@@ -72,16 +73,18 @@ _CLAIM = (
 )
 _LEASE = (
     sa.update(due_work)
-    .where(sa.tuple_(due_work.c.session_id, due_work.c.kind).in_(
-        sa.bindparam("keys", expanding=True)))
+    .where(by_key(due_work.c.kind))
     .values(lease_owner=sa.bindparam("owner"),
             lease_until=sa.bindparam("until", type_=due_work.c.lease_until.type),
             tries=due_work.c.tries + 1)
 )
 _DONE = sa.delete(due_work).where(
-    sa.tuple_(due_work.c.session_id, due_work.c.kind, due_work.c.job_id).in_(
-        sa.bindparam("keys", expanding=True)),
-    due_work.c.lease_owner == sa.bindparam("owner"))
+    by_key(due_work.c.kind, due_work.c.job_id), due_work.c.lease_owner == sa.bindparam("owner"))
+_RENEW = (
+    sa.update(due_work)
+    .where(by_key(due_work.c.kind), due_work.c.lease_owner == sa.bindparam("owner"))
+    .values(lease_until=sa.bindparam("until", type_=due_work.c.lease_until.type))
+)
 _PEEK = 64
 _FIRST_DUE = (sa.select(due_work.c.due_at, due_work.c.lease_until)
               .order_by(due_work.c.due_at).limit(sa.bindparam("n", type_=sa.Integer)))
@@ -92,6 +95,26 @@ _NEXT_DUE = sa.select(
         else_=due_work.c.due_at,
     )).filter(due_work.c.lease_until.is_not(None)),
 )
+
+
+class _Reader:
+    """A read-only connection opened on first use: most batches ask the rows nothing."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.conn: sa.Connection | None = None
+
+    def __enter__(self) -> _Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+    def execute(self, statement: Any, *args: Any) -> Any:
+        if self.conn is None:
+            self.conn = self.engine.connect().execution_options(read_only=True)
+        return self.conn.execute(statement, *args)
 
 
 def _insert(conn: sa.Connection) -> Any:
@@ -142,6 +165,9 @@ class ProcessManager:
         self.settings = settings
         self.batch = BATCH
         self.catch_up_batch = CATCH_UP_BATCH
+        self.known: int | None = None  # the position as this process last wrote or read it
+        # The earliest due time of the rows put since its user last set it to None.
+        self.earliest_due: datetime | None = None
         with engine.begin() as conn:
             conn.execute(_insert(conn)(due_tracking)
                          .values(application_name=LEADER, notification_id=0)
@@ -149,9 +175,7 @@ class ProcessManager:
 
     def position(self) -> int:
         with self.engine.connect() as conn:
-            query = sa.select(due_tracking.c.notification_id).where(
-                due_tracking.c.application_name == LEADER)
-            return int(conn.execute(query).scalar() or 0)
+            return int(conn.execute(_POSITION).scalar() or 0)
 
     def catch_up(self) -> int:
         """Apply every fact after the position, a batch per transaction; the facts applied
@@ -164,32 +188,39 @@ class ProcessManager:
                 return total
 
     def _batch(self) -> int:
+        # The position this process wrote last, if it did: positions only move forward, and
+        # one another process moved is found out below (its facts follow ours in the log), so
+        # it is read only when unknown.
+        position = self.known if self.known is not None else self.position()
         # Decide first, reading the store without holding a write lock: on SQLite the write
         # lock is the file's, and a catch-up that waited for the application's connections
         # while holding it would deadlock with commands waiting for the lock.
-        with self.engine.connect().execution_options(read_only=True) as reader:
-            position = reader.execute(self._position).scalar() or 0
-            notifications = self.sessions.recorder.select_notifications(
-                start=position, limit=self.catch_up_batch, inclusive_of_start=False
-            )
-            if not notifications:
-                return 0
-            events = [self.sessions.mapper.to_domain_event(n) for n in notifications]
-            pending = PendingRows()
+        notifications = self.sessions.recorder.select_notifications(
+            start=position, limit=self.catch_up_batch, inclusive_of_start=False
+        )
+        if not notifications:
+            self.known = position
+            return 0
+        events = [self.sessions.mapper.to_domain_event(n) for n in notifications]
+        pending = PendingRows()
+        with _Reader(self.engine) as reader:
             facts = BatchFacts(reader, self.sessions, pending, events)
             for fact in events:
                 if isinstance(fact, SessionEvent):
                     pending.add(fact.originator_id, self._react(fact, facts), utc)
         # Then write, if nobody applied these facts meanwhile (or is applying them now).
         with self.engine.begin() as conn:
-            locked = conn.execute(self._position.with_for_update(skip_locked=True)).scalar()
+            locked = conn.execute(_POSITION_LOCKED).scalar()
             if locked != position:
+                self.known = locked  # None: another process holds it; read it next time
                 return 0
             pending.write(conn)
             conn.execute(_MOVE, {"position": notifications[-1].id})
-            return len(notifications)
-
-    _position = _POSITION
+        self.known = notifications[-1].id
+        if pending.earliest_due is not None and (
+                self.earliest_due is None or pending.earliest_due < self.earliest_due):
+            self.earliest_due = pending.earliest_due
+        return len(notifications)
 
     def _react(self, fact: SessionEvent, facts: BatchFacts) -> list[Change]:
         """The fact's row changes. A fact no rule can decide on is logged and passed over:
@@ -222,7 +253,8 @@ class DueWork:
             rows = conn.execute(_CLAIM, {"now": now, "kinds": sorted(kinds),
                                          "limit": limit}).all()
             if rows:
-                conn.execute(_LEASE, {"keys": [(r.session_id, r.kind) for r in rows],
+                keys = [(r.session_id, r.kind) for r in rows]
+                conn.execute(_LEASE, {"keys": keys, "sessions": sessions_of(keys),
                                       "owner": self.owner, "until": now + self.lease})
         return [Job(UUID(r.session_id), r.kind, r.job_id, dict(r.args), utc(r.due_at),
                     r.tries + 1) for r in rows]
@@ -234,7 +266,8 @@ class DueWork:
             return
         keys = [(str(j.session_id), j.kind, j.id) for j in jobs]
         with self.engine.begin() as conn:
-            conn.execute(_DONE, {"keys": keys, "owner": self.owner})
+            conn.execute(_DONE, {"keys": keys, "sessions": sessions_of(keys),
+                                 "owner": self.owner})
 
     def retry_at(self, job: Job, at: datetime) -> None:
         with self.engine.begin() as conn:
@@ -244,13 +277,10 @@ class DueWork:
         """Keep the leases of jobs still running, so nobody takes them over."""
         if not jobs:
             return
+        keys = [(str(j.session_id), j.kind) for j in jobs]
         with self.engine.begin() as conn:
-            conn.execute(
-                sa.update(due_work)
-                .where(self._keys([(str(j.session_id), j.kind) for j in jobs]),
-                       due_work.c.lease_owner == self.owner)
-                .values(lease_until=utc(now) + self.lease)
-            )
+            conn.execute(_RENEW, {"keys": keys, "sessions": sessions_of(keys),
+                                  "owner": self.owner, "until": utc(now) + self.lease})
 
     def next_due(self) -> datetime | None:
         """When the next job can be claimed: its due time, or its lease's end if that is
@@ -259,15 +289,18 @@ class DueWork:
         row can beat it. Only when every one of those rows is leased past the rest does it
         fall back to the whole table."""
         with self.engine.connect() as conn:
-            rows = conn.execute(_FIRST_DUE, {"n": _PEEK}).all()
             best: datetime | None = None
-            for due_at, lease_until in rows:
-                due_at = utc(due_at)
-                if best is not None and due_at >= best:
-                    return best
-                at = due_at if lease_until is None else max(due_at, utc(lease_until))
-                best = at if best is None else min(best, at)
-            if len(rows) < _PEEK:
+            seen = 0
+            # Row by row: usually the first row decides, the rest are not read.
+            with conn.execute(_FIRST_DUE, {"n": _PEEK}) as rows:
+                for due_at, lease_until in rows:
+                    seen += 1
+                    due_at = utc(due_at)
+                    if best is not None and due_at >= best:
+                        return best
+                    at = due_at if lease_until is None else max(due_at, utc(lease_until))
+                    best = at if best is None else min(best, at)
+            if seen < _PEEK:
                 return best
             row = conn.execute(_NEXT_DUE).one()
         times = [utc(t) for t in row if t is not None]
@@ -281,6 +314,3 @@ class DueWork:
                        due_work.c.kind == job.kind, due_work.c.job_id == job.id,
                        due_work.c.lease_owner == self.owner)
 
-    @staticmethod
-    def _keys(keys: list[tuple[str, str]]) -> sa.ColumnElement[bool]:
-        return sa.tuple_(due_work.c.session_id, due_work.c.kind).in_(keys)

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable, Sequence
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 from uuid import UUID
 
 import sqlalchemy as sa
@@ -28,7 +29,7 @@ from clara_es.application import VoiceSessions
 from clara_es.domain.events import CleanupRequested
 from clara_es.domain.session import VoiceSession
 from clara_es.process.decisions import TIMERS, Change, Clear, Fired, Join, Leave, Set
-from clara_es.process.tables import due_rooms, due_work
+from clara_es.process.tables import by_key, due_rooms, due_work, sessions_of
 
 # Keys per statement (bound parameters stay far below SQLite's limit).
 CHUNK = 500
@@ -45,6 +46,7 @@ class PendingRows:
         # session -> the room it joined (None: it left); `left`: every session that left
         self.rooms: dict[str, str | None] = {}
         self.left: set[str] = set()
+        self.earliest_due: datetime | None = None  # of the rows `write` put
 
     def add(self, session_id: UUID, changes: Iterable[Change], utc: Any) -> None:
         sid = str(session_id)
@@ -76,13 +78,15 @@ class PendingRows:
 
     def write(self, conn: sa.Connection) -> None:
         for chunk in _chunks(sorted(self.fired)):
-            conn.execute(_FIRED, {"keys": chunk, "kinds": sorted(TIMERS)})
+            conn.execute(_FIRED, {"keys": chunk, "sessions": sessions_of(chunk),
+                                  "kinds": sorted(TIMERS)})
         gone = sorted(key for key, row in self.work.items() if row is None)
         for chunk in _chunks(gone):
-            conn.execute(_GONE, {"keys": chunk})
+            conn.execute(_GONE, {"keys": chunk, "sessions": sessions_of(chunk)})
         put = [row for _key, row in sorted(self.work.items()) if row is not None]
         if put:
             conn.execute(_upsert(conn.dialect.name), put)
+            self.earliest_due = min(row["due_at"] for row in put)
         for chunk in _chunks(sorted(self.left)):
             conn.execute(_LEFT, {"sessions": chunk})
         joined = [{"session_id": s, "room": r} for s, r in sorted(self.rooms.items()) if r]
@@ -92,11 +96,8 @@ class PendingRows:
 
 # The statements, built once (expanding IN lists: one statement whatever the batch's size).
 _FIRED = sa.delete(due_work).where(
-    due_work.c.kind.in_(sa.bindparam("kinds", expanding=True)),
-    sa.tuple_(due_work.c.session_id, due_work.c.job_id).in_(
-        sa.bindparam("keys", expanding=True)))
-_GONE = sa.delete(due_work).where(
-    sa.tuple_(due_work.c.session_id, due_work.c.kind).in_(sa.bindparam("keys", expanding=True)))
+    due_work.c.kind.in_(sa.bindparam("kinds", expanding=True)), by_key(due_work.c.job_id))
+_GONE = sa.delete(due_work).where(by_key(due_work.c.kind))
 _LEFT = sa.delete(due_rooms).where(
     due_rooms.c.session_id.in_(sa.bindparam("sessions", expanding=True)))
 _BUILT: dict[tuple[str, str], Any] = {}
@@ -119,12 +120,16 @@ def _joined(dialect: str) -> Any:
     return _BUILT["joined", dialect]
 
 
+class Reads(Protocol):
+    def execute(self, statement: Any, *args: Any) -> Any: ...
+
+
 class BatchFacts:
     """What the decision table may ask, answered inside the catch-up's transaction, with the
     batch's own facts and row changes taken into account."""
 
     def __init__(
-        self, conn: sa.Connection, sessions: VoiceSessions, pending: PendingRows,
+        self, conn: Reads, sessions: VoiceSessions, pending: PendingRows,
         events: Sequence[Any],
     ) -> None:
         self.conn = conn

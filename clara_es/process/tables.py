@@ -7,6 +7,8 @@ views, in the same database.
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
@@ -39,3 +41,17 @@ due_tracking = sa.Table(
     sa.Column("application_name", sa.Text, primary_key=True),
     sa.Column("notification_id", sa.BigInteger, nullable=False, server_default="0"),
 )
+
+
+def by_key(*columns: sa.Column[Any]) -> sa.ColumnElement[bool]:
+    """The due_work rows whose (session_id, *columns) is in the `keys` parameter, bound with
+    the `sessions` parameter (`sessions_of(keys)`). The session list is what makes it cheap on
+    SQLite: a row-value IN alone is a scan of the whole table; with it, a primary-key search."""
+    return sa.and_(
+        due_work.c.session_id.in_(sa.bindparam("sessions", expanding=True)),
+        sa.tuple_(due_work.c.session_id, *columns).in_(sa.bindparam("keys", expanding=True)),
+    )
+
+
+def sessions_of(keys: list[tuple[str, ...]]) -> list[str]:
+    return sorted({key[0] for key in keys})

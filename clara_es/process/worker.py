@@ -137,17 +137,25 @@ class Worker:
 
     def run_pending(self) -> int:
         """Catch up and do everything due now, inline. Returns how many jobs ran."""
-        done = 0
+        done, everything_claimed = 0, False
         while True:
+            self.manager.earliest_due = None
             self.manager.catch_up()
             if self.agent is not None:
                 self.agent.poll()
                 self.manager.catch_up()
-            jobs = self.due.claim(self.clock.now(), TIMERS | EFFECTS, BATCH)
+            now = self.clock.now()
+            put = self.manager.earliest_due
+            if everything_claimed and (put is None or put > now):
+                # What was due ran; the facts it led to put no row due yet (the clock has
+                # not moved, a job that failed is retried later): nothing to claim.
+                return done
+            jobs = self.due.claim(now, TIMERS | EFFECTS, BATCH)
             if not jobs:
                 return done
             self.due.done(*[job for job in jobs if self._attempt(job)])
             done += len(jobs)
+            everything_claimed = len(jobs) < BATCH
 
     def run_until(self, instant: datetime) -> None:
         """Fire everything due up to `instant`, in order, waiting on the clock in between.

@@ -78,7 +78,7 @@ STAGGER = 0.01  # seconds between two sessions' starts
 
 def _run(plans: dict[int, Plan], root: Root, worker: type[TimerWorker]) -> World:
     clock = VirtualClock()
-    app = root.open_sessions(clock=clock)
+    app = root.open_sessions(clock=clock, sole_writer=True)
     try:
         world = World(app, clock, plans, worker, deadline_s=root.settings.attempt_timeout_s)
         for index in plans:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from clara_es.application import VoiceSessions
 from clara_es.domain import Quality, VirtualClock, commands
 from clara_es.process import InMemoryAudioPipeline, Worker
+from clara_es.process.due import ProcessManager
 from clara_es.process.tables import due_rooms, due_tracking, due_work
 from tests.support.scenarios import connected, poor
 from tests.support.worker import failed_session, worker_on
@@ -57,13 +58,14 @@ def test_rows_do_not_depend_on_the_batch_boundaries(
 ) -> None:
     with worker_on(app, InMemoryAudioPipeline(failures=2)) as worker:
         delete_room = history(app, clock, worker)
-        manager = worker.manager
+        engine = worker.manager.engine
         results = {}
         for batch in BATCHES:
-            with manager.engine.begin() as conn:  # forget the rows: follow the log again
+            with engine.begin() as conn:  # forget the rows: follow the log again
                 conn.execute(sa.delete(due_work))
                 conn.execute(sa.delete(due_rooms))
                 conn.execute(sa.update(due_tracking).values(notification_id=0))
+            manager = ProcessManager(app, engine, worker.settings)  # a process started anew
             manager.catch_up_batch = batch
             assert manager.catch_up() == app.recorder.max_notification_id()
             with manager.engine.connect() as conn:

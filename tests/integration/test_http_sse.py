@@ -10,7 +10,14 @@ from clara_es.domain import VirtualClock, commands
 from clara_es.http import Service
 from clara_es.http.auth import Role
 from tests.support.apps import AppFactory
-from tests.support.http_service import CLIENT, READER, command, start_session, token
+from tests.support.http_service import (
+    CLIENT,
+    READER,
+    command,
+    start_session,
+    token,
+    wait_until,
+)
 from tests.support.sse import feed, take
 
 
@@ -55,6 +62,17 @@ def test_the_feed_sees_appends_of_other_processes(
         other.handle(commands.Connect(), UUID(session_id))
         update = next(live)
     assert (update["id"], update["data"]["connection_state"]) == ("2", "connecting")
+
+
+def test_a_feed_whose_client_went_away_stops_following_its_session(
+    client: httpx.Client, service: Service
+) -> None:
+    session_id = start_session(client)
+    with feed(client, session_id) as live:
+        assert next(live)["id"] == "1"
+        assert service.changes.listeners == 1
+    wait_until(lambda: service.changes.listeners == 0, what="the feed to end")
+    assert command(client, session_id, "connect").status_code == 200  # nobody to hand it to
 
 
 def token_for_reader() -> str:

@@ -287,3 +287,22 @@ def test_custom_policy_is_kept_with_the_session(app: VoiceSessions, clock: Virtu
     wait_for_retry(app, clock, session_id)
     state = app.handle(commands.FailAttempt(attempt=2, error="down"), session_id)
     assert state.connection_state == ConnectionState.FAILED
+
+
+def test_a_command_whose_save_fails_leaves_the_session_as_stored(
+    app: VoiceSessions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session_id = connected_session(app)
+    before = app.status(session_id)
+
+    def store_gone(*objs: object, **kwargs: object) -> None:
+        raise OSError("the store went away")
+
+    monkeypatch.setattr(app, "save", store_gone)
+    with pytest.raises(OSError):
+        app.handle(commands.ReportDisconnected(), session_id)
+    monkeypatch.undo()
+    assert app.status(session_id) == before
+    assert app.session(session_id).pending_events == []
+    assert app.handle(commands.ReportDisconnected(), session_id).connection_state == (
+        ConnectionState.RECONNECTING)
