@@ -3,8 +3,8 @@ on SQLite and PostgreSQL, with 1,000 concurrent sessions.
 
 Baselines are measured in the same process on the same events: for the rebuild, a bare
 read of the notification log (select_notifications in the same batch size, decoding each
-event), alternating with the rebuilds, best of `--rounds` each; for the lag, a bare follower
-that only polls the log for the new position.
+event with eventsourcing's stock mapper and JSON transcoder), alternating with the rebuilds,
+best of `--rounds` each; for the lag, a bare follower that only polls the log for the new position.
 
 Run it as a module from the repository root (as a script, this file's name would hide the
 `projections` package it measures):
@@ -26,8 +26,10 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from uuid import UUID
 
 import psycopg
+from eventsourcing.persistence import JSONTranscoder, Mapper
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
@@ -89,15 +91,24 @@ def fill(app: VoiceSessions, sessions: int) -> list[VoiceSession]:
     return aggregates
 
 
+def stock_mapper(app: VoiceSessions) -> Mapper[UUID]:
+    """eventsourcing's own mapper and JSON transcoder, with the transcodings the application
+    registers: the baseline decodes as eventsourcing does, whatever clara-es's mapper does."""
+    transcoder = JSONTranscoder()
+    app.register_transcodings(transcoder)
+    return Mapper(transcoder=transcoder)
+
+
 def bare_read(app: VoiceSessions) -> float:
     """Seconds to read and decode the whole log in the views' batch size."""
+    to_domain_event = stock_mapper(app).to_domain_event
     started = time.perf_counter()
     position = 0
     while batch := app.recorder.select_notifications(
         start=position, limit=BATCH, inclusive_of_start=False
     ):
         for notification in batch:
-            app.mapper.to_domain_event(notification)
+            to_domain_event(notification)
         position = batch[-1].id
     return time.perf_counter() - started
 

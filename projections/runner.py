@@ -23,7 +23,7 @@ from eventsourcing.utils import Environment
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
-from projections.changes import decode
+from projections.changes import decode, share_session_ids
 from projections.recorders import Positions, ViewRecorder, recorder_class
 from projections.view import Logged, View
 
@@ -141,6 +141,7 @@ class ViewRunner:
         pool = {name: os.environ[name] for name in POOL_VARS if name in os.environ}
         base_env = {**store.eventsourcing_env(), **pool, **(env or {})}
         self.app = VoiceSessions(base_env)
+        share_session_ids(self.app)
         self._factory = InfrastructureFactory[ViewRecorder].construct(
             env=Environment(self.name, base_env)
         )
@@ -169,12 +170,14 @@ class ViewRunner:
         positions = self.view.positions(self.app.name)
         position = min(p or 0 for p in positions.values())
         while stop is None or not stop.is_set():
-            notifications = self.app.recorder.select_notifications(
-                start=position, limit=self.batch, inclusive_of_start=False
-            )
-            if not notifications:
-                break
-            position = self.projection.process_batch(list(notifications), positions)
+            # The select too: its tens of thousands of notifications live until the commit.
+            with collector_paused():
+                notifications = self.app.recorder.select_notifications(
+                    start=position, limit=self.batch, inclusive_of_start=False
+                )
+                if not notifications:
+                    break
+                position = self.projection.process_batch(list(notifications), positions)
             positions = advanced(positions, position)
             if progress is not None:
                 progress(position)

@@ -24,6 +24,8 @@ from psycopg import sql as pg
 from pydantic_core import to_jsonable_python
 from sqlalchemy.dialects import postgresql, sqlite
 
+from projections.copy import copy_rows
+
 Backend = Literal["sqlite", "postgres"]
 # Fewer rows than this go by executemany on PostgreSQL too: a COPY costs more round trips
 # than it saves for the one or two rows of a live event.
@@ -238,23 +240,12 @@ class Sql:
 
     def _copy(self, target: pg.Identifier, table: sa.Table, rows: list[dict[str, Any]]) -> None:
         columns = [column.name for column in table.c]
-        copy_sql = pg.SQL("COPY {} ({}) FROM STDIN").format(
-            target, pg.SQL(", ").join(map(pg.Identifier, columns))
-        )
-        with self._cursor.copy(copy_sql) as copy:
-            for row in rows:
-                copy.write_row([row[column] for column in columns])
+        copy_rows(self._cursor, target, table, ([row[c] for c in columns] for row in rows))
 
     def _copy_tuples(
         self, target: pg.Identifier, table: sa.Table, rows: Iterable[tuple[Any, ...]]
     ) -> None:
-        copy_sql = pg.SQL("COPY {} ({}) FROM STDIN").format(
-            target, pg.SQL(", ").join(pg.Identifier(column.name) for column in table.c)
-        )
-        with self._cursor.copy(copy_sql) as copy:
-            write_row = copy.write_row
-            for row in rows:
-                write_row(row)
+        copy_rows(self._cursor, target, table, rows)
 
     def where_in(
         self, table: sa.Table, column: str, keys: Collection[Any], *where: sa.ColumnElement[bool]
