@@ -21,13 +21,13 @@ from starlette.middleware.cors import CORSMiddleware
 
 from clara_es.adapters.livekit.webhooks import UnknownRoom, WebhookRejected, WebhookUnreadable
 from clara_es.http import batch, commands, docs, problems, reads
+from clara_es.http.freshness import MIN_VERSION, SOURCE, VIEWS_BEHIND
 from clara_es.http.guards import (
     BodyLimit,
     PendingWork,
     StoreDeadline,
     hide_tokens_in_access_log,
 )
-from clara_es.http.freshness import MIN_VERSION, SOURCE, VIEWS_BEHIND
 from clara_es.http.problems import ApiProblem, responses
 from clara_es.http.service import Service
 from clara_es.http.status_read import StatusReads, status_threads
