@@ -23,7 +23,7 @@ from eventsourcing.utils import Environment
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
-from projections.changes import decode, share_session_ids
+from projections.changes import decode
 from projections.recorders import Positions, ViewRecorder, recorder_class
 from projections.view import Logged, View
 
@@ -141,7 +141,6 @@ class ViewRunner:
         pool = {name: os.environ[name] for name in POOL_VARS if name in os.environ}
         base_env = {**store.eventsourcing_env(), **pool, **(env or {})}
         self.app = VoiceSessions(base_env)
-        share_session_ids(self.app)
         self._factory = InfrastructureFactory[ViewRecorder].construct(
             env=Environment(self.name, base_env)
         )
