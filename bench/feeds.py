@@ -45,12 +45,13 @@ from typing import Any
 from uuid import UUID
 
 from bench.common import backends, fresh_store
-from bench.http import AGENT, READER, START_VERSION, Server, cpu_seconds, setup_sessions
+from bench.http import AGENT, READER, Server, cpu_seconds, setup_sessions
 from clara_es.application import VoiceSessions
 from clara_es.domain import SystemClock, commands
 from projections import db as views_db
 
 QUICK_ARGS = ["--seconds", "2", "--rates", "200"]
+START_VERSION = 3  # SessionStarted, Connecting, Connected: a feed opens on it
 CONNECTIONS = 16
 CYCLE = ((b"disconnected", b'{"reason":"bench"}'), (b"attempt-started", b'{"attempt":1}'),
          (b"reconnected", b"{}"))
