@@ -31,8 +31,9 @@ def test_a_burst_read_in_several_selects_is_one_batch_in_log_order() -> None:
 def test_nothing_is_taken_twice() -> None:
     sub: Any = Subscription([1, 2], 1, [[3]])
     assert received(sub, 1) == [1, 2, 3]
-    sub._notifications_queue.put([4])
-    assert received(sub, 4) == [4]
+    sub._notifications_queue.put([4, 5])
+    sub._notifications, sub._notifications_index = sub._notifications_queue.get(), 1  # __next__
+    assert received(sub, 4) == [4, 5]
 
 
 def test_a_stopped_subscription_ends_the_gathering() -> None:
