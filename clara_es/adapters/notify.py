@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any, Self
 from uuid import UUID
@@ -32,10 +31,6 @@ log = logging.getLogger(__name__)
 
 # Rows read per query after a notification (a burst larger than this is read in turns).
 READ = 5000
-# Under a stream of appends (a read less than BUSY_S ago), a notification's read waits
-# GATHER_S for the commits that follow it, so one read covers them all.
-GATHER_S = 0.003
-BUSY_S = 0.05
 
 
 class _Follower:
@@ -137,21 +132,18 @@ class LogListener(_Follower):
             self._listen(conn)
 
     def _listen(self, conn: Any) -> None:
-        read_at = time.monotonic() - BUSY_S
         while not self._stop.is_set():
             heard = False
             for _ in conn.notifies(timeout=self.tick_s, stop_after=1):
                 heard = True
             if not heard:
                 continue
-            # What is queued already (or arrives within the gathering) is covered by the read
-            # below; what comes after it wakes the next read.
-            busy = time.monotonic() - read_at < BUSY_S
-            for _ in conn.notifies(timeout=GATHER_S if busy else 0):
+            # What is queued already is covered by the read below; what comes after it
+            # wakes the next read.
+            for _ in conn.notifies(timeout=0):
                 pass
             self.heard += 1
             self._read(conn)
-            read_at = time.monotonic()
 
     def _read(self, conn: Any) -> None:
         while True:
