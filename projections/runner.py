@@ -3,8 +3,8 @@ views' tracking positions in batches, decoding each event once for every view, t
 new events live, and resumes from the tracking positions after any restart.
 
 Live following differs by backend. PostgreSQL: eventsourcing's own subscription
-(LISTEN/NOTIFY), one transaction per select of the log (under a stream of appends, with
-the selects of the next few milliseconds).
+(LISTEN/NOTIFY, projections/live.py), one transaction per batch read (under a stream of
+appends, the commits of a few milliseconds).
 SQLite: its recorder has no subscribe(), so the runner polls the notification log.
 """
 
@@ -14,19 +14,18 @@ import contextlib
 import gc
 import logging
 import os
-import queue
 import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from eventsourcing.persistence import InfrastructureFactory, ShutDown, Subscription, Tracking
+from eventsourcing.persistence import InfrastructureFactory, Subscription, Tracking
 from eventsourcing.projection import Projection
 from eventsourcing.utils import Environment
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from projections.changes import decode
+from projections.live import received, subscribe
 from projections.recorders import Positions, ViewRecorder, recorder_class
 from projections.view import Logged, View
 
@@ -40,12 +39,6 @@ ONE_SHOT_BATCH = 50_000
 # POSTGRES_POOL_SIZE / POSTGRES_MAX_OVERFLOW in the environment win over the store's budget
 # (the tests keep them small).
 POOL_VARS = ("POSTGRES_POOL_SIZE", "POSTGRES_MAX_OVERFLOW")
-# Live following on PostgreSQL under a stream of appends (a batch applied less than BUSY_S
-# ago): how long a batch waits for the notifications of the commits that follow it, so they
-# share its transaction, and at most how many it gathers. A lone append is applied at once.
-GATHER_S = 0.003
-BUSY_S = 0.05
-GATHER_MAX = 500
 
 
 class ViewProjection(Projection[ViewRecorder]):
@@ -110,34 +103,6 @@ def advanced(positions: Positions, to: int) -> Positions:
 def group_name(views: Sequence[type[View]]) -> str:
     """A group's name: its runner's, and its advisory lock's."""
     return "+".join(view.name for view in views)
-
-
-def received(subscription: Subscription[Any], first: Any, gather_s: float = 0.0) -> list[Any]:
-    """`first` and the notifications the subscription has already read after it (its one
-    select of the log after a NOTIFY brings every event committed meanwhile, up to 500), and
-    those of the selects that follow within `gather_s`, so a burst is applied in one
-    transaction instead of one per event (under a stream of commands a view transaction's
-    round trips cost as much for two events as for one). eventsourcing 9.5's
-    ListenNotifySubscription keeps them in `_notifications` from `_notifications_index`, and
-    queues the later selects in `_notifications_queue`; another subscription yields one at a
-    time, as before."""
-    rest = getattr(subscription, "_notifications", None)
-    index = getattr(subscription, "_notifications_index", None)
-    if not isinstance(rest, Sequence) or not isinstance(index, int):
-        return [first]
-    batch = [first, *rest[index:]]
-    subscription._notifications_index = len(rest)  # type: ignore[attr-defined]
-    pending = getattr(subscription, "_notifications_queue", None)
-    if isinstance(pending, queue.Queue):
-        deadline = time.monotonic() + gather_s
-        while len(batch) < GATHER_MAX:
-            try:
-                batch.extend(pending.get(timeout=max(deadline - time.monotonic(), 0.0))
-                             if gather_s > 0 else pending.get_nowait())
-            except (queue.Empty, ShutDown):
-                break
-            pending.task_done()
-    return batch
 
 
 class ViewsBusy(RuntimeError):
@@ -216,20 +181,17 @@ class ViewRunner:
 
     def _listen(self, stop: threading.Event) -> None:
         positions = self.view.positions(self.app.name)
-        subscription = self.app.recorder.subscribe(gt=min(p or 0 for p in positions.values()))
+        subscription = subscribe(self.app.recorder, min(p or 0 for p in positions.values()))
         with self._lock:
             self._subscription = subscription
         if stop.is_set():
             subscription.stop()
         try:
             with subscription:
-                applied = time.monotonic() - BUSY_S
                 for notification in subscription:
-                    busy = time.monotonic() - applied < BUSY_S
-                    batch = received(subscription, notification, GATHER_S if busy else 0.0)
+                    batch = received(subscription, notification)
                     self.projection.process_batch(batch, positions)
                     positions = advanced(positions, batch[-1].id)
-                    applied = time.monotonic()
         finally:
             with self._lock:
                 self._subscription = None

@@ -7,7 +7,7 @@ from typing import Any
 
 from eventsourcing.persistence import Queue
 
-from projections.runner import received
+from projections.live import received
 
 
 class Subscription:
