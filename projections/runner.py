@@ -3,8 +3,7 @@ views' tracking positions in batches, decoding each event once for every view, t
 new events live, and resumes from the tracking positions after any restart.
 
 Live following differs by backend. PostgreSQL: eventsourcing's own subscription
-(LISTEN/NOTIFY, projections/live.py), one transaction per batch read (under a stream of
-appends, the commits of a few milliseconds).
+(LISTEN/NOTIFY), one transaction per event as eventsourcing's ProjectionRunner does.
 SQLite: its recorder has no subscribe(), so the runner polls the notification log.
 """
 
@@ -25,7 +24,6 @@ from eventsourcing.utils import Environment
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from projections.changes import decode
-from projections.live import received, subscribe
 from projections.recorders import Positions, ViewRecorder, recorder_class
 from projections.view import Logged, View
 
@@ -105,6 +103,20 @@ def group_name(views: Sequence[type[View]]) -> str:
     return "+".join(view.name for view in views)
 
 
+def received(subscription: Subscription[Any], first: Any) -> list[Any]:
+    """`first` and the notifications the subscription has already read after it (its one
+    select of the log after a NOTIFY brings every event committed meanwhile, up to 500), so
+    a burst is applied in one transaction instead of one per event. eventsourcing 9.5's
+    ListenNotifySubscription keeps them in `_notifications` from `_notifications_index`;
+    another subscription yields one at a time, as before."""
+    rest = getattr(subscription, "_notifications", None)
+    index = getattr(subscription, "_notifications_index", None)
+    if not isinstance(rest, Sequence) or not isinstance(index, int) or index >= len(rest):
+        return [first]
+    subscription._notifications_index = len(rest)  # type: ignore[attr-defined]
+    return [first, *rest[index:]]
+
+
 class ViewsBusy(RuntimeError):
     """Another process keeps these views live: one-shot work on them would race it."""
 
@@ -181,7 +193,7 @@ class ViewRunner:
 
     def _listen(self, stop: threading.Event) -> None:
         positions = self.view.positions(self.app.name)
-        subscription = subscribe(self.app.recorder, min(p or 0 for p in positions.values()))
+        subscription = self.app.recorder.subscribe(gt=min(p or 0 for p in positions.values()))
         with self._lock:
             self._subscription = subscription
         if stop.is_set():
