@@ -27,6 +27,7 @@ from clara_es.domain import SystemClock
 from projections import db as views_db
 
 TICKS = 100  # clock ticks per second of /proc's utime and stime
+QUICK_ARGS = ["--seconds", "2"]  # for `python -m bench all`
 
 
 def thread_ticks(pid: int) -> dict[int, tuple[int, int]]:
@@ -97,9 +98,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seconds", type=float, default=6.0)
     parser.add_argument("--workers", type=int, default=16, help="connections in flight")
     parser.add_argument("--only", choices=["sqlite", "postgres"])
+    parser.add_argument("--json", action="store_true", help="one JSON document (the default "
+                        "prints it indented)")
     args = parser.parse_args(argv)
-    for backend in [args.only] if args.only else backends():
-        print(json.dumps(measure(backend, args.seconds, args.workers), indent=1))
+    rows = [measure(backend, args.seconds, args.workers)
+            for backend in ([args.only] if args.only else backends())]
+    print(json.dumps({"rows": rows}, indent=None if args.json else 1))
 
 
 if __name__ == "__main__":
