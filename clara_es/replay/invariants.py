@@ -45,6 +45,7 @@ class SessionFacts:
     due_at: datetime | None = None
     failures_this_outage: int = 0
     started_attempts: list[int] = field(default_factory=list)
+    cleanup_outcomes: list[Any] = field(default_factory=list)
 
 
 class Invariants:
@@ -116,6 +117,8 @@ class Invariants:
                                    version=event.originator_version, at=event.timestamp,
                                    message=message))
 
+        if isinstance(event, events.CLEANUP_OUTCOMES):
+            facts.cleanup_outcomes.append(event)
         if isinstance(event, events.SessionStarted):
             facts.max_attempts = int(event.policy["max_attempts"])
         if facts.final is not None and not isinstance(event, AFTER_FINAL):
@@ -150,10 +153,13 @@ class Invariants:
         return found
 
     def cleaned_up_once(self, session_id: UUID) -> Violation | None:
-        """At the end: a failed or ended session has exactly one cleanup outcome."""
-        outcomes = [e for e in self.app.events_after(session_id)
-                    if isinstance(e, events.CLEANUP_OUTCOMES)]
-        final = self.facts[session_id].final
+        """At the end: a failed or ended session has exactly one cleanup outcome. Counted in
+        the stored events checked so far and those stored since (usually none)."""
+        facts = self.facts[session_id]
+        outcomes = [*facts.cleanup_outcomes, *(
+            e for e in self.app.events_after(session_id, facts.version)
+            if isinstance(e, events.CLEANUP_OUTCOMES))]
+        final = facts.final
         if (final is None and not outcomes) or (final is not None and len(outcomes) == 1):
             return None
         last = outcomes[-1] if outcomes else None

@@ -6,7 +6,9 @@ import json
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
+from clara_es.domain import commands
 from clara_es.replay.faults import Fault
+from clara_es.replay.invariants import Invariants
 from clara_es.replay.races import RaceKind, find_races
 from clara_es.replay.simulate import simulate
 from clara_es.replay.verify import verify_sessions
@@ -82,3 +84,22 @@ def test_simulated_histories_re_run_the_same_and_show_every_race(sqlite_store: S
     assert checked == 40 and differences == []
     assert kinds >= {RaceKind.LATE_TIMER, RaceKind.DUPLICATE_OUTAGE, RaceKind.CONCURRENT_WRITERS,
                      RaceKind.CLEANUP_VS_RECONNECT, RaceKind.WATCHDOG}
+
+
+def test_a_final_session_is_reported_until_its_cleanup_outcome_is_stored(
+    app: VoiceSessions,
+) -> None:
+    """The cleanup check counts the outcomes in the stored events it has checked and in those
+    stored since its last look."""
+    session_id = app.handle(commands.StartSession(room="r", participant="alice")).session_id
+    app.handle(commands.EndSession(reason="user"), session_id)
+    app.handle(commands.RequestCleanup.build(reason="test", command_id="c1"), session_id)
+    invariants = Invariants(app)
+    invariants.check(*invariants.read(session_id), [], None)
+    violation = invariants.cleaned_up_once(session_id)
+    assert violation is not None and "0 cleanup outcomes" in violation.message
+    app.handle(commands.FinishCleanup(request_id="c1", outcome="cleaned", detail="ok"),
+               session_id)
+    assert invariants.cleaned_up_once(session_id) is None  # stored since the last look
+    invariants.check(*invariants.read(session_id), [], None)
+    assert invariants.cleaned_up_once(session_id) is None
