@@ -5,7 +5,7 @@ service exactly once when the network is back; its rules are the service's."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -48,8 +48,11 @@ def url(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
-def app_files_offline(page: Any, url: str) -> None:
-    """Serve the page and its scripts to the browser from what was fetched while online."""
+def app_files_offline(page: Any, url: str) -> Callable[[bool], None]:
+    """Serve the page and its scripts to the browser from what was fetched while online.
+    Returns the switch of the network: offline, a request the route passes on is aborted as
+    well (Chromium's offline emulation alone let a reloading page's first requests through)."""
+    offline = False
     fetched = {path: httpx.get(url + path) for path in APP_FILES}
     assert {path: r.status_code for path, r in fetched.items()} == dict.fromkeys(APP_FILES, 200)
     files = {path: r.content for path, r in fetched.items()}
@@ -58,10 +61,18 @@ def app_files_offline(page: Any, url: str) -> None:
         path = "/" + route.request.url.split("/", 3)[3].split("?")[0].split("#")[0]
         if path in files:
             route.fulfill(body=files[path], content_type=APP_FILES[path])
+        elif offline:
+            route.abort("internetdisconnected")
         else:
             route.continue_()
 
+    def network(online: bool) -> None:
+        nonlocal offline
+        offline = not online
+        page.context.set_offline(offline)
+
     page.route(f"{url}/**", fulfil)
+    return network
 
 
 def history(url: str, session_id: str) -> list[dict[str, Any]]:
@@ -76,7 +87,7 @@ def test_offline_facts_show_at_once_survive_a_reload_and_arrive_exactly_once(
 ) -> None:
     from playwright.sync_api import expect
 
-    app_files_offline(page, url)
+    network = app_files_offline(page, url)
     page.add_init_script(SIMULATED_ROOM)
     page.goto(f"{url}/#token={token(Role.CLIENT)}")
     status, button = page.locator("#status-text"), page.locator("#start")
@@ -91,7 +102,7 @@ def test_offline_facts_show_at_once_survive_a_reload_and_arrive_exactly_once(
                what="the history view to show the connection")
 
     # The network goes: every fact from here on is decided and shown here, and kept.
-    page.context.set_offline(True)
+    network(False)
     page.evaluate("claraClient.disconnected('wifi off')")
     expect(status).to_have_text("Reconnecting... (attempt 1 of 5)")
     expect(button).to_be_disabled()
@@ -111,7 +122,7 @@ def test_offline_facts_show_at_once_survive_a_reload_and_arrive_exactly_once(
     assert int(body.get_attribute("data-pending") or 0) >= 3
     assert "Disconnected" not in [r["type"] for r in history(url, session_id)]
 
-    page.context.set_offline(False)  # `online`: the outbox is flushed; the next attempt connects
+    network(True)  # `online`: the outbox is flushed; the next attempt connects
     expect(status).to_have_text("Connected", timeout=30_000)
     expect(body).to_have_attribute("data-pending", "0")
     facts = page.evaluate(f"({OUTBOX})('{session_id}')")
