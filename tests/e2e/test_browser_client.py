@@ -48,11 +48,21 @@ def url(tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+# Offline, the page's requests fail at once, whatever Chromium's offline emulation lets
+# through (under load it let a request that was already leaving reach the service, so an
+# "offline" fact was recorded while the page kept it as undelivered). A flag in
+# localStorage: it holds across a reload, as being offline does.
+FETCH_OFFLINE = """
+const realFetch = window.fetch.bind(window);
+window.fetch = (...args) => localStorage.getItem('test:offline') === '1'
+  ? Promise.reject(new TypeError('Failed to fetch (offline)')) : realFetch(...args);
+"""
+
+
 def app_files_offline(page: Any, url: str) -> Callable[[bool], None]:
     """Serve the page and its scripts to the browser from what was fetched while online.
-    Returns the switch of the network: offline, a request the route passes on is aborted as
-    well (Chromium's offline emulation alone let a reloading page's first requests through)."""
-    offline = False
+    Returns the switch of the network: the browser's offline mode (its `online` and
+    `offline` events, `navigator.onLine`) and the page's requests failing while offline."""
     fetched = {path: httpx.get(url + path) for path in APP_FILES}
     assert {path: r.status_code for path, r in fetched.items()} == dict.fromkeys(APP_FILES, 200)
     files = {path: r.content for path, r in fetched.items()}
@@ -61,16 +71,15 @@ def app_files_offline(page: Any, url: str) -> Callable[[bool], None]:
         path = "/" + route.request.url.split("/", 3)[3].split("?")[0].split("#")[0]
         if path in files:
             route.fulfill(body=files[path], content_type=APP_FILES[path])
-        elif offline:
-            route.abort("internetdisconnected")
         else:
             route.continue_()
 
     def network(online: bool) -> None:
-        nonlocal offline
-        offline = not online
-        page.context.set_offline(offline)
+        page.evaluate("(off) => localStorage.setItem('test:offline', off ? '1' : '0')",
+                      not online)
+        page.context.set_offline(not online)
 
+    page.add_init_script(FETCH_OFFLINE)
     page.route(f"{url}/**", fulfil)
     return network
 
