@@ -75,8 +75,8 @@ def _positions() -> sa.Select[Any]:
     ))
 
 
-def _ui_state(row: sa.Row[Any]) -> UIState:
-    data = dict(row._mapping)
+def _ui_state(data: dict[str, Any]) -> UIState:
+    """A row of the UI-state view (by column name) as the state it stores."""
     data["next_retry_at"] = utc(data["next_retry_at"])
     data["updated_at"] = utc(data["updated_at"])
     return UIState.model_validate(data)
@@ -104,9 +104,9 @@ def status(engine: sa.Engine, session_id: UUID) -> UIState | None:
     if row is None:
         return None
     data = dict(zip(_UI_STATE_COLUMNS, row, strict=True))
-    data["next_retry_at"] = utc(_time(data["next_retry_at"]))
-    data["updated_at"] = utc(_time(data["updated_at"]))
-    return UIState.model_validate(data)
+    for name in ("next_retry_at", "updated_at"):
+        data[name] = _time(data[name])
+    return _ui_state(data)
 
 
 _UI_STATE_COLUMNS = tuple(c.name for c in ui_state_table.c)
@@ -144,7 +144,7 @@ def sessions(
         rows = conn.execute(stmt).all()
     result = []
     for row in rows:
-        data = _ui_state(row).model_dump()
+        data = _ui_state(dict(row._mapping)).model_dump()
         data["counts"] = {name: getattr(row, name) or 0 for name in COUNTERS.values()}
         result.append(data)
     return result

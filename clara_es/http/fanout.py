@@ -175,9 +175,6 @@ class Changes:
         if by_session:
             self._loop.call_soon_threadsafe(self._deliver, by_session)
 
-    def notify(self, session_id: UUID) -> None:
-        self.notify_many((session_id,))
-
     def notify_many(self, session_ids: Iterable[UUID]) -> None:
         """Wake the feeds of these sessions to re-read them (from any thread)."""
         if self._loop is None or self._loop.is_closed():
