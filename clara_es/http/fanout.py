@@ -20,6 +20,7 @@ import asyncio
 from collections import deque
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 from uuid import UUID
 
 from starlette.concurrency import run_in_threadpool
@@ -36,6 +37,29 @@ def render(state: UIState) -> bytes:
     """One SSE message: the version as its id, the UI state (JSON) as its data."""
     return b"event: %s\ndata: %s\nid: %d\n\n" % (
         EVENT, state.model_dump_json().encode(), state.version)
+
+
+class Continued(NamedTuple):
+    session: VoiceSession | None  # folded up to the last state
+    states: list[UIState]  # one per version that continued the fold
+    gap: bool  # a version was missing before the next event: read the store
+
+
+def continue_fold(session: VoiceSession | None, events: Iterable[SessionEvent]) -> Continued:
+    """Fold the events that continue `session`'s stream (those it holds already are skipped),
+    stopping before a missing version: the fold behind a channel and a resuming feed."""
+    version = session.version if session is not None else 0
+    states: list[UIState] = []
+    for event in events:
+        if event.originator_version <= version:
+            continue
+        if event.originator_version != version + 1:
+            return Continued(session, states, True)
+        session = event.mutate(session)
+        assert session is not None
+        version = session.version
+        states.append(ui_state(session))
+    return Continued(session, states, False)
 
 
 class Inbox:
@@ -88,19 +112,11 @@ class Channel:
     def fold(self, events: Iterable[SessionEvent]) -> bool:
         """Render the events that continue the fold and hand them to every feed; False when
         one is missing before them (or nothing was read yet): then the channel must re-read."""
-        rendered = []
-        for event in events:
-            version = event.originator_version
-            if version <= self.version:
-                continue
-            if self.session is None or version != self.version + 1:
-                self._hand(rendered)
-                return False
-            self.session = event.mutate(self.session)
-            assert self.session is not None
-            rendered.append((version, render(ui_state(self.session))))
-        self._hand(rendered)
-        return True
+        if self.session is None:
+            return False
+        self.session, states, gap = continue_fold(self.session, events)
+        self._hand([(state.version, render(state)) for state in states])
+        return not gap
 
     def _hand(self, rendered: list[tuple[int, bytes]]) -> None:
         if not rendered:

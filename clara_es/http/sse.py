@@ -10,7 +10,7 @@ one write, straight to the ASGI `send` (`FeedResponse`).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID
 
@@ -20,8 +20,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from clara_es.application import VoiceSessions
 from clara_es.domain import UIState, VoiceSession, ui_state
-from clara_es.domain.events import SessionEvent
-from clara_es.http.fanout import EVENT, Changes, Channel, render
+from clara_es.http.fanout import EVENT, Changes, Channel, continue_fold, render
 
 __all__ = ["EVENT", "Changes", "FeedResponse", "Follower", "describe", "feed"]
 
@@ -37,31 +36,20 @@ class Follower:
         self.app = app
         self.session_id = session_id
         self.session = session
-        self.version = session.version if session is not None else 0
 
     @classmethod
     def after(cls, app: VoiceSessions, session_id: UUID, version: int) -> Follower:
         return cls(app, session_id, app.session(session_id, version=version) if version else None)
 
+    @property
+    def version(self) -> int:
+        return self.session.version if self.session is not None else 0
+
     def newer(self) -> list[UIState]:
         """The states of the stream's versions after the last one taken, read from the store."""
-        return self.take(self.app.events_after(self.session_id, self.version))[0]
-
-    def take(self, events: Iterable[SessionEvent]) -> tuple[list[UIState], bool]:
-        """The states of the events that continue the stream (those already taken are
-        skipped), and whether one was missing before the next (then read the store)."""
-        states = []
-        for event in events:
-            version = event.originator_version
-            if version <= self.version:
-                continue
-            if version != self.version + 1:
-                return states, True
-            self.session = event.mutate(self.session)
-            assert self.session is not None
-            states.append(ui_state(self.session))
-            self.version = version
-        return states, False
+        self.session, states, _ = continue_fold(
+            self.session, self.app.events_after(self.session_id, self.version))
+        return states
 
 
 async def catch_up(
