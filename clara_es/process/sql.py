@@ -14,7 +14,7 @@ connection invalidated when the driver says it is lost.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -22,29 +22,70 @@ import sqlalchemy as sa
 Params = Mapping[str, Any]
 
 
+# Expanded texts kept per statement and dialect: one per shape (the IN lists' lengths).
+PLANS = 256
+
+
 @dataclass(frozen=True)
+class _Plan:
+    """The text for one shape of the IN lists, and where each driver parameter comes from:
+    (its name, the IN list it is an item of or None, the item's index in the flattened list,
+    its bind processor)."""
+
+    text: str
+    slots: list[tuple[str, str | None, int, Callable[[Any], Any] | None]]
+    positional: bool
+
+
+@dataclass
 class _Compiled:
     compiled: Any  # sa.sql.compiler.SQLCompiler
-    expanding: bool  # IN lists: the text is expanded per call, as SQLAlchemy does
+    expanding: list[str]  # the IN lists' parameters: their text is expanded per shape
     processors: dict[str, Callable[[Any], Any]]
     results: list[tuple[int, Callable[[Any], Any]]]  # column index, result processor
+    plans: dict[tuple[int, ...], _Plan] = field(default_factory=dict)
 
     def args(self, params: Params) -> tuple[str, Any]:
         """The text and the driver's parameters (positional or named) for `params`."""
-        compiled = self.compiled
+        values = self.compiled.construct_params(params)
         if self.expanding:
-            state = compiled.construct_expanded_state(params)
-            text, values, order = state.statement, state.parameters, state.positiontup
-            processors = {**self.processors, **state.processors}
-        else:
-            text, values = compiled.string, compiled.construct_params(params)
-            order, processors = compiled.positiontup, self.processors
-        for name, process in processors.items():
-            if name in values:
-                values[name] = process(values[name])
+            plan = self._plan(params)
+            lists = {name: _flat(values[name]) for name in self.expanding}
+            out = [(name, lists[source][index] if source else values[name], process)
+                   for name, source, index, process in plan.slots]
+            if plan.positional:
+                return plan.text, tuple(v if p is None else p(v) for _n, v, p in out)
+            return plan.text, {n: v if p is None else p(v) for n, v, p in out}
+        for name, process in self.processors.items():
+            values[name] = process(values[name])
+        order = self.compiled.positiontup
         if order is not None:
-            return text, tuple(values[name] for name in order)
-        return text, values
+            return self.compiled.string, tuple(values[name] for name in order)
+        return self.compiled.string, values
+
+    def _plan(self, params: Params) -> _Plan:
+        shape = tuple(len(params[name]) for name in self.expanding)
+        plan = self.plans.get(shape)
+        if plan is None:
+            if len(self.plans) >= PLANS:
+                self.plans.clear()
+            state = self.compiled.construct_expanded_state(params)
+            source = {item: (name, index) for name, items in state.parameter_expansion.items()
+                      for index, item in enumerate(items)}
+            processors = {**self.processors, **state.processors}
+            order = state.positiontup or list(state.parameters)
+            slots = [(name, *source.get(name, (None, 0)), processors.get(name))
+                     for name in order]
+            plan = self.plans[shape] = _Plan(state.statement, slots,
+                                             state.positiontup is not None)
+        return plan
+
+
+def _flat(items: Sequence[Any]) -> list[Any]:
+    """An IN list's values in the order SQLAlchemy numbers them: tuples item by item."""
+    if items and isinstance(items[0], tuple):
+        return [value for item in items for value in item]
+    return list(items)
 
 
 class Sql:
@@ -111,7 +152,7 @@ def _compile(statement: Any, dialect: sa.Dialect, params: Params) -> _Compiled:
     columns = list(params) if isinstance(statement, sa.Insert) else None
     compiled = statement.compile(dialect=dialect, column_keys=columns)
     processors = {}
-    for name, bind in compiled.binds.items():
+    for bind, name in compiled.bind_names.items():
         process = bind.type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             processors[name] = process
@@ -121,7 +162,10 @@ def _compile(statement: Any, dialect: sa.Dialect, params: Params) -> _Compiled:
             process = column.type.dialect_impl(dialect).result_processor(dialect, None)
             if process is not None:
                 results.append((index, process))
-    return _Compiled(compiled, bool(compiled.post_compile_params), processors, results)
+    if compiled.literal_execute_params:
+        raise ValueError("values rendered into the text: not one text per shape")
+    expanding = sorted(compiled.bind_names[bind] for bind in compiled.post_compile_params)
+    return _Compiled(compiled, expanding, processors, results)
 
 
 def _execute(conn: sa.Connection, text: str, args: Any, *, many: bool) -> Any:
