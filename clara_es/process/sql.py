@@ -168,9 +168,19 @@ def _compile(statement: Any, dialect: sa.Dialect, params: Params) -> _Compiled:
     return _Compiled(compiled, expanding, processors, results)
 
 
+def run_text(conn: sa.Connection, text: str) -> None:
+    """Plain SQL on the driver, in whatever transaction state the connection is in (the
+    engine's `begin` event)."""
+    _driver(conn, text, (), many=False).close()
+
+
 def _execute(conn: sa.Connection, text: str, args: Any, *, many: bool) -> Any:
     if not conn.in_transaction():
         conn.begin()  # what SQLAlchemy's autobegin does; the caller's `with` ends it
+    return _driver(conn, text, args, many=many)
+
+
+def _driver(conn: sa.Connection, text: str, args: Any, *, many: bool) -> Any:
     dbapi = conn.connection.dbapi_connection
     assert dbapi is not None
     cursor = dbapi.cursor()
