@@ -35,6 +35,7 @@ from clara_es.config import Settings
 from clara_es.domain.events import SessionEvent
 from clara_es.process.decisions import Change, react
 from clara_es.process.pending import BatchFacts, PendingRows
+from clara_es.process.sql import Params, Sql
 from clara_es.process.tables import by_key, due_tracking, due_work, sessions_of
 
 log = logging.getLogger("clara_es.process")
@@ -54,16 +55,18 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
-_POSITION = sa.select(due_tracking.c.notification_id).where(
+_POSITION_QUERY = sa.select(due_tracking.c.notification_id).where(
     due_tracking.c.application_name == LEADER)
-_POSITION_LOCKED = _POSITION.with_for_update(skip_locked=True)
-_MOVE = (sa.update(due_tracking).where(due_tracking.c.application_name == LEADER)
-         .values(notification_id=sa.bindparam("position")))
+_POSITION = Sql(_POSITION_QUERY)
+_POSITION_LOCKED = Sql(_POSITION_QUERY.with_for_update(skip_locked=True))
+_MOVE = Sql(sa.update(due_tracking).where(due_tracking.c.application_name == LEADER)
+            .values(notification_id=sa.bindparam("position")))
 
-# Statements built once (building one costs more than SQLAlchemy's compiled cache saves).
 _NOW = sa.bindparam("now", type_=due_work.c.due_at.type)
-_CLAIM = (
-    sa.select(due_work)
+_UNTIL = sa.bindparam("until", type_=due_work.c.lease_until.type)
+_CLAIM = Sql(
+    sa.select(due_work.c.session_id, due_work.c.kind, due_work.c.job_id, due_work.c.args,
+              due_work.c.due_at, due_work.c.tries)
     .where(due_work.c.due_at <= _NOW,
            due_work.c.kind.in_(sa.bindparam("kinds", expanding=True)),
            sa.or_(due_work.c.lease_until.is_(None), due_work.c.lease_until <= _NOW))
@@ -71,30 +74,35 @@ _CLAIM = (
     .limit(sa.bindparam("limit", type_=sa.Integer))
     .with_for_update(skip_locked=True)
 )
-_LEASE = (
+_LEASE = Sql(
     sa.update(due_work)
     .where(by_key(due_work.c.kind))
-    .values(lease_owner=sa.bindparam("owner"),
-            lease_until=sa.bindparam("until", type_=due_work.c.lease_until.type),
-            tries=due_work.c.tries + 1)
+    .values(lease_owner=sa.bindparam("owner"), lease_until=_UNTIL, tries=due_work.c.tries + 1)
 )
-_DONE = sa.delete(due_work).where(
-    by_key(due_work.c.kind, due_work.c.job_id), due_work.c.lease_owner == sa.bindparam("owner"))
-_RENEW = (
+_DONE = Sql(sa.delete(due_work).where(
+    by_key(due_work.c.kind, due_work.c.job_id), due_work.c.lease_owner == sa.bindparam("owner")))
+_RENEW = Sql(
     sa.update(due_work)
     .where(by_key(due_work.c.kind), due_work.c.lease_owner == sa.bindparam("owner"))
-    .values(lease_until=sa.bindparam("until", type_=due_work.c.lease_until.type))
+    .values(lease_until=_UNTIL)
+)
+_RETRY = Sql(
+    sa.update(due_work)
+    .where(due_work.c.session_id == sa.bindparam("session"),
+           due_work.c.kind == sa.bindparam("job_kind"), due_work.c.job_id == sa.bindparam("job"),
+           due_work.c.lease_owner == sa.bindparam("owner"))
+    .values(lease_until=_UNTIL)
 )
 _PEEK = 64
-_FIRST_DUE = (sa.select(due_work.c.due_at, due_work.c.lease_until)
-              .order_by(due_work.c.due_at).limit(sa.bindparam("n", type_=sa.Integer)))
-_NEXT_DUE = sa.select(
+_FIRST_DUE = Sql(sa.select(due_work.c.due_at, due_work.c.lease_until)
+                 .order_by(due_work.c.due_at).limit(sa.bindparam("n", type_=sa.Integer)))
+_NEXT_DUE = Sql(sa.select(
     sa.func.min(due_work.c.due_at).filter(due_work.c.lease_until.is_(None)),
     sa.func.min(sa.case(
         (due_work.c.lease_until > due_work.c.due_at, due_work.c.lease_until),
         else_=due_work.c.due_at,
     )).filter(due_work.c.lease_until.is_not(None)),
-)
+))
 
 
 class _Reader:
@@ -111,10 +119,10 @@ class _Reader:
         if self.conn is not None:
             self.conn.close()
 
-    def execute(self, statement: Any, *args: Any) -> Any:
+    def rows(self, statement: Sql, params: Params) -> Iterable[tuple[Any, ...]]:
         if self.conn is None:
             self.conn = self.engine.connect().execution_options(read_only=True)
-        return self.conn.execute(statement, *args)
+        return statement.all(self.conn, params)
 
 
 def _insert(conn: sa.Connection) -> Any:
@@ -146,11 +154,9 @@ def backlog(engine: sa.Engine, now: datetime, head: int | None = None) -> Backlo
     free = sa.or_(due_work.c.lease_until.is_(None), due_work.c.lease_until <= now)
     query = sa.select(sa.func.count(), sa.func.min(due_work.c.due_at)).where(
         due_work.c.due_at <= now, free)
-    position = sa.select(due_tracking.c.notification_id).where(
-        due_tracking.c.application_name == LEADER)
     with engine.connect() as conn:
         count, oldest = conn.execute(query).one()
-        applied = conn.execute(position).scalar() or 0
+        applied = conn.execute(_POSITION_QUERY).scalar() or 0
     age = (now - utc(oldest)).total_seconds() if oldest is not None else 0.0
     behind = max((head or 0) - applied, 0)
     return Backlog(int(count), max(age, 0.0), behind)
@@ -175,7 +181,7 @@ class ProcessManager:
 
     def position(self) -> int:
         with self.engine.connect() as conn:
-            return int(conn.execute(_POSITION).scalar() or 0)
+            return int(_POSITION.scalar(conn) or 0)
 
     def catch_up(self) -> int:
         """Apply every fact after the position, a batch per transaction; the facts applied
@@ -210,12 +216,12 @@ class ProcessManager:
                     pending.add(fact.originator_id, self._react(fact, facts), utc)
         # Then write, if nobody applied these facts meanwhile (or is applying them now).
         with self.engine.begin() as conn:
-            locked = conn.execute(_POSITION_LOCKED).scalar()
+            locked = _POSITION_LOCKED.scalar(conn)
             if locked != position:
                 self.known = locked  # None: another process holds it; read it next time
                 return 0
             pending.write(conn)
-            conn.execute(_MOVE, {"position": notifications[-1].id})
+            _MOVE.run(conn, {"position": notifications[-1].id})
         self.known = notifications[-1].id
         if pending.earliest_due is not None and (
                 self.earliest_due is None or pending.earliest_due < self.earliest_due):
@@ -250,14 +256,13 @@ class DueWork:
         """Lease up to `limit` due jobs of `kinds`, the most overdue first."""
         now = utc(now)
         with self.engine.begin() as conn:
-            rows = conn.execute(_CLAIM, {"now": now, "kinds": sorted(kinds),
-                                         "limit": limit}).all()
+            rows = _CLAIM.all(conn, {"now": now, "kinds": sorted(kinds), "limit": limit})
             if rows:
-                keys = [(r.session_id, r.kind) for r in rows]
-                conn.execute(_LEASE, {"keys": keys, "sessions": sessions_of(keys),
-                                      "owner": self.owner, "until": now + self.lease})
-        return [Job(UUID(r.session_id), r.kind, r.job_id, dict(r.args), utc(r.due_at),
-                    r.tries + 1) for r in rows]
+                keys = [(session, kind) for session, kind, *_ in rows]
+                _LEASE.run(conn, {"keys": keys, "sessions": sessions_of(keys),
+                                  "owner": self.owner, "until": now + self.lease})
+        return [Job(UUID(session), kind, job_id, dict(args), utc(due_at), tries + 1)
+                for session, kind, job_id, args, due_at, tries in rows]
 
     def done(self, *jobs: Job) -> None:
         """The jobs ran: their rows go (the facts they led to would clear them on catch-up
@@ -266,12 +271,12 @@ class DueWork:
             return
         keys = [(str(j.session_id), j.kind, j.id) for j in jobs]
         with self.engine.begin() as conn:
-            conn.execute(_DONE, {"keys": keys, "sessions": sessions_of(keys),
-                                 "owner": self.owner})
+            _DONE.run(conn, {"keys": keys, "sessions": sessions_of(keys), "owner": self.owner})
 
     def retry_at(self, job: Job, at: datetime) -> None:
         with self.engine.begin() as conn:
-            conn.execute(sa.update(due_work).where(self._mine(job)).values(lease_until=utc(at)))
+            _RETRY.run(conn, {"session": str(job.session_id), "job_kind": job.kind, "job": job.id,
+                              "owner": self.owner, "until": utc(at)})
 
     def renew(self, jobs: Sequence[Job], now: datetime) -> None:
         """Keep the leases of jobs still running, so nobody takes them over."""
@@ -279,8 +284,8 @@ class DueWork:
             return
         keys = [(str(j.session_id), j.kind) for j in jobs]
         with self.engine.begin() as conn:
-            conn.execute(_RENEW, {"keys": keys, "sessions": sessions_of(keys),
-                                  "owner": self.owner, "until": utc(now) + self.lease})
+            _RENEW.run(conn, {"keys": keys, "sessions": sessions_of(keys),
+                              "owner": self.owner, "until": utc(now) + self.lease})
 
     def next_due(self) -> datetime | None:
         """When the next job can be claimed: its due time, or its lease's end if that is
@@ -292,7 +297,8 @@ class DueWork:
             best: datetime | None = None
             seen = 0
             # Row by row: usually the first row decides, the rest are not read.
-            with conn.execute(_FIRST_DUE, {"n": _PEEK}) as rows:
+            rows = _FIRST_DUE.rows(conn, {"n": _PEEK})
+            try:
                 for due_at, lease_until in rows:
                     seen += 1
                     due_at = utc(due_at)
@@ -300,17 +306,14 @@ class DueWork:
                         return best
                     at = due_at if lease_until is None else max(due_at, utc(lease_until))
                     best = at if best is None else min(best, at)
+            finally:
+                rows.close()
             if seen < _PEEK:
                 return best
-            row = conn.execute(_NEXT_DUE).one()
+            row = _NEXT_DUE.all(conn)[0]
         times = [utc(t) for t in row if t is not None]
         return min(times, default=None)
 
     def backlog(self, now: datetime) -> Backlog:
         return backlog(self.engine, now)
-
-    def _mine(self, job: Job) -> sa.ColumnElement[bool]:
-        return sa.and_(due_work.c.session_id == str(job.session_id),
-                       due_work.c.kind == job.kind, due_work.c.job_id == job.id,
-                       due_work.c.lease_owner == self.owner)
 

@@ -10,6 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from clara_es.adapters.store import Store
+from clara_es.process.sql import run_text
 
 
 def due_engine(store: Store) -> sa.Engine:
@@ -34,4 +35,4 @@ def _autocommit_driver(dbapi_connection: Any, _record: Any) -> None:
 
 def _begin_immediate(conn: sa.Connection) -> None:
     read_only = conn.get_execution_options().get("read_only", False)
-    conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    run_text(conn, "BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -29,6 +29,7 @@ from clara_es.application import VoiceSessions
 from clara_es.domain.events import CleanupRequested
 from clara_es.domain.session import VoiceSession
 from clara_es.process.decisions import TIMERS, Change, Clear, Fired, Join, Leave, Set
+from clara_es.process.sql import Params, Sql
 from clara_es.process.tables import by_key, due_rooms, due_work, sessions_of
 
 # Keys per statement (bound parameters stay far below SQLite's limit).
@@ -78,50 +79,47 @@ class PendingRows:
 
     def write(self, conn: sa.Connection) -> None:
         for chunk in _chunks(sorted(self.fired)):
-            conn.execute(_FIRED, {"keys": chunk, "sessions": sessions_of(chunk),
-                                  "kinds": sorted(TIMERS)})
+            _FIRED.run(conn, {"keys": chunk, "sessions": sessions_of(chunk),
+                              "kinds": sorted(TIMERS)})
         gone = sorted(key for key, row in self.work.items() if row is None)
         for chunk in _chunks(gone):
-            conn.execute(_GONE, {"keys": chunk, "sessions": sessions_of(chunk)})
+            _GONE.run(conn, {"keys": chunk, "sessions": sessions_of(chunk)})
         put = [row for _key, row in sorted(self.work.items()) if row is not None]
         if put:
-            conn.execute(_upsert(conn.dialect.name), put)
+            _UPSERT.run_many(conn, put)
             self.earliest_due = min(row["due_at"] for row in put)
         for chunk in _chunks(sorted(self.left)):
-            conn.execute(_LEFT, {"sessions": chunk})
+            _LEFT.run(conn, {"sessions": chunk})
         joined = [{"session_id": s, "room": r} for s, r in sorted(self.rooms.items()) if r]
-        if joined:
-            conn.execute(_joined(conn.dialect.name), joined)
+        _JOINED.run_many(conn, joined)
 
 
-# The statements, built once (expanding IN lists: one statement whatever the batch's size).
-_FIRED = sa.delete(due_work).where(
-    due_work.c.kind.in_(sa.bindparam("kinds", expanding=True)), by_key(due_work.c.job_id))
-_GONE = sa.delete(due_work).where(by_key(due_work.c.kind))
-_LEFT = sa.delete(due_rooms).where(
-    due_rooms.c.session_id.in_(sa.bindparam("sessions", expanding=True)))
-_BUILT: dict[tuple[str, str], Any] = {}
+def _insert(dialect: str) -> Any:
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
 def _upsert(dialect: str) -> Any:
-    if ("upsert", dialect) not in _BUILT:
-        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(due_work)
-        fresh = {c: stmt.excluded[c] for c in ("job_id", "due_at", "args")}
-        _BUILT["upsert", dialect] = stmt.on_conflict_do_update(
-            index_elements=[due_work.c.session_id, due_work.c.kind],
-            set_={**fresh, "lease_owner": None, "lease_until": None, "tries": 0})
-    return _BUILT["upsert", dialect]
+    stmt = _insert(dialect)(due_work)
+    fresh = {c: stmt.excluded[c] for c in ("job_id", "due_at", "args")}
+    return stmt.on_conflict_do_update(
+        index_elements=[due_work.c.session_id, due_work.c.kind],
+        set_={**fresh, "lease_owner": None, "lease_until": None, "tries": 0})
 
 
-def _joined(dialect: str) -> Any:
-    if ("joined", dialect) not in _BUILT:
-        stmt = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(due_rooms)
-        _BUILT["joined", dialect] = stmt.on_conflict_do_nothing()
-    return _BUILT["joined", dialect]
+# Expanding IN lists: one statement whatever the batch's size.
+_FIRED = Sql(sa.delete(due_work).where(
+    due_work.c.kind.in_(sa.bindparam("kinds", expanding=True)), by_key(due_work.c.job_id)))
+_GONE = Sql(sa.delete(due_work).where(by_key(due_work.c.kind)))
+_LEFT = Sql(sa.delete(due_rooms).where(
+    due_rooms.c.session_id.in_(sa.bindparam("sessions", expanding=True))))
+_UPSERT = Sql(build=_upsert)
+_JOINED = Sql(build=lambda dialect: _insert(dialect)(due_rooms).on_conflict_do_nothing())
+_ROOMS = Sql(sa.select(due_rooms.c.session_id, due_rooms.c.room).where(
+    due_rooms.c.room.in_(sa.bindparam("rooms", expanding=True))))
 
 
 class Reads(Protocol):
-    def execute(self, statement: Any, *args: Any) -> Any: ...
+    def rows(self, statement: Sql, params: Params) -> Iterable[tuple[Any, ...]]: ...
 
 
 class BatchFacts:
@@ -180,9 +178,7 @@ class BatchFacts:
         for chunk in _chunks(sorted(rooms - self.members.keys())):
             for room in chunk:
                 self.members[room] = set()
-            query = sa.select(due_rooms.c.session_id, due_rooms.c.room).where(
-                due_rooms.c.room.in_(chunk))
-            for session, room in self.conn.execute(query):
+            for session, room in self.conn.rows(_ROOMS, {"rooms": chunk}):
                 self.members[room].add(session)
 
 
