@@ -135,9 +135,13 @@ class Worker:
 
     # ---- on a virtual clock: inline, in due order -------------------------------------------
 
-    def run_pending(self) -> int:
-        """Catch up and do everything due now, inline. Returns how many jobs ran."""
-        done, everything_claimed = 0, False
+    def run_pending(self, nothing_due: bool = False) -> int:
+        """Catch up and do everything due now, inline. Returns how many jobs ran.
+
+        `nothing_due`: the caller knows no row was claimable now before this catch-up (it read
+        `next_due` after the last change, and only this worker writes the rows), so only the
+        rows the catch-up puts can be due: no claim when it puts none due now."""
+        done, everything_claimed = 0, nothing_due
         while True:
             self.manager.earliest_due = None
             self.manager.catch_up()

@@ -59,6 +59,8 @@ class Paced:
 
     def wake(self) -> int:
         """At the wake time: catch up and run everything due now. How many jobs ran."""
-        ran = self.worker.run_pending()
+        due = self.due
+        idle = due is not _UNKNOWN and (due is None or due > self.clock.now())  # type: ignore[operator]
+        ran = self.worker.run_pending(nothing_due=idle)
         self.moved, self.due = False, _UNKNOWN
         return ran

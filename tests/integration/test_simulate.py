@@ -14,6 +14,7 @@ from clara_es.replay.simulate import simulate
 from clara_es.replay.verify import verify_sessions
 from clara_es.replay.world import TimerWorker
 from tests.support.cli_runner import clara_es
+from tests.support.stores import AppFactory
 
 
 class CarelessTimer(TimerWorker):
@@ -103,3 +104,21 @@ def test_a_final_session_is_reported_until_its_cleanup_outcome_is_stored(
     assert invariants.cleaned_up_once(session_id) is None  # stored since the last look
     invariants.check(*invariants.read(session_id), [], None)
     assert invariants.cleaned_up_once(session_id) is None
+
+
+def test_the_checker_checks_every_stored_event_when_another_writer_appends(
+    make_app: AppFactory,
+) -> None:
+    """The checker takes what its application saved, and reads the store for what another
+    writer put between: none of the session's events is skipped."""
+    app, other = make_app(), make_app()
+    invariants = Invariants(app)
+    session_id = app.handle(commands.StartSession(room="r", participant="alice")).session_id
+    session, new = invariants.read(session_id)
+    assert [e.originator_version for e in new] == [1]
+    invariants.check(session, new, [], None)
+    other.handle(commands.Connect(), session_id)
+    app.handle(commands.MarkConnected(), session_id)
+    session, new = invariants.read(session_id)
+    assert [e.originator_version for e in new] == [2, 3]
+    assert session.state == app.session(session_id).state == "connected"
