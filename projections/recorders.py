@@ -7,8 +7,9 @@ a crash after leaves both. The tables are created by the Alembic migrations, nev
 
 from __future__ import annotations
 
+import contextlib
 from bisect import bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, ClassVar
@@ -17,8 +18,9 @@ import sqlalchemy as sa
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
+from psycopg.pq import TransactionStatus
 
-from projections.sql import Backend, Insert, Sql, Statement
+from projections.sql import COPY_FROM, Backend, Insert, Row, Sql, Statement
 from projections.view import Logged, View
 
 
@@ -92,35 +94,44 @@ class ViewRecorder(TrackingRecorder):
         """Apply `batch` (log order, up to `tracking`) to each view after its `expected`
         position, and move each view's position to `tracking`, in one transaction."""
         try:
-            with self.datastore.transaction(commit=True) as cursor:
+            with self._transaction(len(batch)) as cursor:
                 db = self._sql(cursor)
-                for view in self.views:
-                    self._apply(db, view, batch, tracking, expected.get(view.name))
+                moves = [(view, self._apply(db, view, batch, tracking, expected.get(view.name)))
+                         for view in self.views]
+                for view, moved in moves:
+                    if moved is not None and moved() is None:
+                        raise PositionMoved(
+                            f"{view.name}: position is no longer {expected.get(view.name)} "
+                            f"(another runner applied up to notification "
+                            f"{tracking.notification_id})"
+                        )
         except BaseException:
             for view in self.views:
                 view.forget()
             raise
 
+    def _transaction(self, events: int) -> contextlib.AbstractContextManager[Any]:
+        """The batch's transaction (`events` of them), with a cursor."""
+        return self.datastore.transaction(commit=True)
+
     def _apply(
         self, db: Sql, view: View, batch: Sequence[Logged], tracking: Tracking,
         expected: int | None,
-    ) -> None:
+    ) -> Callable[[], Row | None] | None:
+        """Change the view's rows and move its position; returns the position's move, to be
+        checked before the commit (None: the view was past the batch already)."""
         after = expected or 0
         if after >= tracking.notification_id:
-            return
+            return None
         statements = tracking_statements(view.tracking)
-        moved = db.one(
+        moved = db.one_later(
             statements.first if expected is None else statements.advance,
             app=tracking.application_name, new=tracking.notification_id, expected=expected,
         )
-        if moved is None:
-            raise PositionMoved(
-                f"{view.name}: position is no longer {expected} "
-                f"(another runner applied up to notification {tracking.notification_id})"
-            )
         if batch and batch[0].notification_id <= after:
             batch = batch[bisect_right(batch, after, key=_notification_id):]
         view.apply(db, batch)
+        return moved
 
     def _sql(self, cursor: Any) -> Sql:
         schema = self.datastore.schema if self.backend == "postgres" else None
@@ -159,6 +170,30 @@ class PostgresViewRecorder(ViewRecorder, PostgresTrackingRecorder):
     def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
         kwargs["tracking_table_name"] = self.view_classes[0].tracking.name
         super().__init__(datastore, **kwargs)
+
+    @contextlib.contextmanager
+    def _transaction(self, events: int) -> Iterator[Any]:
+        """A live batch's statements (a few per view, each under COPY_FROM rows, so none is a
+        COPY, which pipeline mode refuses) go in pipeline mode: two round trips (the
+        statements with the positions' checks, then the commit) instead of two per view."""
+        if events >= COPY_FROM:
+            with self.datastore.transaction(commit=True) as cursor:
+                yield cursor
+            return
+        with self.datastore.get_connection() as conn:
+            try:
+                # BEGIN and COMMIT by hand: psycopg's transaction() in pipeline mode syncs at
+                # its start and its end, two more round trips.
+                with conn.pipeline():
+                    cursor = conn.cursor()
+                    cursor.execute("BEGIN")
+                    yield cursor
+                    cursor.execute("COMMIT")
+            except BaseException:
+                if conn.info.transaction_status != TransactionStatus.IDLE:
+                    with contextlib.suppress(Exception):
+                        conn.execute("ROLLBACK")
+                raise
 
 
 @cache

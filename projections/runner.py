@@ -2,9 +2,10 @@
 views' tracking positions in batches, decoding each event once for every view, then follows
 new events live, and resumes from the tracking positions after any restart.
 
-Live following differs by backend. PostgreSQL: eventsourcing's own subscription
-(LISTEN/NOTIFY), one transaction per event as eventsourcing's ProjectionRunner does.
-SQLite: its recorder has no subscribe(), so the runner polls the notification log.
+Live following differs by backend. PostgreSQL: the rows the process's log follower read
+after each NOTIFY (`HeardLog`, in `serve`), else eventsourcing's own subscription
+(LISTEN/NOTIFY); one transaction per burst read. SQLite: its recorder has no subscribe(), so
+the runner polls the notification log.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from eventsourcing.utils import Environment
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from projections.changes import decode
+from projections.heard import HeardLog
 from projections.recorders import Positions, ViewRecorder, recorder_class
 from projections.view import Logged, View
 
@@ -130,8 +132,10 @@ class ViewRunner:
         poll_interval: float = 0.1,
         batch: int = BATCH,
         env: Mapping[str, str] | None = None,
+        heard: HeardLog | None = None,
     ) -> None:
         self.store = store
+        self.heard = heard
         group = (views,) if isinstance(views, type) else tuple(views)
         self.names = [view.name for view in group]
         self.name = group_name(group)
@@ -185,11 +189,34 @@ class ViewRunner:
     def follow(self, stop: threading.Event) -> None:
         """Catch up, then follow live until `stop` is set. Errors propagate (supervisor)."""
         while not stop.is_set():
-            self.catch_up(stop)
-            if self.store.backend == "postgres":
-                self._listen(stop)
-            else:
+            if self.store.backend != "postgres":
+                self.catch_up(stop)
                 stop.wait(self.poll_interval)
+            elif self.heard is not None:
+                # Open before the catch-up: what is committed after its read is queued.
+                with self.heard.following() as heard:
+                    if not stop.is_set():
+                        self.catch_up(stop)
+                        self._follow_heard(heard, stop)
+            else:
+                self.catch_up(stop)
+                self._listen(stop)
+
+    def _follow_heard(self, heard: HeardLog, stop: threading.Event) -> None:
+        """Apply what the log follower reads, one transaction per burst, until it (or
+        `interrupt`) says to catch up from the store."""
+        positions = self.view.positions(self.app.name)
+        position = min(p or 0 for p in positions.values())
+        while not stop.is_set():
+            batch = heard.take(self.batch)
+            if batch is None:
+                return
+            if batch[0].id <= position:  # read before the catch-up's select
+                batch = [n for n in batch if n.id > position]
+                if not batch:
+                    continue
+            position = self.projection.process_batch(batch, positions)
+            positions = advanced(positions, position)
 
     def _listen(self, stop: threading.Event) -> None:
         positions = self.view.positions(self.app.name)
@@ -210,6 +237,8 @@ class ViewRunner:
 
     def interrupt(self) -> None:
         """Leave the live subscription (if any); `follow` then catches up and listens again."""
+        if self.heard is not None:
+            self.heard.interrupt()
         with self._lock:
             if self._subscription is not None:
                 self._subscription.stop()

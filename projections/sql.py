@@ -41,6 +41,7 @@ class Insert(Protocol):
 # A Core statement, or a function of the dialect's `insert` for ON CONFLICT statements.
 Statement = sa.Executable | Callable[[Insert], sa.Executable]
 Processor = Callable[[Any], Any]
+Row = dict[str, Any]
 # How an upsert resolves a conflict: from the dialect's INSERT of the table to the statement
 # with its ON CONFLICT clause (None: `replace_row`).
 Conflict = Callable[[Any], sa.Executable] | None
@@ -171,6 +172,23 @@ class Sql:
         self.run(statement, **values)
         row = self._cursor.fetchone()
         return None if row is None else dict(row)
+
+    def one_later(self, statement: Statement, **values: Any) -> Callable[[], Row | None]:
+        """`one`, its row fetched when the answer is called: on PostgreSQL the statement gets a
+        cursor of its own, so in pipeline mode it goes with the statements after it instead
+        of a round trip alone."""
+        if self._backend != "postgres":
+            row = self.one(statement, **values)
+            return lambda: row
+        sql = compiled(statement, self._backend, self._schema)
+        cursor = self._cursor.connection.cursor()
+        cursor.execute(sql.sql, sql.parameters(values))
+
+        def fetch() -> Row | None:
+            found = cursor.fetchone()
+            return None if found is None else dict(found)
+
+        return fetch
 
     def many(self, statement: Statement, rows: list[dict[str, Any]]) -> None:
         """Run the statement once per row, sent as one batch (on PostgreSQL, psycopg sends

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from types import TracebackType
 
 from clara_es.adapters.store import Store
+from projections.heard import HeardLog
 from projections.runner import ViewLocks, ViewRunner
 from projections.view import View
 from projections.views import select
@@ -35,6 +36,7 @@ class Supervisor:
         restart_delay: float = 0.2,
         max_restart_delay: float = 5.0,
         standby_interval: float = 1.0,
+        heard: HeardLog | None = None,
     ) -> None:
         self.store = store
         self.views = list(views) if views is not None else select()
@@ -43,6 +45,7 @@ class Supervisor:
         self.restart_delay = restart_delay
         self.max_restart_delay = max_restart_delay
         self.standby_interval = standby_interval
+        self.heard = heard
         self.restarts = 0
         self.nudges = 0
         self.locks = ViewLocks(store)
@@ -53,7 +56,8 @@ class Supervisor:
 
     def start(self) -> Supervisor:
         # One runner for the group: one reader of the log feeds every view.
-        runner = ViewRunner(self.store, self.views, poll_interval=self.poll_interval)
+        runner = ViewRunner(self.store, self.views, poll_interval=self.poll_interval,
+                            heard=self.heard)
         self.runners[runner.name] = runner
         self._spawn(self._supervise, runner, f"projection-{runner.name}")
         if self.store.backend == "postgres":

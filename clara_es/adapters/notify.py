@@ -6,7 +6,8 @@ eventsourcing's PostgreSQL recorder sends `NOTIFY <its events table>` in the sam
 as every append, so the notification arrives only once the events are committed, whichever
 process appended them. On each one the listener reads the events after the last notification
 it saw, once for the whole process, and hands them to `wake` (which decodes those it needs:
-the live feeds send them without reading the store again).
+the live feeds send them without reading the store again; in `serve` the views' runner takes
+the same rows, see projections/heard.py).
 The recorder's table lock makes commit order the log's order, so nothing committed is skipped.
 
 Each time the connection starts listening (at start, and again after it was lost, when the

@@ -16,13 +16,15 @@ from uuid import UUID, uuid5
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import (
     ApplicationRecorder,
+    InfrastructureFactory,
     IntegrityError,
     Mapper,
     Recording,
     StoredEvent,
 )
-from eventsourcing.utils import get_topic
+from eventsourcing.utils import Environment, get_topic
 
+from clara_es.adapters.append import OneTripRecorder
 from clara_es.adapters.store import Store
 from clara_es.application.upcasting import CausalMapper
 from clara_es.domain import (
@@ -102,6 +104,14 @@ class VoiceSessions(Application[UUID]):
         self.clock: Clock = clock or SystemClock()
         self.default_policy = policy or BackoffPolicy()
         self.conflicts_retried = 0
+
+    def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
+        environment = super().construct_env(name, env)
+        if environment.get("PERSISTENCE_MODULE") == "eventsourcing.postgres":
+            # Appends in one round trip (adapters/append.py), unless the environment says.
+            environment.setdefault(InfrastructureFactory.APPLICATION_RECORDER_TOPIC,
+                                    get_topic(OneTripRecorder))
+        return environment
 
     def construct_recorder(self) -> ApplicationRecorder:
         """The recorder, its tables created under the store's schema lock (concurrent starts)."""

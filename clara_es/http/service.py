@@ -25,6 +25,7 @@ from clara_es.http.metrics import Metrics
 from clara_es.http.queries import Reads
 from clara_es.http.sse import Changes
 from projections import db as views_db
+from projections.heard import HeardLog
 from projections.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,8 @@ class Service:
         self.metrics = Metrics(self)
         self.supervisor: Supervisor | None = None
         self.listener: LogListener | LogTail | None = None
+        # The PostgreSQL follower's reads, for the views when this process keeps them.
+        self.heard_views = HeardLog()
         self.background = background or {}
         self.crashed: list[str] = []
         self._stop = threading.Event()
@@ -137,21 +140,32 @@ class Service:
 
     def start(self) -> Service:
         if self.listener is None:
-            # One follower of the log for every feed of this process.
+            # One follower of the log for every feed of this process, and on PostgreSQL for
+            # the views it keeps (no LISTEN connection and no select per NOTIFY of their own).
             if self.store.backend == "postgres":
                 self.listener = LogListener(self.store, self.app.recorder,
-                                            self.app.heard, self.changes.notify_all).start()
+                                            self._heard, self._missed).start()
             else:
                 self.listener = LogTail(self.app.recorder, self.app.heard,
                                         self.changes.notify_all,
                                         interval_s=self.options.feed_tail_s).start()
         if self.options.follow_views and self.supervisor is None:
-            self.supervisor = Supervisor(self.store, poll_interval=self.options.view_poll).start()
+            heard = self.heard_views if isinstance(self.listener, LogListener) else None
+            self.supervisor = Supervisor(self.store, poll_interval=self.options.view_poll,
+                                         heard=heard).start()
         for name, runner in self.background.items():
             thread = threading.Thread(target=self._guarded, args=(name, runner), name=name)
             thread.start()
             self._threads.append(thread)
         return self
+
+    def _heard(self, notifications: list[Notification]) -> None:
+        self.heard_views.heard(notifications)  # first: the views' thread starts meanwhile
+        self.app.heard(notifications)
+
+    def _missed(self) -> None:
+        self.heard_views.missed()
+        self.changes.notify_all()
 
     @property
     def feed_poll(self) -> float:
