@@ -21,12 +21,20 @@ from projections.view import Logged
 def decode(app: Application[UUID], notifications: Sequence[Notification]) -> list[Logged]:
     to_domain_event = app.mapper.to_domain_event
     batch = []
+    # Each session's id as text, made once per batch (a UUID's str() is a Python-level format;
+    # its `int` is a fast key).
+    texts: dict[int, str] = {}
     for notification in notifications:
         try:
             event: Any = to_domain_event(notification)
         except TopicError:
             event = _unknown(app, notification)
-        batch.append(Logged(notification.id, event, str(notification.originator_id)))
+        originator_id = notification.originator_id
+        key = originator_id.int
+        session_id = texts.get(key)
+        if session_id is None:
+            session_id = texts[key] = str(originator_id)
+        batch.append(Logged(notification.id, event, session_id))
     return batch
 
 

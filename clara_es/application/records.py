@@ -49,7 +49,10 @@ def event_details(event: object) -> dict[str, Any]:
     """The event's own fields (everything but the envelope)."""
     if isinstance(event, UnknownEvent):
         return dict(event.fields)
-    return {k: v for k, v in vars(event).items() if k not in ENVELOPE}
+    details = dict(vars(event))
+    for key in ENVELOPE:  # six pops: half the cost of a filtered copy of every field
+        details.pop(key, None)
+    return details
 
 
 def record_fields(event: Any) -> dict[str, Any]:
