@@ -39,11 +39,11 @@ from tests.support.http_service import (
     command,
     start_session,
     token,
-    wait_until,
 )
 from tests.support.livekit_sdk import recorded
 from tests.support.scenarios import poor
 from tests.support.serve_process import serve_process
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -25,9 +25,10 @@ from clara_es.domain.commands import ROUTES
 from clara_es.domain.signal import Actor
 from clara_es.http.app import STATIC
 from clara_es.http.auth import Role
-from tests.support.http_service import bearer, token, wait_until
+from tests.support.http_service import bearer, token
 from tests.support.outages import at, attempt_delays, first_of_key, signals_by_key
 from tests.support.served import served
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 

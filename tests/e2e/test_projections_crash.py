@@ -16,7 +16,8 @@ from projections.catch_up import rebuild
 from projections.db import upgrade
 from projections.views import VIEWS
 from tests.support import ROOT
-from tests.support.view_streams import build_streams, positions, snapshot, wait_until
+from tests.support.view_streams import build_streams, positions, snapshot
+from tests.support.waiting import wait_until
 
 EVENTS = 10_000
 

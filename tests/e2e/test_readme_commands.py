@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.http_service import wait_until
+from tests.support.waiting import wait_until
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 BIN = Path(sys.executable).parent

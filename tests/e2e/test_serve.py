@@ -16,8 +16,9 @@ import httpx
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from tests.support.cli_runner import clara_es
-from tests.support.http_service import API_KEY, API_SECRET, wait_until
+from tests.support.http_service import API_KEY, API_SECRET
 from tests.support.served import answers, free_port
+from tests.support.waiting import wait_until
 
 KEYS = {"CLARA_ES_LIVEKIT_API_KEY": API_KEY, "CLARA_ES_LIVEKIT_API_SECRET": API_SECRET}
 

@@ -10,8 +10,9 @@ import httpx
 
 from clara_es.adapters.store import Store
 from clara_es.http.auth import Role
-from tests.support.http_service import bearer, wait_until
+from tests.support.http_service import bearer
 from tests.support.serve_process import serve_process
+from tests.support.waiting import wait_until
 
 
 def test_http_quality_reports_lead_to_a_restart_that_no_agent_answers(

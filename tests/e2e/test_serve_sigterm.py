@@ -17,10 +17,11 @@ import httpx
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import commands
-from tests.support.http_service import API_KEY, API_SECRET, wait_until
+from tests.support.http_service import API_KEY, API_SECRET
 from tests.support.scenarios import connected
 from tests.support.served import answers, free_port
 from tests.support.twirp_server import fake_room_service
+from tests.support.waiting import wait_until
 
 SESSIONS = 16
 OUTCOMES = ("SessionCleanedUp", "CleanupFailed", "CleanupSkipped")

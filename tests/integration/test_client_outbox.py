@@ -4,8 +4,7 @@ in a SQLite outbox and delivered once the service answers, across a restart of t
 from __future__ import annotations
 
 import socket
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
@@ -20,6 +19,7 @@ from clara_es.domain import FAILURE_TEXT, ConnectionState, VirtualClock, command
 from clara_es.domain.schedule import due_attempt
 from clara_es.http import Options, Service, create_app
 from clara_es.http.auth import Role, mint
+from tests.support.waiting import wait_until
 
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 TOKEN = mint("test-key", SECRET, Role.CLIENT, "alice", "room-1")
@@ -163,15 +163,6 @@ def test_a_background_flusher_delivers_once_the_service_answers(
     assert client.disconnected("wifi off").status_text == "Reconnecting... (attempt 1 of 5)"
     assert service.app.status(client.session_id).status_text == "Connected"
     client.transport = online
-    wait_until(lambda: not client.pending(), "the flusher to deliver the outbox")
+    wait_until(lambda: not client.pending(), what="the flusher to deliver the outbox")
     assert service.app.status(client.session_id).status_text == "Reconnecting... (attempt 1 of 5)"
     client.stop_flushing()
-
-
-def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
-    """The flusher is a real thread: poll for its work, failing after a generous time."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting for {what}")
-        time.sleep(0.01)

@@ -16,9 +16,9 @@ from tests.support.http_service import (
     command,
     start_session,
     token,
-    wait_until,
 )
 from tests.support.sse import feed, take
+from tests.support.waiting import wait_until
 
 
 def test_a_client_that_reconnects_with_last_event_id_misses_nothing(

@@ -3,7 +3,6 @@ views still end up complete and exactly once."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -16,13 +15,13 @@ from clara_es.domain import Actor, BackoffPolicy, Signal, VirtualClock, VoiceSes
 from projections.db import schema_of, upgrade
 from projections.supervisor import Supervisor
 from projections.views import VIEWS
-from tests.support.stores import POSTGRES_URL
+from tests.support.stores import POSTGRES_URL, listen_backends
 from tests.support.view_streams import (
     assert_rebuild_matches,
     build_streams,
     positions,
-    wait_until,
 )
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -33,24 +32,6 @@ def pg_app(postgres_store: Store, clock: VirtualClock) -> Iterator[VoiceSessions
     upgrade(postgres_store)
     yield app
     app.close()
-
-
-@pytest.fixture
-def application_name(monkeypatch: pytest.MonkeyPatch) -> str:
-    """libpq names every connection this process opens from now on, so only ours are found."""
-    name = f"clara-es-test-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("PGAPPNAME", name)
-    return name
-
-
-def listen_backends(application_name: str) -> list[int]:
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
-            "AND query LIKE 'LISTEN %%'",
-            (application_name,),
-        ).fetchall()
-    return [pid for (pid,) in rows]
 
 
 def test_terminated_listen_connections_are_restarted_from_the_tracking_position(

@@ -20,7 +20,8 @@ from projections.runner import ViewLocks, group_name
 from projections.supervisor import Supervisor
 from projections.views import select
 from tests.support.cli_runner import clara_es
-from tests.support.view_streams import positions, wait_until
+from tests.support.view_streams import positions
+from tests.support.waiting import wait_until
 
 
 @contextmanager

@@ -4,8 +4,6 @@ listener loses its connection while commands are appended."""
 
 from __future__ import annotations
 
-import uuid
-
 import psycopg
 import pytest
 
@@ -13,29 +11,16 @@ from clara_es.adapters.store import Store
 from clara_es.domain import VirtualClock
 from projections.views import VIEWS
 from tests.support.http_service import open_service
-from tests.support.stores import POSTGRES_URL
-from tests.support.view_streams import assert_rebuild_matches, build_streams, positions, wait_until
+from tests.support.stores import POSTGRES_URL, listen_backends
+from tests.support.view_streams import assert_rebuild_matches, build_streams, positions
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 
 
-def listen_backends(application_name: str) -> list[int]:
-    """The connections whose last statement was a LISTEN (the log listener's is a select once
-    it read the log)."""
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
-            "AND query LIKE 'LISTEN %%'",
-            (application_name,),
-        ).fetchall()
-    return [pid for (pid,) in rows]
-
-
 def test_serve_keeps_its_views_live_through_its_one_listener_even_when_it_reconnects(
-    postgres_store: Store, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+    postgres_store: Store, clock: VirtualClock, application_name: str
 ) -> None:
-    name = f"clara-es-test-{uuid.uuid4().hex[:8]}"
-    monkeypatch.setenv("PGAPPNAME", name)  # only this test's connections are counted
     service = open_service(postgres_store, clock).start()
     try:
         assert service.listener is not None
@@ -43,7 +28,7 @@ def test_serve_keeps_its_views_live_through_its_one_listener_even_when_it_reconn
                    what="the log listener")
         build_streams(service.app, clock, 10)
         service.settle()
-        assert set(listen_backends(name)) <= {service.listener.backend_pid}
+        assert set(listen_backends(application_name)) <= {service.listener.backend_pid}
 
         with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
             admin.execute("SELECT pg_terminate_backend(%s)", (service.listener.backend_pid,))

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -18,6 +17,7 @@ from clara_es.adapters.store import Store
 from clara_es.domain import VirtualClock
 from clara_es.http import Options, Service, create_app
 from clara_es.http.auth import Role, mint
+from tests.support.waiting import wait_until
 
 API_KEY = "test-key"
 API_SECRET = "test-secret-that-is-long-enough-for-hs256"
@@ -61,18 +61,6 @@ def base_url(service: Service) -> Iterator[str]:
 def client(base_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=base_url, timeout=30) as http:
         yield http
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    """Poll a condition (a background thread is doing the work); fail after a generous time."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout} s waiting for {what or condition}")
-        time.sleep(0.01)
 
 
 @contextmanager

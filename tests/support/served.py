@@ -15,7 +15,8 @@ from pathlib import Path
 import httpx
 
 from clara_es.adapters.store import Store
-from tests.support.http_service import API_KEY, API_SECRET, wait_until
+from tests.support.http_service import API_KEY, API_SECRET
+from tests.support.waiting import wait_until
 
 KEYS = {"CLARA_ES_LIVEKIT_API_KEY": API_KEY, "CLARA_ES_LIVEKIT_API_SECRET": API_SECRET}
 

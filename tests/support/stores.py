@@ -80,3 +80,23 @@ def make_app(store: Store, clock: VirtualClock) -> Iterator[AppFactory]:
 @pytest.fixture
 def app(make_app: AppFactory) -> VoiceSessions:
     return make_app()
+
+
+@pytest.fixture
+def application_name(monkeypatch: pytest.MonkeyPatch) -> str:
+    """libpq names every connection this process opens from now on, so only ours are found."""
+    name = f"clara-es-test-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("PGAPPNAME", name)
+    return name
+
+
+def listen_backends(application_name: str) -> list[int]:
+    """The connections named `application_name` whose last statement was a LISTEN (a log
+    listener's is a select once it has read the log)."""
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+            "AND query LIKE 'LISTEN %%'",
+            (application_name,),
+        ).fetchall()
+    return [pid for (pid,) in rows]
