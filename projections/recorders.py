@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
-from psycopg.pq import TransactionStatus
 
+from clara_es.adapters.pipeline import one_trip
 from projections.sql import COPY_FROM, Backend, Insert, Row, Sql, Statement
 from projections.view import Logged, View
 
@@ -180,20 +180,8 @@ class PostgresViewRecorder(ViewRecorder, PostgresTrackingRecorder):
             with self.datastore.transaction(commit=True) as cursor:
                 yield cursor
             return
-        with self.datastore.get_connection() as conn:
-            try:
-                # BEGIN and COMMIT by hand: psycopg's transaction() in pipeline mode syncs at
-                # its start and its end, two more round trips.
-                with conn.pipeline():
-                    cursor = conn.cursor()
-                    cursor.execute("BEGIN")
-                    yield cursor
-                    cursor.execute("COMMIT")
-            except BaseException:
-                if conn.info.transaction_status != TransactionStatus.IDLE:
-                    with contextlib.suppress(Exception):
-                        conn.execute("ROLLBACK")
-                raise
+        with self.datastore.get_connection() as conn, one_trip(conn) as cursor:
+            yield cursor
 
 
 @cache

@@ -12,14 +12,14 @@ before, raised before anything is committed.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from typing import Any
 
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import retry
-from psycopg.pq import TransactionStatus
+
+from clara_es.adapters.pipeline import one_trip
 
 
 class OneTripRecorder(PostgresApplicationRecorder):
@@ -30,15 +30,7 @@ class OneTripRecorder(PostgresApplicationRecorder):
         if not stored_events or self.datastore.enable_db_functions:
             return super().insert_events(stored_events, **kwargs)
         with self.datastore.get_connection() as conn:
-            try:
-                with conn.pipeline():
-                    conn.execute("BEGIN")
-                    curs = conn.cursor()
-                    self._insert_stored_events(curs, stored_events, **kwargs)
-                    conn.execute("COMMIT")
-            except BaseException:
-                if conn.info.transaction_status != TransactionStatus.IDLE:
-                    with contextlib.suppress(Exception):
-                        conn.execute("ROLLBACK")
-                raise
+            with one_trip(conn) as curs:
+                self._insert_stored_events(curs, stored_events, **kwargs)
+            # Before the connection goes back to the pool: the ids are read from this cursor.
             return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
