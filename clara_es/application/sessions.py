@@ -26,6 +26,7 @@ from eventsourcing.utils import Environment, get_topic
 
 from clara_es.adapters.append import OneTripRecorder
 from clara_es.adapters.store import Store
+from clara_es.adapters.transcoder import OrjsonTranscoder
 from clara_es.application.upcasting import CausalMapper
 from clara_es.domain import (
     BackoffPolicy,
@@ -111,6 +112,8 @@ class VoiceSessions(Application[UUID]):
             # Appends in one round trip (adapters/append.py), unless the environment says.
             environment.setdefault(InfrastructureFactory.APPLICATION_RECORDER_TOPIC,
                                     get_topic(OneTripRecorder))
+        # Decoded by orjson (adapters/transcoder.py), unless the environment says.
+        environment.setdefault(InfrastructureFactory.TRANSCODER_TOPIC, get_topic(OrjsonTranscoder))
         return environment
 
     def construct_recorder(self) -> ApplicationRecorder:
