@@ -1,6 +1,6 @@
 """The orjson decode (adapters/transcoder.py) gives what eventsourcing's stock decode gives on
 stored events of every type: the legacy store's, a simulation's (a SQLite file) and the
-agents' (the shapes alone: tests/unit/test_transcoder.py)."""
+agents'. Edge shapes the stock encoder can write: tests/unit/test_transcoder.py."""
 
 from __future__ import annotations
 
