@@ -86,18 +86,11 @@ class Root:
         sole_writer: bool = False,
     ) -> VoiceSessions:
         """The application on the store (creating a SQLite file's folder); the caller closes it.
-
-        `sole_writer`: every append to the store goes through this one object (the simulator,
-        its process manager included), so a cached session is the latest once saved and is not
-        brought forward from the store before each command (a query each). Never for `serve`
-        or `run`: other processes append to the same streams.
-        """
+        `sole_writer`: see VoiceSessions (the simulator only)."""
         if self.store.sqlite_path is not None:
             self.store.sqlite_path.parent.mkdir(parents=True, exist_ok=True)
-        env = self.store.eventsourcing_env()
-        if sole_writer:
-            env = {**env, VoiceSessions.AGGREGATE_CACHE_FASTFORWARD: "n"}
-        return VoiceSessions(env, clock=clock, policy=policy)
+        return VoiceSessions(self.store.eventsourcing_env(), clock=clock, policy=policy,
+                             sole_writer=sole_writer)
 
     def worker(
         self,

@@ -7,7 +7,7 @@ Every entry point builds a command of the catalogue (clara_es/domain/commands/) 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
@@ -100,11 +100,21 @@ class VoiceSessions(Application[UUID]):
         *,
         clock: Clock | None = None,
         policy: BackoffPolicy | None = None,
+        sole_writer: bool = False,
     ) -> None:
+        """`sole_writer`: every append to the store goes through this one object (the
+        simulator, its process manager included), so a cached session is the latest once saved
+        and is not brought forward from the store before each command (a query each), and what
+        this object saved is the whole log after what it has read. Never for `serve` or `run`:
+        other processes append to the same streams."""
+        if sole_writer:
+            env = {**(env or {}), self.AGGREGATE_CACHE_FASTFORWARD: "n"}
         super().__init__(env)
         self.clock: Clock = clock or SystemClock()
         self.default_policy = policy or BackoffPolicy()
         self.conflicts_retried = 0
+        self.sole_writer = sole_writer
+        self._saved_listeners: list[Callable[[list[Recording[UUID]]], None]] = []
 
     def construct_env(self, name: str, env: Mapping[str, str] | None = None) -> Environment:
         environment = super().construct_env(name, env)
@@ -144,6 +154,15 @@ class VoiceSessions(Application[UUID]):
         self._take_snapshots(processing)
         self._notify(recordings)
         return recordings
+
+    def on_saved(self, listener: Callable[[list[Recording[UUID]]], None]) -> None:
+        """Call `listener` with the recordings of every save of this object, once stored
+        (in the saving thread, in the order of the saves' commits only within a thread)."""
+        self._saved_listeners.append(listener)
+
+    def _notify(self, recordings: list[Recording[UUID]]) -> None:
+        for listener in self._saved_listeners:
+            listener(recordings)
 
     # ---- the one way a command is executed --------------------------------------------------
 

@@ -104,10 +104,8 @@ def _as_document(run: DemoRun, kept: str | None) -> dict[str, object]:
 def _stream(app: VoiceSessions, started_at: datetime) -> None:
     """Print each event as it is stored (on the wall clock with --realtime, as it happens)."""
     shown: dict[UUID, int] = {}
-    notify = app._notify
 
     def stream(recordings: list[Any]) -> None:
-        notify(recordings)
         for session_id in dict.fromkeys(r.domain_event.originator_id for r in recordings):
             label = app.session(session_id).room.rsplit("-", 1)[-1].upper()
             for e in session_history(app, session_id):
@@ -120,7 +118,7 @@ def _stream(app: VoiceSessions, started_at: datetime) -> None:
                               soft_wrap=True, markup=False)
         console.file.flush()  # a pipe sees each line as it happens, too
 
-    app._notify = stream  # type: ignore[method-assign]
+    app.on_saved(stream)
 
 
 def _print_summary(run: DemoRun, checks: list[Check], kept: str | None, db: Path | None) -> None:

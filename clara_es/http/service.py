@@ -43,6 +43,7 @@ class LiveSessions(VoiceSessions):
     changes: Changes
 
     def _notify(self, recordings: list[Any]) -> None:
+        super()._notify(recordings)
         self.changes.publish(r.domain_event for r in recordings)
 
     def heard(self, notifications: list[Notification]) -> None:

@@ -35,6 +35,7 @@ from clara_es.config import Settings
 from clara_es.domain.events import SessionEvent
 from clara_es.process.decisions import Change, react
 from clara_es.process.pending import BatchFacts, PendingRows
+from clara_es.process.saved import SavedFacts
 from clara_es.process.sql import Params, Sql
 from clara_es.process.tables import by_key, due_tracking, due_work, sessions_of
 
@@ -174,6 +175,9 @@ class ProcessManager:
         self.known: int | None = None  # the position as this process last wrote or read it
         # The earliest due time of the rows put since its user last set it to None.
         self.earliest_due: datetime | None = None
+        # The facts saved in this process, taken when they continue the position.
+        self.saved = SavedFacts(sessions, keep=CATCH_UP_BATCH)
+        self.read_to_head = False  # the last read of the log found its end
         with engine.begin() as conn:
             conn.execute(_insert(conn)(due_tracking)
                          .values(application_name=LEADER, notification_id=0)
@@ -188,26 +192,38 @@ class ProcessManager:
         (0 also when another process is applying them right now)."""
         total = 0
         while True:
-            applied = self._batch()
+            applied, more = self._batch()
             total += applied
-            if applied < self.catch_up_batch:
+            if not more:
                 return total
 
-    def _batch(self) -> int:
+    def _batch(self) -> tuple[int, bool]:
+        """Apply the next batch: how many facts, and whether the log may hold more."""
         # The position this process wrote last, if it did: positions only move forward, and
         # one another process moved is found out below (its facts follow ours in the log), so
         # it is read only when unknown.
         position = self.known if self.known is not None else self.position()
-        # Decide first, reading the store without holding a write lock: on SQLite the write
-        # lock is the file's, and a catch-up that waited for the application's connections
-        # while holding it would deadlock with commands waiting for the lock.
-        notifications = self.sessions.recorder.select_notifications(
-            start=position, limit=self.catch_up_batch, inclusive_of_start=False
-        )
-        if not notifications:
-            self.known = position
-            return 0
-        events = [self.sessions.mapper.to_domain_event(n) for n in notifications]
+        sole_writer = self.sessions.sole_writer
+        ids, events = self.saved.after(position, self.catch_up_batch)
+        if ids:
+            # Another process may have appended after them, unless there is none.
+            more = len(ids) == self.catch_up_batch or not sole_writer
+        elif sole_writer and self.read_to_head and not self.saved.facts:
+            return 0, False  # nothing saved since the last look, and nobody else appends
+        else:
+            # Decide first, reading the store without holding a write lock: on SQLite the
+            # write lock is the file's, and a catch-up that waited for the application's
+            # connections while holding it would deadlock with commands waiting for the lock.
+            notifications = self.sessions.recorder.select_notifications(
+                start=position, limit=self.catch_up_batch, inclusive_of_start=False
+            )
+            more = len(notifications) == self.catch_up_batch
+            self.read_to_head = not more
+            if not notifications:
+                self.known = position
+                return 0, False
+            ids = [n.id for n in notifications]
+            events = [self.sessions.mapper.to_domain_event(n) for n in notifications]
         pending = PendingRows()
         with _Reader(self.engine) as reader:
             facts = BatchFacts(reader, self.sessions, pending, events)
@@ -219,14 +235,14 @@ class ProcessManager:
             locked = _POSITION_LOCKED.scalar(conn)
             if locked != position:
                 self.known = locked  # None: another process holds it; read it next time
-                return 0
+                return 0, False
             pending.write(conn)
-            _MOVE.run(conn, {"position": notifications[-1].id})
-        self.known = notifications[-1].id
+            _MOVE.run(conn, {"position": ids[-1]})
+        self.known = ids[-1]
         if pending.earliest_due is not None and (
                 self.earliest_due is None or pending.earliest_due < self.earliest_due):
             self.earliest_due = pending.earliest_due
-        return len(notifications)
+        return len(ids), more
 
     def _react(self, fact: SessionEvent, facts: BatchFacts) -> list[Change]:
         """The fact's row changes. A fact no rule can decide on is logged and passed over:

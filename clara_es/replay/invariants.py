@@ -63,16 +63,13 @@ class Invariants:
         # sessions appended to since `appended` was last cleared.
         self.saved: defaultdict[UUID, list[Any]] = defaultdict(list)
         self.appended: set[UUID] = set()
-        notify = app._notify
+        app.on_saved(self._saved)
 
-        def saved(recordings: list[Any]) -> None:
-            notify(recordings)
-            for recording in recordings:
-                event = recording.domain_event
-                self.saved[event.originator_id].append(event)
-                self.appended.add(event.originator_id)
-
-        app._notify = saved  # type: ignore[method-assign]
+    def _saved(self, recordings: list[Any]) -> None:
+        for recording in recordings:
+            event = recording.domain_event
+            self.saved[event.originator_id].append(event)
+            self.appended.add(event.originator_id)
 
     def read(self, session_id: UUID) -> tuple[VoiceSession, list[Any]]:
         """The session's stored events since the last look, and the session they fold to."""

@@ -3,6 +3,7 @@ boundaries, the due-work rows come out as if every fact had been applied on its 
 
 from __future__ import annotations
 
+from collections import deque
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ from clara_es.domain import Quality, VirtualClock, commands
 from clara_es.process import InMemoryAudioPipeline, Worker
 from clara_es.process.due import ProcessManager
 from clara_es.process.tables import due_rooms, due_tracking, due_work
+from tests.support.apps import AppFactory
 from tests.support.scenarios import connected, poor
 from tests.support.worker import failed_session, worker_on
 
@@ -78,3 +80,72 @@ def test_rows_do_not_depend_on_the_batch_boundaries(
             if kind == "room_cleanup"} == delete_room
     for batch in BATCHES[1:]:
         assert results[batch] == one_by_one, batch
+
+
+def fresh_rows(app: VoiceSessions, worker: Worker) -> dict[str, list[Any]]:
+    """The rows of a process manager that reads every fact from the log."""
+    engine = worker.manager.engine
+    with engine.begin() as conn:
+        conn.execute(sa.delete(due_work))
+        conn.execute(sa.delete(due_rooms))
+        conn.execute(sa.update(due_tracking).values(notification_id=0))
+    reader = ProcessManager(app, engine, worker.settings)
+    reader.catch_up()
+    with engine.connect() as conn:
+        return rows(conn)
+
+
+def test_facts_taken_from_this_process_saves_give_the_rows_the_log_gives(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    """The worker's process saves some facts, another process the rest, interleaved: the
+    catch-up takes its own where they continue its position and reads the others."""
+    here, elsewhere = make_app(), make_app()
+    with worker_on(here, agent=False) as worker:
+        a, b = connected(here, "room-a", "ann"), connected(elsewhere, "room-b", "bob")
+        worker.run_until(clock.now())
+        here.handle(commands.ReportDisconnected(reason="network"), a)
+        elsewhere.handle(commands.ReportDisconnected(reason="network"), b)
+        here.handle(commands.ChangeQuality(participant="ann", quality=Quality.POOR), a)
+        worker.manager.catch_up()  # one catch-up: its own facts, then the other's, read
+        assert worker.manager.position() == here.recorder.max_notification_id()
+        worker.run_until(clock.now() + timedelta(seconds=3))  # timers fired here
+        assert worker.manager.position() == here.recorder.max_notification_id()
+        with worker.manager.engine.connect() as conn:
+            followed = rows(conn)
+        kinds = {(sid, kind) for sid, kind, *_ in followed["work"]}
+        assert {(str(a), "attempt"), (str(b), "attempt")} <= kinds, followed
+        assert followed == fresh_rows(here, worker)
+
+
+def test_a_sole_writer_process_manager_follows_its_saves_alone(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    app = make_app(sole_writer=True)
+    with worker_on(app, InMemoryAudioPipeline(failures=2)) as worker:
+        history(app, clock, worker)
+        worker.run_until(clock.now())
+        assert worker.manager.position() == app.recorder.max_notification_id()
+        with worker.manager.engine.connect() as conn:
+            followed = rows(conn)
+        assert followed["work"], followed
+        assert followed == fresh_rows(app, worker)
+
+
+def test_a_sole_writer_reads_the_log_when_it_saved_more_than_it_keeps(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    app = make_app(sole_writer=True)
+    with worker_on(app, agent=False) as worker:
+        worker.run_until(clock.now())
+        worker.manager.saved.facts = deque(maxlen=2)  # keeps the last two saved facts only
+        a, b = connected(app, "room-a", "ann"), connected(app, "room-b", "bob")
+        app.handle(commands.ReportDisconnected(reason="network"), a)
+        app.handle(commands.ReportDisconnected(reason="network"), b)
+        worker.manager.catch_up()
+        assert worker.manager.position() == app.recorder.max_notification_id()
+        with worker.manager.engine.connect() as conn:
+            followed = rows(conn)
+        assert {(str(a), "attempt"), (str(b), "attempt")} <= {
+            (sid, kind) for sid, kind, *_ in followed["work"]}
+        assert followed == fresh_rows(app, worker)
