@@ -4,7 +4,6 @@ position exactly; anything else is left for a read of the log."""
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any
 
 from clara_es.application import VoiceSessions
 from clara_es.process.saved import SavedFacts
