@@ -13,11 +13,13 @@ Progress = Callable[[str, int, int], None]
 
 
 def catch_up(
-    store: Store, views: Iterable[type[View]] | None = None, progress: Progress | None = None
+    store: Store, views: Iterable[type[View]] | None = None, progress: Progress | None = None,
+    batch: int = ONE_SHOT_BATCH,
 ) -> dict[str, int]:
-    """Apply every stored event the views have not applied yet; returns their positions.
-    ViewsBusy if another process keeps the views live (PostgreSQL)."""
-    return _each(store, views, progress, rebuild=False)
+    """Apply every stored event the views have not applied yet, `batch` events per
+    transaction; returns their positions. ViewsBusy if another process keeps the views live
+    (PostgreSQL)."""
+    return _each(store, views, progress, rebuild=False, batch=batch)
 
 
 def rebuild(
@@ -25,26 +27,28 @@ def rebuild(
 ) -> dict[str, int]:
     """Drop each view's rows and position, then apply the whole log again. ViewsBusy, with
     nothing dropped, if another process keeps the views live (PostgreSQL)."""
-    return _each(store, views, progress, rebuild=True)
+    return _each(store, views, progress, rebuild=True, batch=ONE_SHOT_BATCH)
 
 
 def _each(
-    store: Store, views: Iterable[type[View]] | None, progress: Progress | None, *, rebuild: bool
+    store: Store, views: Iterable[type[View]] | None, progress: Progress | None, *,
+    rebuild: bool, batch: int,
 ) -> dict[str, int]:
     group = list(views) if views is not None else select()
     locks = ViewLocks(store)
     try:
         # The live runners' group (every view) and this one: no runner follows them meanwhile.
         with locks.exclusive([group_name(select()), group_name(group)]):
-            return _run(store, group, progress, rebuild=rebuild)
+            return _run(store, group, progress, rebuild=rebuild, batch=batch)
     finally:
         locks.close()
 
 
 def _run(
-    store: Store, group: list[type[View]], progress: Progress | None, *, rebuild: bool
+    store: Store, group: list[type[View]], progress: Progress | None, *, rebuild: bool,
+    batch: int,
 ) -> dict[str, int]:
-    runner = ViewRunner(store, group, batch=ONE_SHOT_BATCH)
+    runner = ViewRunner(store, group, batch=batch)
     try:
         if rebuild:
             runner.view.reset(runner.app.name)

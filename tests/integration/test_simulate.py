@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import json
 
+import sqlalchemy as sa
+
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import commands
 from clara_es.replay.faults import Fault
 from clara_es.replay.invariants import Invariants
 from clara_es.replay.races import RaceKind, find_races
-from clara_es.replay.simulate import simulate
+from clara_es.replay.simulate import projections_match_rebuild, simulate
 from clara_es.replay.verify import verify_sessions
 from clara_es.replay.world import TimerWorker
+from projections.catch_up import catch_up
+from projections.db import engine, upgrade
+from projections.views import VIEWS
 from tests.support.cli_runner import clara_es
 from tests.support.stores import AppFactory
 
@@ -33,6 +38,22 @@ def test_every_fault_injected_and_no_invariant_broken(store: Store) -> None:
     assert outcome.projections_match_rebuild is True
     assert sum(outcome.final_states.values()) == 40
     assert {"connected", "failed"} <= set(outcome.final_states)
+
+
+def test_views_that_differ_from_their_rebuild_are_reported(store: Store) -> None:
+    """The check compares the views caught up with their rebuild: a row the catch-up got wrong
+    (here, the status rows lost after the views reached the head) is seen."""
+    simulate(6, seed=7, steps=1, store=store, check_projections=False)
+    upgrade(store)
+    catch_up(store)
+    status = VIEWS["ui_state"].tables[0]
+    views = engine(store)
+    try:
+        with views.begin() as conn:
+            assert conn.execute(sa.delete(status)).rowcount == 6
+    finally:
+        views.dispose()
+    assert projections_match_rebuild(store) is False
 
 
 def test_a_seed_replays_exactly() -> None:
