@@ -9,18 +9,14 @@ trace. At the end each projection is brought up to date and compared with its re
 from __future__ import annotations
 
 import multiprocessing as mp
-import os
-import sqlite3
-import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import BaseModel
 
 from clara_es.adapters.store import Store
@@ -31,11 +27,9 @@ from clara_es.process import SkippedRoomCleaner
 from clara_es.replay.faults import Plan, plan_for
 from clara_es.replay.invariants import Violation
 from clara_es.replay.pacing import Paced
-from clara_es.replay.world import TimerWorker, TraceStep, World
-from projections.catch_up import catch_up, rebuild
-from projections.db import engine, upgrade
-from projections.runner import BATCH as LIVE_BATCH
-from projections.views import VIEWS
+from clara_es.replay.scratch import scratch_store
+from clara_es.replay.views_check import projections_match_rebuild
+from clara_es.replay.world import STAGGER, Crash, TimerWorker, TraceStep, World, crash_of
 
 NOT_CHECKED: list[str] = []
 
@@ -65,21 +59,21 @@ def _store(store: Store | None) -> Iterator[Store]:
     if store is not None:
         yield store
         return
-    with tempfile.TemporaryDirectory(prefix="clara-es-simulate-", dir=_in_memory()) as scratch:
-        yield Store.sqlite(Path(scratch) / "simulate.db")
+    with scratch_store("simulate") as scratch:
+        yield scratch
 
 
-def _in_memory() -> str | None:
-    """A folder in memory (tmpfs) for the temporary store where the system has one: the same
-    SQLite store, without a disk flush per commit. None: the default temporary folder."""
-    shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() and os.access(shm, os.W_OK) else None
+# Processes a run's sessions are dealt to (session i to shard i % SHARDS), each with its own
+# store, process manager and timer worker. Sessions share nothing but the timer worker's
+# crashes, which every shard replays (world.Crash), so a session's run is the same whatever
+# the shards; a given store holds one shard.
+SHARDS = 2
 
 
-STAGGER = 0.01  # seconds between two sessions' starts
-
-
-def _run(plans: dict[int, Plan], root: Root, worker: type[TimerWorker]) -> World:
+def _run(
+    plans: dict[int, Plan], root: Root, worker: type[TimerWorker], others: list[Crash],
+) -> World:
+    """Run the sessions of `plans`; `others`: the crashes of the run's other sessions."""
     clock = VirtualClock()
     app = root.open_sessions(clock=clock, sole_writer=True)
     try:
@@ -87,6 +81,7 @@ def _run(plans: dict[int, Plan], root: Root, worker: type[TimerWorker]) -> World
         for index in plans:
             world.at(clock.now() + timedelta(seconds=index * STAGGER), index, "start",
                      _starter(world, index))
+        world.crashes(sorted([*_crashes(plans.values()), *others], key=lambda c: c.index))
         process_manager = Paced(root.worker(app, cleaner=SkippedRoomCleaner()), world.started_at)
         try:
             world.run(process_manager)
@@ -108,9 +103,15 @@ def _starter(world: World, index: int) -> Callable[[], None]:
     return lambda: world.start_session(index)
 
 
-def _alone(plan: Plan, settings: Settings, worker: type[TimerWorker]) -> World:
+def _crashes(plans: Iterable[Plan]) -> list[Crash]:
+    return [crash for plan in plans if (crash := crash_of(plan)) is not None]
+
+
+def _alone(
+    plan: Plan, settings: Settings, worker: type[TimerWorker], others: list[Crash]
+) -> World:
     with _store(None) as store:
-        return _run({plan.index: plan}, Root(settings, store), worker)
+        return _run({plan.index: plan}, Root(settings, store), worker, others)
 
 
 def _smaller(plan: Plan) -> Iterator[Plan]:
@@ -133,17 +134,19 @@ def _smaller(plan: Plan) -> Iterator[Plan]:
 
 
 def shortest(
-    plan: Plan, invariant: str, settings: Settings, worker: type[TimerWorker]
+    plan: Plan, invariant: str, settings: Settings, worker: type[TimerWorker],
+    others: list[Crash],
 ) -> tuple[Plan, World] | None:
-    """The session alone, its faults removed one by one while the same invariant still breaks."""
-    world = _alone(plan, settings, worker)
+    """The session alone (with the other sessions' crashes), its faults removed one by one
+    while the same invariant still breaks."""
+    world = _alone(plan, settings, worker, others)
     if not _breaks(world, plan.index, invariant):
         return None
     improved = True
     while improved:
         improved = False
         for candidate in _smaller(plan):
-            attempt = _alone(candidate, settings, worker)
+            attempt = _alone(candidate, settings, worker, others)
             if _breaks(attempt, plan.index, invariant):
                 plan, world, improved = candidate, attempt, True
                 break
@@ -164,48 +167,37 @@ def _trace_until(world: World, index: int, violation: Violation) -> list[TraceSt
     return [step for step in world.trace.get(index, []) if step.t <= t + 0.001]  # rounded
 
 
-def _view_rows(store: Store) -> dict[str, list[tuple[Any, ...]]]:
-    view_engine = engine(store)
-    try:
-        with view_engine.connect() as conn:
-            return {
-                table.name: [tuple(r) for r in conn.execute(
-                    sa.select(table).order_by(*table.primary_key.columns))]
-                for view in VIEWS.values() for table in (*view.tables, view.tracking)
-            }
-    finally:
-        view_engine.dispose()
+class Shard(BaseModel):
+    """What one shard's run found: its figures, and each violation with its trace."""
+
+    commands: int
+    faults: dict[str, int]
+    final_states: dict[str, int]
+    violations: dict[int, tuple[Violation, list[TraceStep]]]
+    views_ok: bool | None
 
 
-def projections_match_rebuild(store: Store) -> bool:
-    """Bring every view up to date in the live runner's batches, and rebuild it from nothing
-    in one: same rows? On a SQLite file the rebuild runs on a copy, in a child process, beside
-    the catch-up (the two folds are the check's whole cost), and the store keeps the views
-    caught up, to look into when they differ; elsewhere the store is rebuilt in place."""
-    upgrade(store)
-    path = store.sqlite_path
-    if path is None or "fork" not in mp.get_all_start_methods():
-        catch_up(store, batch=LIVE_BATCH)
-        live = _view_rows(store)
-        rebuild(store)
-        return _view_rows(store) == live
-    with tempfile.TemporaryDirectory(prefix="clara-es-rebuild-", dir=_in_memory()) as scratch:
-        copy = Store.sqlite(Path(scratch) / "rebuild.db")
-        with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(
-                copy.sqlite_path)) as target:  # type: ignore[arg-type]
-            source.backup(target)
-        # Forked: the child needs nothing from this process but the copy's path.
-        child = mp.get_context("fork").Process(target=rebuild, args=(copy,), daemon=True)
-        child.start()
-        try:
-            catch_up(store, batch=LIVE_BATCH)
-            live = _view_rows(store)
-        finally:
-            child.join()
-        if child.exitcode != 0:
-            raise RuntimeError(f"the views' rebuild on a copy of the store failed "
-                               f"(exit code {child.exitcode})")
-        return _view_rows(copy) == live
+def _shard(
+    plans: dict[int, Plan], others: list[Crash], settings: Settings,
+    worker: type[TimerWorker], store: Store | None, check_projections: bool,
+) -> Shard:
+    with _store(store) as chosen:
+        world = _run(plans, Root(settings, chosen), worker, others)
+        views_ok = projections_match_rebuild(chosen) if check_projections else None
+    return Shard(
+        commands=world.commands, faults=dict(world.faults), final_states=dict(world.final_states),
+        violations={i: (v, _trace_until(world, i, v)) for i, v in world.violations.items()},
+        views_ok=views_ok,
+    )
+
+
+def _run_shards(jobs: list[tuple[Any, ...]]) -> list[Shard]:
+    """Each shard in a process of its own (forked: nothing to import again), or one after
+    the other where processes cannot be forked: the same results either way."""
+    if len(jobs) == 1 or "fork" not in mp.get_all_start_methods():
+        return [_shard(*job) for job in jobs]
+    with ProcessPoolExecutor(len(jobs), mp_context=mp.get_context("fork")) as pool:
+        return list(pool.map(_shard, *zip(*jobs, strict=True)))
 
 
 def simulate(
@@ -228,28 +220,41 @@ def simulate(
     settings = settings if settings is not None else read_settings()
     if only is not None and not 0 <= only < sessions:
         raise ValueError(f"--only {only}: sessions are numbered 0 to {sessions - 1}")
+    everyone = {i: plan_for(seed, i, steps) for i in range(sessions)}
     indices = [only] if only is not None else list(range(sessions))
-    plans = {i: plan_for(seed, i, steps) for i in indices}
-    with _store(store) as chosen:
-        world = _run(plans, Root(settings, chosen), worker)
-        if progress:
-            progress(f"{world.commands} commands; checking the projections")
-        views_ok = projections_match_rebuild(chosen) if check_projections else None
+    parts = [indices] if store is not None or len(indices) == 1 else [
+        indices[k::SHARDS] for k in range(min(SHARDS, len(indices)))]
+    crashes = {crash.index: crash for crash in _crashes(everyone.values())}
+    jobs = []
+    for part in parts:
+        members = set(part)
+        others = [c for i, c in crashes.items() if i not in members]
+        jobs.append(({i: everyone[i] for i in part}, others, settings, worker, store,
+                     check_projections))
+    if progress:
+        progress(f"{len(indices)} sessions in {len(parts)} process(es)"
+                 + (", then their projections checked" if check_projections else ""))
+    shards = _run_shards(jobs)
     found = []
-    for index, violation in sorted(world.violations.items()):
-        trace = _trace_until(world, index, violation)
+    violations = sorted((i, v) for shard in shards for i, v in shard.violations.items())
+    for index, (violation, trace) in violations:
         if len(found) < shrink_at_most:
             if progress:
                 progress(f"shrinking the violation of session {index}")
-            smallest = shortest(plans[index], violation.invariant, settings, worker)
+            others = [c for i, c in crashes.items() if i != index]
+            smallest = shortest(everyone[index], violation.invariant, settings, worker, others)
             if smallest is not None:
                 _, alone = smallest
                 violation = alone.violations[index]
                 trace = _trace_until(alone, index, violation)
         found.append(Found(violation=violation, session=index, trace=trace,
                            reproduce=reproduce_command(sessions, seed, steps, index)))
+    views = [shard.views_ok for shard in shards]
     return Outcome(
-        seed=seed, sessions=len(indices), steps=steps, commands=world.commands,
-        faults=dict(sorted(world.faults.items())), final_states=dict(world.final_states),
-        violations=found, projections_match_rebuild=views_ok, not_checked=NOT_CHECKED,
+        seed=seed, sessions=len(indices), steps=steps,
+        commands=sum(shard.commands for shard in shards),
+        faults=dict(sorted(sum((Counter(s.faults) for s in shards), Counter()).items())),
+        final_states=dict(sum((Counter(s.final_states) for s in shards), Counter())),
+        violations=found, projections_match_rebuild=all(views) if check_projections else None,
+        not_checked=NOT_CHECKED,
     )

@@ -29,6 +29,32 @@ from clara_es.replay.faults import Fault, Plan
 from clara_es.replay.invariants import Invariants, Violation
 from clara_es.replay.pacing import Paced
 
+STAGGER = 0.01  # seconds between two sessions' starts
+
+
+@dataclass(frozen=True)
+class Crash:
+    """The timer worker crashes `after` the start of the run, and restarts `restart_after`
+    seconds later. The fault is drawn in one session's plan, but the worker is every
+    session's: every session of the run lives through it, whichever shard runs it (or
+    `--only`)."""
+
+    index: int  # the session whose plan holds it
+    after: timedelta
+    restart_after: float
+
+
+def crash_of(plan: Plan) -> Crash | None:
+    """A plan's crash: 0.5 to 5.5 s after the session's first drop."""
+    at = plan.worker_crash_at
+    if at is None:
+        return None
+    # Each step of the session's way to its first drop, summed as its queue would add them.
+    after = (timedelta(seconds=plan.index * STAGGER)
+             + timedelta(seconds=plan.outages[0].starts_after)
+             + timedelta(seconds=0.5 + at % 5))
+    return Crash(plan.index, after, restart_after=at % 20)
+
 
 class TraceStep(BaseModel):
     t: float  # seconds since the simulation started
@@ -91,7 +117,6 @@ class TimerWorker:
     def crash(self, restart_after: float) -> None:
         self.up = False
         self.armed.clear()
-        self.world.faults[Fault.WORKER_CRASH] += 1
         self.world.after(restart_after, -1, "timer worker restarts", self.restart)
 
     def restart(self) -> None:
@@ -129,6 +154,17 @@ class World:
         self.final_states: Counter[str] = Counter()
 
     # ---- the queue -----------------------------------------------------------------------
+
+    def crashes(self, crashes: list[Crash]) -> None:
+        """Crash the timer worker as planned; a crash is counted by the run of its session."""
+        for crash in crashes:
+            self.at(self.started_at + crash.after, crash.index, "timer worker crashes",
+                    lambda crash=crash: self.crash(crash))  # type: ignore[misc]
+
+    def crash(self, crash: Crash) -> None:
+        if crash.index in self.plans:
+            self.faults[Fault.WORKER_CRASH] += 1
+        self.worker.crash(crash.restart_after)
 
     def at(self, when: datetime, index: int, label: str, action: Callable[[], None]) -> None:
         heapq.heappush(self.queue, _Due(when, next(self.seq), index, label, action))
@@ -251,10 +287,6 @@ class World:
             ends = commands.EndSession(reason="user")
             self.after(outage.seconds / 2, index, "user ends", lambda: self.command(
                 index, "user ends the session while it reconnects", ends))
-        crash = plan.worker_crash_at
-        if crash is not None and k == 0:
-            self.after(0.5 + crash % 5, index, "timer worker crashes",
-                       lambda: self.worker.crash(restart_after=crash % 20))
         self.after(outage.seconds, index, "network back", lambda: self.next_outage(index, k + 1))
 
     def at_once(self, session_id: UUID) -> None:

@@ -56,6 +56,15 @@ def test_views_that_differ_from_their_rebuild_are_reported(store: Store) -> None
     assert projections_match_rebuild(store) is False
 
 
+def test_a_run_is_the_same_whatever_the_shards(sqlite_store: Store) -> None:
+    """Sessions are dealt to processes; one given store holds them all: every session lives
+    the same run either way, the timer worker's crashes included (every shard replays them)."""
+    sharded = simulate(120, seed=3, steps=2, check_projections=False)
+    whole = simulate(120, seed=3, steps=2, store=sqlite_store, check_projections=False)
+    assert sharded.faults[Fault.WORKER_CRASH] >= 2
+    assert sharded.model_dump() == whole.model_dump()
+
+
 def test_a_seed_replays_exactly() -> None:
     first = simulate(25, seed=11, steps=2, check_projections=False)
     again = simulate(25, seed=11, steps=2, check_projections=False)
