@@ -204,10 +204,10 @@ class ProcessManager:
         # it is read only when unknown.
         position = self.known if self.known is not None else self.position()
         sole_writer = self.sessions.sole_writer
-        ids, events = self.saved.after(position, self.catch_up_batch)
+        ids, events, saved_more = self.saved.after(position, self.catch_up_batch)
         if ids:
-            # Another process may have appended after them, unless there is none.
-            more = len(ids) == self.catch_up_batch or not sole_writer
+            # Saved after a gap (a failed append's id), or by another process, if any.
+            more = saved_more or not sole_writer
         elif sole_writer and self.read_to_head and not self.saved.facts:
             return 0, False  # nothing saved since the last look, and nobody else appends
         else:

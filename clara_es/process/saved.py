@@ -28,9 +28,10 @@ class SavedFacts:
         with self.lock:
             self.facts.extend((r.notification.id, r.domain_event) for r in recordings)
 
-    def after(self, position: int, limit: int) -> tuple[list[int], list[Any]]:
+    def after(self, position: int, limit: int) -> tuple[list[int], list[Any], bool]:
         """The saved facts that continue `position` without a gap (at most `limit`): their
-        ids and events; the facts at or before `position` are dropped."""
+        ids and events, and whether more were saved after them (past a gap or the limit);
+        the facts at or before `position` are dropped."""
         ids: list[int] = []
         events: list[Any] = []
         with self.lock:
@@ -44,4 +45,5 @@ class SavedFacts:
                 ids.append(notification_id)
                 events.append(event)
                 expected += 1
-        return ids, events
+            more = len(facts) > len(ids)
+        return ids, events, more

@@ -7,14 +7,16 @@ from collections import deque
 from datetime import timedelta
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
+from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
 from clara_es.domain import Quality, VirtualClock, commands
 from clara_es.process import InMemoryAudioPipeline, Worker
 from clara_es.process.due import ProcessManager
 from clara_es.process.tables import due_rooms, due_tracking, due_work
-from tests.support.apps import AppFactory
+from tests.support.apps import AppFactory, closing_apps
 from tests.support.scenarios import connected, poor
 from tests.support.worker import failed_session, worker_on
 
@@ -149,3 +151,29 @@ def test_a_sole_writer_reads_the_log_when_it_saved_more_than_it_keeps(
         assert {(str(a), "attempt"), (str(b), "attempt")} <= {
             (sid, kind) for sid, kind, *_ in followed["work"]}
         assert followed == fresh_rows(app, worker)
+
+
+@pytest.mark.postgres
+def test_a_sole_writer_takes_its_saves_past_a_failed_appends_id(
+    postgres_store: Store, clock: VirtualClock
+) -> None:
+    """On PostgreSQL an append that failed (a lost race) has taken a notification id: the
+    saves after it are still applied by the same catch-up."""
+    with closing_apps(postgres_store.eventsourcing_env, clock) as make_app:
+        app = make_app(sole_writer=True)
+        with worker_on(app, agent=False) as worker:
+            session_id = connected(app)
+            worker.manager.catch_up()
+            app.handle(commands.ChangeQuality(participant="alice", quality=Quality.POOR),
+                       session_id)
+            recorder = app.recorder
+            with recorder.datastore.transaction(commit=True) as curs:  # type: ignore[attr-defined]
+                curs.execute(f"SELECT nextval(pg_get_serial_sequence("
+                             f"'{recorder.datastore.schema}.{recorder.events_table_name}', "  # type: ignore[attr-defined]
+                             f"'notification_id'))")
+            app.handle(commands.ReportDisconnected(reason="network"), session_id)
+            worker.manager.catch_up()
+            assert worker.manager.position() == app.recorder.max_notification_id()
+            with worker.manager.engine.connect() as conn:
+                assert (str(session_id), "attempt") in {
+                    (sid, kind) for sid, kind, *_ in rows(conn)["work"]}

@@ -19,7 +19,8 @@ def saved(facts: SavedFacts, *ids: int) -> None:
 def test_the_saves_of_the_application_are_taken_in_log_order(app: VoiceSessions) -> None:
     facts = SavedFacts(app, keep=100)
     connected(app)  # three commands: started, connecting, connected
-    ids, events = facts.after(0, limit=100)
+    ids, events, more = facts.after(0, limit=100)
+    assert not more
     assert ids == [1, 2, 3]
     assert [e.originator_version for e in events] == [1, 2, 3]
     assert [type(e).__name__ for e in events] == [type(e).__name__ for e in
@@ -29,25 +30,24 @@ def test_the_saves_of_the_application_are_taken_in_log_order(app: VoiceSessions)
 def test_a_gap_ends_what_is_taken() -> None:
     facts = SavedFacts(SimpleNamespace(on_saved=lambda _l: None), keep=100)  # type: ignore[arg-type]
     saved(facts, 5, 6, 8, 9)  # 7 was appended by another process
-    assert facts.after(4, limit=100)[0] == [5, 6]
-    assert facts.after(6, limit=100) == ([], [])  # 7 must be read from the log
+    assert facts.after(4, limit=100) == ([5, 6], ["e5", "e6"], True)  # more past the gap
+    assert facts.after(6, limit=100) == ([], [], True)  # 7 must be read from the log
     assert facts.after(7, limit=100)[0] == [8, 9]
 
 
 def test_facts_not_continuing_the_position_are_not_taken() -> None:
     facts = SavedFacts(SimpleNamespace(on_saved=lambda _l: None), keep=100)  # type: ignore[arg-type]
     saved(facts, 12, 11)  # two threads' saves handed over out of order
-    assert facts.after(10, limit=100) == ([], [])
+    assert facts.after(10, limit=100) == ([], [], True)
     saved(facts, 13)
     assert facts.after(12, limit=100)[0] == [13]  # what the log read covered is dropped
-    assert facts.after(13, limit=100) == ([], [])
+    assert facts.after(13, limit=100) == ([], [], False)
     assert not facts.facts
 
 
 def test_at_most_limit_and_at_most_keep() -> None:
     facts = SavedFacts(SimpleNamespace(on_saved=lambda _l: None), keep=3)  # type: ignore[arg-type]
     saved(facts, 1, 2, 3, 4, 5)  # the oldest two fell out
-    assert facts.after(0, limit=10) == ([], [])
-    ids, events = facts.after(2, limit=2)
-    assert (ids, events) == ([3, 4], ["e3", "e4"])
+    assert facts.after(0, limit=10) == ([], [], True)
+    assert facts.after(2, limit=2) == ([3, 4], ["e3", "e4"], True)
     assert facts.after(4, limit=2)[0] == [5]
