@@ -95,6 +95,8 @@ class QualityRules(CleanupRules):
         so two agents never both restart; the same agent claiming again records nothing."""
         if request_id != self.restart_request:
             raise InvalidTransition(f"pipeline restart {request_id} is not pending")
+        if self.is_final:
+            raise InvalidTransition(f"pipeline restart {request_id}: the session is {self.state}")
         if self.restart_claimed_by == agent:
             return
         if self.restart_claimed_by is not None:
@@ -119,8 +121,13 @@ class QualityRules(CleanupRules):
         self.finish_pipeline_restart(request_id, error, signal)
 
     def finish_pipeline_restart(self, request_id: str, error: str | None, signal: Signal) -> None:
-        """The agent's pipeline restarted (error None) or could not (error says why)."""
-        if request_id != self.restart_request:
+        """The agent's pipeline restarted (error None) or could not (error says why). Once the
+        session is final, a restart's outcome (or its deadline, which the process manager may
+        fire before it has applied the Failed) changes nothing."""
+        if self.is_final:
+            self._ignore(signal, f"pipeline restart {request_id} ended after the session was "
+                                 f"{self.state}")
+        elif request_id != self.restart_request:
             self._ignore(signal, f"pipeline restart {request_id} has no outcome pending")
         elif error is None:
             self._record(

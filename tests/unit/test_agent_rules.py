@@ -75,6 +75,23 @@ def test_no_agent_answering_fails_the_restart_and_a_late_report_is_ignored(
     assert verify_session(app, session_id) is None
 
 
+def test_a_restart_pending_when_the_session_ends_gets_no_outcome(app: VoiceSessions) -> None:
+    """Failed and SessionEnded are final: the restart's deadline (fired before the process
+    manager applied the end) and the agent's late report are ignored, a claim refused."""
+    session_id = connected(app)
+    request_id = requested(app, session_id)
+    app.handle(commands.EndSession(reason="user"), session_id)
+    app.handle(commands.TimeOutPipelineRestart(request_id=request_id), session_id)
+    app.handle(commands.FinishPipelineRestart(request_id=request_id, error="late"), session_id)
+    with pytest.raises(InvalidTransition, match="the session is ended"):
+        app.handle(commands.ClaimPipelineRestart(request_id=request_id, agent="a"), session_id)
+    history = recorded(app, session_id)
+    after_end = [t for t, _ in history][[t for t, _ in history].index("SessionEnded") + 1:]
+    assert "PipelineRestartFailed" not in after_end
+    assert after_end.count("SignalIgnored") == 2
+    assert verify_session(app, session_id) is None
+
+
 def test_the_poor_window_is_decided_per_spell(app: VoiceSessions, clock: VirtualClock) -> None:
     session_id = connected(app)
     quality(app, session_id, Quality.POOR)
