@@ -155,10 +155,19 @@ class VoiceSessions(Application[UUID]):
         self._notify(recordings)
         return recordings
 
-    def on_saved(self, listener: Callable[[list[Recording[UUID]]], None]) -> None:
+    def on_saved(
+        self, listener: Callable[[list[Recording[UUID]]], None]
+    ) -> Callable[[], None]:
         """Call `listener` with the recordings of every save of this object, once stored
-        (in the saving thread, in the order of the saves' commits only within a thread)."""
+        (in the saving thread, in the order of the saves' commits only within a thread).
+        Returns what stops it."""
         self._saved_listeners.append(listener)
+
+        def stop() -> None:
+            if listener in self._saved_listeners:
+                self._saved_listeners.remove(listener)
+
+        return stop
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
         for listener in self._saved_listeners:

@@ -257,6 +257,7 @@ class ProcessManager:
             return []
 
     def close(self) -> None:
+        self.saved.close()
         self.engine.dispose()
 
 

@@ -22,7 +22,7 @@ class SavedFacts:
     def __init__(self, sessions: VoiceSessions, keep: int) -> None:
         self.facts: deque[tuple[int, Any]] = deque(maxlen=keep)
         self.lock = threading.Lock()
-        sessions.on_saved(self._saved)
+        self.close = sessions.on_saved(self._saved)
 
     def _saved(self, recordings: list[Any]) -> None:
         with self.lock:

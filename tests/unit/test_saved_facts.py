@@ -27,8 +27,17 @@ def test_the_saves_of_the_application_are_taken_in_log_order(app: VoiceSessions)
                                                  app.events_after(events[0].originator_id, 0)]
 
 
+def test_closed_it_keeps_nothing_more(app: VoiceSessions) -> None:
+    facts = SavedFacts(app, keep=100)
+    connected(app)
+    facts.close()
+    facts.close()  # twice: the worker and its owner may both close it
+    connected(app, "room-2")
+    assert facts.after(0, limit=100)[0] == [1, 2, 3]
+
+
 def test_a_gap_ends_what_is_taken() -> None:
-    facts = SavedFacts(SimpleNamespace(on_saved=lambda _l: None), keep=100)  # type: ignore[arg-type]
+    facts = SavedFacts(SimpleNamespace(on_saved=lambda _l: lambda: None), keep=100)  # type: ignore[arg-type]
     saved(facts, 5, 6, 8, 9)  # 7 was appended by another process
     assert facts.after(4, limit=100) == ([5, 6], ["e5", "e6"], True)  # more past the gap
     assert facts.after(6, limit=100) == ([], [], True)  # 7 must be read from the log
@@ -36,7 +45,7 @@ def test_a_gap_ends_what_is_taken() -> None:
 
 
 def test_facts_not_continuing_the_position_are_not_taken() -> None:
-    facts = SavedFacts(SimpleNamespace(on_saved=lambda _l: None), keep=100)  # type: ignore[arg-type]
+    facts = SavedFacts(SimpleNamespace(on_saved=lambda _l: lambda: None), keep=100)  # type: ignore[arg-type]
     saved(facts, 12, 11)  # two threads' saves handed over out of order
     assert facts.after(10, limit=100) == ([], [], True)
     saved(facts, 13)
@@ -46,7 +55,7 @@ def test_facts_not_continuing_the_position_are_not_taken() -> None:
 
 
 def test_at_most_limit_and_at_most_keep() -> None:
-    facts = SavedFacts(SimpleNamespace(on_saved=lambda _l: None), keep=3)  # type: ignore[arg-type]
+    facts = SavedFacts(SimpleNamespace(on_saved=lambda _l: lambda: None), keep=3)  # type: ignore[arg-type]
     saved(facts, 1, 2, 3, 4, 5)  # the oldest two fell out
     assert facts.after(0, limit=10) == ([], [], True)
     assert facts.after(2, limit=2) == ([3, 4], ["e3", "e4"], True)
