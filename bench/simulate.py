@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from bench.commands import bench_sessions
 from bench.common import Report, arguments, backends, fresh_store
 from clara_es.adapters.store import Store
-from clara_es.replay.scratch import scratch_store
+from clara_es.replay.scratch import SESSION_BYTES, scratch_store
 from clara_es.replay.simulate import simulate
 
 
@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
         args.json,
     )
     for backend in [*backends(), "sharded"]:
-        baseline_store = scratch_store("bench") if backend == "sharded" else fresh_store(backend)
+        baseline_store = (scratch_store("bench", args.sessions * SESSION_BYTES)
+                          if backend == "sharded" else fresh_store(backend))
         with baseline_store as store:
             baseline = bench_sessions(store.eventsourcing_env(), args.sessions, 1)
         with _store(backend) as store:

@@ -105,8 +105,9 @@ class VoiceSessions(Application[UUID]):
         """`sole_writer`: every append to the store goes through this one object (the
         simulator, its process manager included), so a cached session is the latest once saved
         and is not brought forward from the store before each command (a query each), and what
-        this object saved is the whole log after what it has read. Never for `serve` or `run`:
-        other processes append to the same streams."""
+        this object saved is the whole log after what it has read (every append goes through
+        `save`: `insert_stored` is refused). Never for `serve` or `run`: other processes append
+        to the same streams."""
         if sole_writer:
             env = {**(env or {}), self.AGGREGATE_CACHE_FASTFORWARD: "n"}
         super().__init__(env)
@@ -170,7 +171,7 @@ class VoiceSessions(Application[UUID]):
         return stop
 
     def _notify(self, recordings: list[Recording[UUID]]) -> None:
-        for listener in self._saved_listeners:
+        for listener in tuple(self._saved_listeners):  # another thread may stop one meanwhile
             listener(recordings)
 
     # ---- the one way a command is executed --------------------------------------------------
@@ -366,6 +367,8 @@ class VoiceSessions(Application[UUID]):
 
     def insert_stored(self, stored: list[StoredEvent]) -> None:
         """Append events as stored (an import); IntegrityError if a version is taken."""
+        if self.sole_writer:
+            raise RuntimeError("a sole writer appends through save: its listeners see it all")
         self.recorder.insert_events(stored)
 
     def started_sessions(self, page: int = 1000) -> Iterator[UUID]:

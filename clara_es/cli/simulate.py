@@ -31,15 +31,16 @@ def simulate_command(
         raise CommandError(f"{db} exists: the simulation writes a fresh store")
     config = settings()
     setup_logging(config, quiet=True)
+    # A line per phase, not a live spinner: the simulator forks (replay/processes.py), and a
+    # spinner's thread could hold a lock the children inherit.
     status = Console(stderr=True)
-    with status.status(f"simulating {sessions if only is None else 1} sessions") as spinner:
-        try:
-            outcome = simulate(sessions, seed, steps, only=only,
-                               store=Store.sqlite(db) if db is not None else None,
-                               settings=config,
-                               progress=lambda text: spinner.update(text))
-        except ValueError as exc:
-            raise CommandError(str(exc)) from None
+    try:
+        outcome = simulate(sessions, seed, steps, only=only,
+                           store=Store.sqlite(db) if db is not None else None,
+                           settings=config,
+                           progress=lambda text: status.print(text, style="dim"))
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     if as_json:
         print_json(outcome)
     else:

@@ -218,9 +218,8 @@ class ProcessManager:
                 start=position, limit=self.catch_up_batch, inclusive_of_start=False
             )
             more = len(notifications) == self.catch_up_batch
-            self.read_to_head = not more
             if not notifications:
-                self.known = position
+                self.known, self.read_to_head = position, True
                 return 0, False
             ids = [n.id for n in notifications]
             events = [self.sessions.mapper.to_domain_event(n) for n in notifications]
@@ -238,7 +237,7 @@ class ProcessManager:
                 return 0, False
             pending.write(conn)
             _MOVE.run(conn, {"position": ids[-1]})
-        self.known = ids[-1]
+        self.known, self.read_to_head = ids[-1], not more
         if pending.earliest_due is not None and (
                 self.earliest_due is None or pending.earliest_due < self.earliest_due):
             self.earliest_due = pending.earliest_due

@@ -3,8 +3,8 @@ wakes it on wall time.
 
 `clara-es run` (`Worker.run_forever`) catches up with the log and claims what is due, then
 waits for the next due job or the poll interval, whichever comes first. `Paced` does the same
-on the virtual clock: it wakes at the next due job, and at the next poll tick (a grid of
-`poll_interval_s` from the start) while the simulation may have appended facts since it last
+on the virtual clock, on a grid of `poll_interval_s` from the start: it wakes at the tick of the
+next due job, and at the next tick while the simulation may have appended facts since it last
 looked. Each wake runs the worker's own `run_pending` (catch-up, claim, execute in due order),
 so one catch-up takes in every fact of a poll interval in one pass, as it does live.
 
@@ -43,19 +43,23 @@ class Paced:
             self.due = self.worker.next_due()
         return self.due  # type: ignore[return-value]
 
-    def _next_tick(self) -> datetime:
-        """The first poll after now."""
-        ticks = (self.clock.now() - self.origin) // self.poll + 1
-        return self.origin + ticks * self.poll
+    def _tick_from(self, instant: datetime, *, after: bool) -> datetime:
+        """The first poll tick after `instant` (or at it)."""
+        ticks, rest = divmod(instant - self.origin, self.poll)
+        return self.origin + (ticks + (1 if after or rest else 0)) * self.poll
 
     def next_wake(self) -> datetime | None:
-        """When the worker looks next: its next due job, or the next poll if it has facts to
-        catch up with; None when it has nothing to wait for."""
+        """When the worker looks next: the poll tick of its next due job, or the next poll if
+        it has facts to catch up with; None when it has nothing to wait for. On the ticks only:
+        a session's facts and timers are then handled at times no other session decides, so
+        a session's run does not depend on which sessions share its process (simulate's
+        shards, `--only`); a timer fires at most one poll interval late."""
         due = self._next_due()
+        due_tick = None if due is None else self._tick_from(due, after=False)  # type: ignore[arg-type]
         if not self.moved:
-            return due
-        tick = self._next_tick()
-        return tick if due is None else min(due, tick)
+            return due_tick
+        tick = self._tick_from(self.clock.now(), after=True)
+        return tick if due_tick is None else min(due_tick, tick)
 
     def wake(self) -> int:
         """At the wake time: catch up and run everything due now. How many jobs ran."""

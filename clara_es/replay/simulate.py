@@ -8,14 +8,12 @@ trace. At the end each projection is brought up to date and compared with its re
 
 from __future__ import annotations
 
-import multiprocessing as mp
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import timedelta
-from typing import Any
+from typing import NamedTuple
 
 from pydantic import BaseModel
 
@@ -27,9 +25,10 @@ from clara_es.process import SkippedRoomCleaner
 from clara_es.replay.faults import Plan, plan_for
 from clara_es.replay.invariants import Violation
 from clara_es.replay.pacing import Paced
-from clara_es.replay.scratch import scratch_store
+from clara_es.replay.processes import forking
+from clara_es.replay.scratch import SESSION_BYTES, scratch_store
 from clara_es.replay.views_check import projections_match_rebuild
-from clara_es.replay.world import STAGGER, Crash, TimerWorker, TraceStep, World, crash_of
+from clara_es.replay.world import Crash, TimerWorker, TraceStep, World, crash_of
 
 NOT_CHECKED: list[str] = []
 
@@ -54,34 +53,33 @@ class Outcome(BaseModel):
 
 
 @contextmanager
-def _store(store: Store | None) -> Iterator[Store]:
-    """The given store, or a temporary SQLite file."""
+def _store(store: Store | None, sessions: int) -> Iterator[Store]:
+    """The given store, or a temporary SQLite file for `sessions`."""
     if store is not None:
         yield store
         return
-    with scratch_store("simulate") as scratch:
+    with scratch_store("simulate", expected_bytes=sessions * SESSION_BYTES) as scratch:
         yield scratch
 
 
 # Processes a run's sessions are dealt to (session i to shard i % SHARDS), each with its own
 # store, process manager and timer worker. Sessions share nothing but the timer worker's
-# crashes, which every shard replays (world.Crash), so a session's run is the same whatever
-# the shards; a given store holds one shard.
+# crashes, which every shard replays (world.Crash), and the process manager's wakes, which
+# fall on a grid no session moves (pacing.py): a session's run is the same whatever the
+# shards. A given store holds one shard.
 SHARDS = 2
 
 
-def _run(
+def run_sessions(
     plans: dict[int, Plan], root: Root, worker: type[TimerWorker], others: list[Crash],
 ) -> World:
-    """Run the sessions of `plans`; `others`: the crashes of the run's other sessions."""
+    """Run the sessions of `plans` in this process; `others`: the timer worker's crashes of
+    the run's other sessions (every session lives through every crash)."""
     clock = VirtualClock()
     app = root.open_sessions(clock=clock, sole_writer=True)
     try:
         world = World(app, clock, plans, worker, deadline_s=root.settings.attempt_timeout_s)
-        for index in plans:
-            world.at(clock.now() + timedelta(seconds=index * STAGGER), index, "start",
-                     _starter(world, index))
-        world.crashes(sorted([*_crashes(plans.values()), *others], key=lambda c: c.index))
+        world.start(others)
         process_manager = Paced(root.worker(app, cleaner=SkippedRoomCleaner()), world.started_at)
         try:
             world.run(process_manager)
@@ -99,19 +97,15 @@ def _run(
         app.close()
 
 
-def _starter(world: World, index: int) -> Callable[[], None]:
-    return lambda: world.start_session(index)
-
-
-def _crashes(plans: Iterable[Plan]) -> list[Crash]:
+def crashes_of(plans: Iterable[Plan]) -> list[Crash]:
     return [crash for plan in plans if (crash := crash_of(plan)) is not None]
 
 
 def _alone(
     plan: Plan, settings: Settings, worker: type[TimerWorker], others: list[Crash]
 ) -> World:
-    with _store(None) as store:
-        return _run({plan.index: plan}, Root(settings, store), worker, others)
+    with _store(None, 1) as store:
+        return run_sessions({plan.index: plan}, Root(settings, store), worker, others)
 
 
 def _smaller(plan: Plan) -> Iterator[Plan]:
@@ -181,8 +175,8 @@ def _shard(
     plans: dict[int, Plan], others: list[Crash], settings: Settings,
     worker: type[TimerWorker], store: Store | None, check_projections: bool,
 ) -> Shard:
-    with _store(store) as chosen:
-        world = _run(plans, Root(settings, chosen), worker, others)
+    with _store(store, len(plans)) as chosen:
+        world = run_sessions(plans, Root(settings, chosen), worker, others)
         views_ok = projections_match_rebuild(chosen) if check_projections else None
     return Shard(
         commands=world.commands, faults=dict(world.faults), final_states=dict(world.final_states),
@@ -191,12 +185,21 @@ def _shard(
     )
 
 
-def _run_shards(jobs: list[tuple[Any, ...]]) -> list[Shard]:
-    """Each shard in a process of its own (forked: nothing to import again), or one after
-    the other where processes cannot be forked: the same results either way."""
-    if len(jobs) == 1 or "fork" not in mp.get_all_start_methods():
+class ShardJob(NamedTuple):
+    plans: dict[int, Plan]
+    others: list[Crash]  # the timer worker's crashes drawn by the other shards' sessions
+    settings: Settings
+    worker: type[TimerWorker]
+    store: Store | None
+    check_projections: bool
+
+
+def _run_shards(jobs: list[ShardJob]) -> list[Shard]:
+    """Each shard in a process of its own, or one after the other (processes.py)."""
+    context = forking()
+    if len(jobs) == 1 or context is None:
         return [_shard(*job) for job in jobs]
-    with ProcessPoolExecutor(len(jobs), mp_context=mp.get_context("fork")) as pool:
+    with ProcessPoolExecutor(len(jobs), mp_context=context) as pool:
         return list(pool.map(_shard, *zip(*jobs, strict=True)))
 
 
@@ -224,16 +227,17 @@ def simulate(
     indices = [only] if only is not None else list(range(sessions))
     parts = [indices] if store is not None or len(indices) == 1 else [
         indices[k::SHARDS] for k in range(min(SHARDS, len(indices)))]
-    crashes = {crash.index: crash for crash in _crashes(everyone.values())}
-    jobs = []
+    crashes = {crash.index: crash for crash in crashes_of(everyone.values())}
+    jobs: list[ShardJob] = []
     for part in parts:
         members = set(part)
         others = [c for i, c in crashes.items() if i not in members]
-        jobs.append(({i: everyone[i] for i in part}, others, settings, worker, store,
-                     check_projections))
+        jobs.append(ShardJob({i: everyone[i] for i in part}, others, settings, worker, store,
+                             check_projections))
     if progress:
-        progress(f"{len(indices)} sessions in {len(parts)} process(es)"
-                 + (", then their projections checked" if check_projections else ""))
+        processes = "a process" if len(parts) == 1 else f"{len(parts)} processes"
+        progress(f"simulating {len(indices)} sessions in {processes}"
+                 + (", then checking their projections" if check_projections else ""))
     shards = _run_shards(jobs)
     found = []
     violations = sorted((i, v) for shard in shards for i, v in shard.violations.items())

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import sqlite3
 from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
 from clara_es.adapters.store import Store
+from clara_es.replay.processes import forking
 from clara_es.replay.scratch import scratch_store
 from projections.catch_up import catch_up, rebuild
 from projections.db import engine, upgrade
@@ -36,18 +37,19 @@ def projections_match_rebuild(store: Store) -> bool:
     the catch-up (the two folds are the check's whole cost), and the store keeps the views
     caught up, to look into when they differ; elsewhere the store is rebuilt in place."""
     upgrade(store)
-    path = store.sqlite_path
-    if path is None or "fork" not in mp.get_all_start_methods():
+    path, context = store.sqlite_path, forking()
+    if path is None or context is None:
         catch_up(store, batch=LIVE_BATCH)
         live = _view_rows(store)
         rebuild(store)
         return _view_rows(store) == live
-    with scratch_store("rebuild") as copy:
-        with closing(sqlite3.connect(path)) as source, closing(sqlite3.connect(
-                copy.sqlite_path)) as target:  # type: ignore[arg-type]
+    with scratch_store("rebuild", expected_bytes=_size(path)) as copy:
+        assert copy.sqlite_path is not None
+        with closing(sqlite3.connect(path)) as source, closing(
+                sqlite3.connect(copy.sqlite_path)) as target:
             source.backup(target)
         # Forked: the child needs nothing from this process but the copy's path.
-        child = mp.get_context("fork").Process(target=rebuild, args=(copy,), daemon=True)
+        child = context.Process(target=rebuild, args=(copy,), daemon=True)
         child.start()
         try:
             catch_up(store, batch=LIVE_BATCH)
@@ -58,3 +60,8 @@ def projections_match_rebuild(store: Store) -> bool:
             raise RuntimeError(f"the views' rebuild on a copy of the store failed "
                                f"(exit code {child.exitcode})")
         return _view_rows(copy) == live
+
+
+def _size(path: Path) -> int:
+    """The store's bytes, its write-ahead log included."""
+    return sum(p.stat().st_size for p in (path, path.with_name(path.name + "-wal")) if p.exists())

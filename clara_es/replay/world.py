@@ -17,6 +17,7 @@ from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -44,16 +45,20 @@ class Crash:
     restart_after: float
 
 
+def starts_after(index: int) -> timedelta:
+    """When session `index` starts, from the start of the run."""
+    return timedelta(seconds=index * STAGGER)
+
+
 def crash_of(plan: Plan) -> Crash | None:
-    """A plan's crash: 0.5 to 5.5 s after the session's first drop."""
+    """A plan's crash: 0.5 to 5.5 s after the session's first drop (`outage`: the drop comes
+    `starts_after` seconds after the session started; the queue adds the same steps)."""
     at = plan.worker_crash_at
     if at is None:
         return None
-    # Each step of the session's way to its first drop, summed as its queue would add them.
-    after = (timedelta(seconds=plan.index * STAGGER)
-             + timedelta(seconds=plan.outages[0].starts_after)
-             + timedelta(seconds=0.5 + at % 5))
-    return Crash(plan.index, after, restart_after=at % 20)
+    first_drop = starts_after(plan.index) + timedelta(seconds=plan.outages[0].starts_after)
+    return Crash(plan.index, first_drop + timedelta(seconds=0.5 + at % 5),
+                 restart_after=at % 20)
 
 
 class TraceStep(BaseModel):
@@ -155,11 +160,16 @@ class World:
 
     # ---- the queue -----------------------------------------------------------------------
 
-    def crashes(self, crashes: list[Crash]) -> None:
-        """Crash the timer worker as planned; a crash is counted by the run of its session."""
-        for crash in crashes:
+    def start(self, others: list[Crash]) -> None:
+        """Queue every session's start and every crash of the timer worker: the crashes of
+        these sessions' plans and `others`, those of the run's other sessions."""
+        for index in self.plans:
+            self.at(self.started_at + starts_after(index), index, "start",
+                    partial(self.start_session, index))
+        crashes = [crash for plan in self.plans.values() if (crash := crash_of(plan))]
+        for crash in sorted([*crashes, *others], key=lambda c: c.index):
             self.at(self.started_at + crash.after, crash.index, "timer worker crashes",
-                    lambda crash=crash: self.crash(crash))  # type: ignore[misc]
+                    partial(self.crash, crash))
 
     def crash(self, crash: Crash) -> None:
         if crash.index in self.plans:

@@ -93,6 +93,7 @@ def fresh_rows(app: VoiceSessions, worker: Worker) -> dict[str, list[Any]]:
         conn.execute(sa.update(due_tracking).values(notification_id=0))
     reader = ProcessManager(app, engine, worker.settings)
     reader.catch_up()
+    reader.saved.close()
     with engine.connect() as conn:
         return rows(conn)
 
@@ -132,6 +133,29 @@ def test_a_sole_writer_process_manager_follows_its_saves_alone(
             followed = rows(conn)
         assert followed["work"], followed
         assert followed == fresh_rows(app, worker)
+
+
+def test_a_sole_writer_reads_the_log_once_then_only_its_saves(
+    make_app: AppFactory, clock: VirtualClock
+) -> None:
+    app = make_app(sole_writer=True)
+    a = connected(app, "room-a", "ann")  # stored before the process manager started
+    with worker_on(app, agent=False) as worker:
+        reads = []
+        select = app.recorder.select_notifications
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            reads.append(args or kwargs)
+            return select(*args, **kwargs)
+
+        app.recorder.select_notifications = counted  # type: ignore[method-assign]
+        worker.manager.catch_up()
+        assert len(reads) == 1  # to the end of the log, once
+        app.handle(commands.ReportDisconnected(reason="network"), a)
+        worker.manager.catch_up()
+        worker.manager.catch_up()
+        assert len(reads) == 1  # what it saved since, taken as saved
+        assert worker.manager.position() == app.recorder.max_notification_id()
 
 
 def test_a_sole_writer_reads_the_log_when_it_saved_more_than_it_keeps(

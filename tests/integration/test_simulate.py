@@ -8,11 +8,13 @@ import sqlalchemy as sa
 
 from clara_es.adapters.store import Store
 from clara_es.application import VoiceSessions
+from clara_es.bootstrap import Root, read_settings
 from clara_es.domain import commands
-from clara_es.replay.faults import Fault
+from clara_es.replay.faults import Fault, plan_for
 from clara_es.replay.invariants import Invariants
 from clara_es.replay.races import RaceKind, find_races
-from clara_es.replay.simulate import projections_match_rebuild, simulate
+from clara_es.replay.scratch import scratch_store
+from clara_es.replay.simulate import crashes_of, projections_match_rebuild, run_sessions, simulate
 from clara_es.replay.verify import verify_sessions
 from clara_es.replay.world import TimerWorker
 from projections.catch_up import catch_up
@@ -57,12 +59,34 @@ def test_views_that_differ_from_their_rebuild_are_reported(store: Store) -> None
 
 
 def test_a_run_is_the_same_whatever_the_shards(sqlite_store: Store) -> None:
-    """Sessions are dealt to processes; one given store holds them all: every session lives
-    the same run either way, the timer worker's crashes included (every shard replays them)."""
+    """Sessions are dealt to processes; one given store holds them all: the outcome is the
+    same either way, the timer worker's crashes included (every shard replays them)."""
     sharded = simulate(120, seed=3, steps=2, check_projections=False)
     whole = simulate(120, seed=3, steps=2, store=sqlite_store, check_projections=False)
     assert sharded.faults[Fault.WORKER_CRASH] >= 2
     assert sharded.model_dump() == whole.model_dump()
+
+
+def test_each_session_lives_the_same_steps_at_the_same_times_in_any_shard() -> None:
+    """Step by step and to the millisecond: a session's run does not depend on the sessions
+    that share its process (what --only and the shards rely on)."""
+    plans = {i: plan_for(11, i, 3) for i in range(90)}
+    crashes = crashes_of(plans.values())
+    assert len(crashes) >= 2
+
+    def traces(part: set[int]) -> dict[int, list[tuple[float, str]]]:
+        others = [c for c in crashes if c.index not in part]
+        with scratch_store("shard-test", expected_bytes=0) as store:
+            world = run_sessions({i: plans[i] for i in part}, Root(read_settings(), store),
+                                 TimerWorker, others)
+        return {i: [(s.t, s.step) for s in steps] for i, steps in world.trace.items()}
+
+    whole = traces(set(plans))
+    thirds = {}
+    for k in range(3):
+        thirds.update(traces({i for i in plans if i % 3 == k}))
+    assert thirds == whole
+    assert any("process manager" in step for steps in whole.values() for _t, step in steps)
 
 
 def test_a_seed_replays_exactly() -> None:

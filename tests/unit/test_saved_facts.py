@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from clara_es.application import VoiceSessions
 from clara_es.process.saved import SavedFacts
 from tests.support.scenarios import connected
@@ -34,6 +36,12 @@ def test_closed_it_keeps_nothing_more(app: VoiceSessions) -> None:
     facts.close()  # twice: the worker and its owner may both close it
     connected(app, "room-2")
     assert facts.after(0, limit=100)[0] == [1, 2, 3]
+
+
+def test_a_sole_writer_refuses_appends_its_listeners_would_not_see() -> None:
+    app = VoiceSessions({"PERSISTENCE_MODULE": "eventsourcing.popo"}, sole_writer=True)
+    with pytest.raises(RuntimeError, match="sole writer"):
+        app.insert_stored([])
 
 
 def test_a_gap_ends_what_is_taken() -> None:
