@@ -9,7 +9,7 @@ trace. At the end each projection is brought up to date and compared with its re
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
@@ -28,7 +28,7 @@ from clara_es.replay.pacing import Paced
 from clara_es.replay.processes import forking
 from clara_es.replay.scratch import SESSION_BYTES, scratch_store
 from clara_es.replay.views_check import projections_match_rebuild
-from clara_es.replay.world import Crash, TimerWorker, TraceStep, World, crash_of
+from clara_es.replay.world import Crash, TimerWorker, TraceStep, World, crashes_of
 
 NOT_CHECKED: list[str] = []
 
@@ -95,10 +95,6 @@ def run_sessions(
         return world
     finally:
         app.close()
-
-
-def crashes_of(plans: Iterable[Plan]) -> list[Crash]:
-    return [crash for plan in plans if (crash := crash_of(plan)) is not None]
 
 
 def _alone(

@@ -13,7 +13,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -59,6 +59,10 @@ def crash_of(plan: Plan) -> Crash | None:
     first_drop = starts_after(plan.index) + timedelta(seconds=plan.outages[0].starts_after)
     return Crash(plan.index, first_drop + timedelta(seconds=0.5 + at % 5),
                  restart_after=at % 20)
+
+
+def crashes_of(plans: Iterable[Plan]) -> list[Crash]:
+    return [crash for plan in plans if (crash := crash_of(plan)) is not None]
 
 
 class TraceStep(BaseModel):
@@ -166,8 +170,7 @@ class World:
         for index in self.plans:
             self.at(self.started_at + starts_after(index), index, "start",
                     partial(self.start_session, index))
-        crashes = [crash for plan in self.plans.values() if (crash := crash_of(plan))]
-        for crash in sorted([*crashes, *others], key=lambda c: c.index):
+        for crash in sorted([*crashes_of(self.plans.values()), *others], key=lambda c: c.index):
             self.at(self.started_at + crash.after, crash.index, "timer worker crashes",
                     partial(self.crash, crash))
 

@@ -14,9 +14,9 @@ from clara_es.replay.faults import Fault, plan_for
 from clara_es.replay.invariants import Invariants
 from clara_es.replay.races import RaceKind, find_races
 from clara_es.replay.scratch import scratch_store
-from clara_es.replay.simulate import crashes_of, projections_match_rebuild, run_sessions, simulate
+from clara_es.replay.simulate import projections_match_rebuild, run_sessions, simulate
 from clara_es.replay.verify import verify_sessions
-from clara_es.replay.world import TimerWorker
+from clara_es.replay.world import TimerWorker, crashes_of
 from projections.catch_up import catch_up
 from projections.db import engine, upgrade
 from projections.views import VIEWS
