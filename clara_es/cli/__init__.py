@@ -8,6 +8,7 @@ gives the listing its one-line help (a test keeps it equal to each command's own
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -105,20 +106,45 @@ def one_line(message: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in joined)
 
 
+_native_threads_started = False
+
+
+def native_threads_started() -> None:
+    """Called by a command once LiveKit's native runtime runs: `main` then exits without
+    finalizing the interpreter (see there why)."""
+    global _native_threads_started
+    _native_threads_started = True
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: errors are one line on stderr and exit status 2."""
+    code = invoke(argv)
+    if _native_threads_started:
+        # LiveKit's native threads call back into Python (its logs, its events); one that does
+        # so while the interpreter finalizes is killed mid-call and the process aborts (rc -6,
+        # seen in CI). The command has closed its store and said its last line by now.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def invoke(argv: list[str] | None = None) -> int:
+    """One command, its errors turned into one line on stderr; returns the exit status."""
     from clara_es.cli.errors import OPENED
 
+    global _native_threads_started
+    _native_threads_started = False
     OPENED.forget()
     try:
-        code = cli.main(args=argv, prog_name="clara-es", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="clara-es", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("clara-es: interrupted", err=True)
-        sys.exit(130)
+        return 130
     except click.ClickException as exc:
         click.echo(f"clara-es: error: {one_line(exc.format_message())}", err=True)
-        sys.exit(2)
+        return 2
     except Exception as exc:
         click.echo(f"clara-es: error: {one_line(_one_line(exc))}", err=True)
-        sys.exit(2)
-    sys.exit(code if isinstance(code, int) else 0)
+        return 2
+    return result if isinstance(result, int) else 0

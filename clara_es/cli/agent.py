@@ -18,6 +18,7 @@ from livekit import rtc
 from clara_es.adapters.livekit import AgentMonitor, AsyncSystemClock, RoomIndex, UnknownRoom
 from clara_es.adapters.livekit.tokens import agent_token
 from clara_es.application import VoiceSessions
+from clara_es.cli import native_threads_started
 from clara_es.cli.common import CommandError, console, db_option, json_option, open_app, root_for
 from clara_es.domain import Actor, UIState
 from clara_es.domain.commands import ReportParticipantJoined, StartSession
@@ -63,6 +64,7 @@ async def _run(
     app: VoiceSessions, url: str, token: str, room_name: str, wanted: str | None,
     as_json: bool,
 ) -> None:
+    native_threads_started()
     room = rtc.Room()
     joined: asyncio.Future[rtc.RemoteParticipant] = asyncio.get_running_loop().create_future()
 

@@ -1,8 +1,9 @@
 """`clara-es ARGS...` run in this process, as the entry point runs it.
 
-The entry point (`clara_es.cli.main`) turns errors into one line on stderr and an exit
-status; click's CliRunner isolation gives it its own stdout, stderr and environment. A test
-needs a subprocess only for what a process alone shows: signals, SIGKILL, a real port.
+The entry point's `clara_es.cli.invoke` turns errors into one line on stderr and an exit
+status (`main` only leaves the process with it); click's CliRunner isolation gives it its own
+stdout, stderr and environment. A test needs a subprocess only for what a process alone
+shows: signals, SIGKILL, a real port.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from clara_es.cli import main
+from clara_es.cli import invoke
 from tests.support import process_logging
 
 
@@ -40,8 +41,7 @@ def clara_es(
         streams as (out, err, *_),
     ):
         try:
-            main(list(args))
-            code = 0
+            code = invoke(list(args))
         except SystemExit as exit_:
             code = exit_.code if isinstance(exit_.code, int) else 1
         return Ran(code, out.getvalue().decode(), err.getvalue().decode())
