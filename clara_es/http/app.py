@@ -21,6 +21,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from clara_es.adapters.livekit.webhooks import UnknownRoom, WebhookRejected, WebhookUnreadable
 from clara_es.http import batch, commands, docs, problems, reads
+from clara_es.http.command_post import CommandPosts
 from clara_es.http.freshness import MIN_VERSION, SOURCE, VIEWS_BEHIND
 from clara_es.http.guards import (
     BodyLimit,
@@ -186,7 +187,8 @@ def create_app(service: Service) -> FastAPI:
     app.state.service = service
     problems.install(app)
     # Added last, run first: the size limit before the deadline, both before any route; the
-    # plain status read inside both.
+    # plain status read and the plain command inside both.
+    app.add_middleware(CommandPosts, service=service, handlers=app.exception_handlers)
     app.add_middleware(StatusReads, service=service, threads=status_reads)
     app.add_middleware(StoreDeadline, seconds=service.options.store_timeout_s,
                        pending=pending)

@@ -143,6 +143,12 @@ class Authenticator:
         raise ApiProblem(401, "token grants neither a room, an agent nor reads", CHALLENGE)
 
 
+def bearer_token(value: bytes) -> str | None:
+    """The token of an Authorization header's value; None unless it is a bearer token."""
+    scheme, _, token = value.decode("latin-1").partition(" ")
+    return token if scheme.lower() == "bearer" and token else None
+
+
 bearer = HTTPBearer(auto_error=False, description="A clara-es token (`clara-es token`)")
 
 

@@ -14,6 +14,7 @@ from clara_es.domain.commands import ROUTES, Command, Instant, InvalidCommand, K
 from clara_es.http.auth import Caller, Principal, forbidden
 from clara_es.http.commands import service_of, status_of
 from clara_es.http.problems import responses
+from clara_es.http.service import Service
 
 router = APIRouter(prefix="/api/sessions", tags=["commands"])
 ROUTE_OF = {command: route for route, command in ROUTES.items()}
@@ -48,9 +49,15 @@ def command_of(signal: BufferedSignal, caller: Principal, index: int) -> Command
 
 
 @router.post("/{session_id}/signals", responses=responses(401, 403, 404, 422), name="signals")
-def signals(request: Request, caller: Caller, session_id: UUID, body: Batch) -> BatchResult:
+async def signals(
+    request: Request, caller: Caller, session_id: UUID, body: Batch
+) -> BatchResult:
     """Apply buffered signals in order; a result per signal and the final UI state."""
     service = service_of(request)
+    return await service.command(applied, service, caller, session_id, body)
+
+
+def applied(service: Service, caller: Principal, session_id: UUID, body: Batch) -> BatchResult:
     room, participant = service.reads.owner(session_id)
     if not caller.may_write(room, participant):
         raise forbidden(caller, f"signals to session {session_id}")

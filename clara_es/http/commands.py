@@ -66,8 +66,7 @@ def status_of(exc: DomainError) -> int:
     return 422 if isinstance(exc, InvalidCommand) else 409
 
 
-def run(request: Request, caller: Principal, session_id: UUID, command: Command) -> UIState:
-    service = service_of(request)
+def run(service: Service, caller: Principal, session_id: UUID, command: Command) -> UIState:
     status = 500  # until the command is known to have succeeded or been refused
     try:
         room, participant = service.reads.owner(session_id)
@@ -87,12 +86,16 @@ def run(request: Request, caller: Principal, session_id: UUID, command: Command)
     return state
 
 
+def answered(service: Service, caller: Principal, session_id: UUID, command: Command) -> Response:
+    return answer(run(service, caller, session_id, command))
+
+
 StartBody = body_model(StartSession)
 
 
 @router.post("", status_code=201, responses=responses(401, 403, 409, 413, 422, 503),
              name="start", response_model=UIState)
-def start(
+async def start(
     request: Request, caller: Caller, body: StartBody, idempotency_key: IdempotencyKey = None,  # type: ignore[valid-type]
 ) -> Response:
     """Start a session (idle); a client token may only start its own identity's session."""
@@ -106,6 +109,10 @@ def start(
         raise forbidden(
             caller, f"start a session for {command.participant!r} in {command.room!r}"
         )
+    return await service.command(started, service, caller, command)
+
+
+def started(service: Service, caller: Principal, command: StartSession) -> Response:
     try:
         state = service.app.handle(command)
     except DomainError as exc:
@@ -116,16 +123,20 @@ def start(
     return answer(state, 201)
 
 
-def _route(command: type[Command]) -> None:
-    body = body_model(command)
+BODIES = {route: body_model(command) for route, command in ROUTES.items()}
 
-    def endpoint(
+
+def _route(command: type[Command]) -> None:
+    body = BODIES[command.route or ""]
+
+    async def endpoint(
         request: Request, caller: Principal, session_id: UUID, idempotency_key: IdempotencyKey,
         **kw: Any,
     ) -> Response:
         fields = kw["body"].model_dump(exclude_unset=True) if kw.get("body") is not None else {}
-        return answer(run(request, caller, session_id, command.build(
-            **fields, actor=caller.actor, idempotency_key=idempotency_key)))
+        built = command.build(**fields, actor=caller.actor, idempotency_key=idempotency_key)
+        service = service_of(request)
+        return await service.command(answered, service, caller, session_id, built)
 
     params = [
         inspect.Parameter("request", inspect.Parameter.KEYWORD_ONLY, annotation=Request),

@@ -3,13 +3,15 @@ webhook receiver, the token check, the metrics; opened and closed as one."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from eventsourcing.persistence import Notification
@@ -33,6 +35,7 @@ log = logging.getLogger(__name__)
 # Background work sharing the process (the process manager of `clara-es run`): it gets the
 # application and a stop event, and returns when the event is set.
 Runner = Callable[[VoiceSessions, threading.Event], None]
+T = TypeVar("T")
 
 
 class LiveSessions(VoiceSessions):
@@ -95,6 +98,9 @@ class Options:
     # Seconds a measure of how far the views are behind the log (`X-Clara-Views-Behind`) is
     # reused by the next reads (0: measured for every read).
     views_behind_ttl_s: float = 0.1
+    # Threads that run the API's commands (0: one on SQLite, whose appends take one write lock
+    # in turn, so more threads only queue for it; the store's connection budget on PostgreSQL).
+    command_threads: int = 0
     # Seconds the background work gets to stop on shutdown; jobs still running after that are
     # left to their leases (the next process claims them) instead of holding the exit up.
     stop_grace_s: float = 3.0
@@ -130,6 +136,8 @@ class Service:
                 self.views, self.clock, timedelta(seconds=self.options.webhook_window_s)),
         )
         self.metrics = Metrics(self)
+        self.commands = ThreadPoolExecutor(command_threads(store, self.options),
+                                           thread_name_prefix="command")
         self.supervisor: Supervisor | None = None
         self.listener: LogListener | LogTail | None = None
         # The PostgreSQL follower's reads, for the views when this process keeps them.
@@ -159,6 +167,12 @@ class Service:
             thread.start()
             self._threads.append(thread)
         return self
+
+    async def command(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(*args)` in a command thread: the API's writes run there, not in the thread
+        pool of sync routes, whose threads would all queue for the store's one writer (and
+        the queueing costs CPU: wake-ups, hand-overs of the GIL)."""
+        return await asyncio.wrap_future(self.commands.submit(work, *args))
 
     def _heard(self, notifications: list[Notification]) -> None:
         self.heard_views.heard(notifications)  # first: the views' thread starts meanwhile
@@ -208,6 +222,7 @@ class Service:
                         "jobs still running are left to their leases: the next process "
                         "claims them")
             return
+        self.commands.shutdown(wait=True)
         self.app.close()
         self.views.dispose()
 
@@ -238,6 +253,12 @@ def ping_when_idle(engine: sa.Engine, idle_s: float = IDLE_PING_S) -> sa.Engine:
             raise sa.exc.DisconnectionError(f"idle connection lost: {exc}") from exc
 
     return engine
+
+
+def command_threads(store: Store, options: Options) -> int:
+    if options.command_threads > 0:
+        return options.command_threads
+    return store.pool_size + store.pool_max_overflow if store.backend == "postgres" else 1
 
 
 def _pool(store: Store) -> dict[str, int]:

@@ -19,7 +19,7 @@ from uuid import UUID
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from clara_es.http.auth import Principal
+from clara_es.http.auth import Principal, bearer_token
 from clara_es.http.freshness import SOURCE, VIEWS_BEHIND
 from clara_es.http.problems import ApiProblem
 from clara_es.http.service import Service
@@ -88,8 +88,8 @@ class StatusReads:
             if name == b"authorization":
                 if token is not None:
                     return None  # repeated: the route says which one counts
-                scheme, _, token = value.decode("latin-1").partition(" ")
-                if scheme.lower() != "bearer" or not token:
+                token = bearer_token(value)
+                if token is None:
                     return None
             elif name == b"x-clara-min-version":
                 if header is not None or not value.isdigit():

@@ -125,6 +125,36 @@ def test_a_status_read_answers_the_same_however_its_id_and_token_are_written(
     assert {a.headers["content-type"] for a in answers} == {"application/json"}
 
 
+def test_a_command_answers_the_same_whether_the_plain_path_or_the_route_takes_it(
+    client: httpx.Client, service: Service,
+) -> None:
+    """Commands are answered in plain ASGI (command_post.py) unless something is unusual (a
+    query string, here), when the FastAPI route answers: both must say the same."""
+    sessions = {via: start_session(client) for via in ("", "?via=route")}
+    steps = [("connect", None, {}), ("connected", None, {}),
+             ("disconnected", {"reason": "network"}, {"Idempotency-Key": "drop-1"}),
+             ("disconnected", {"reason": "network"}, {"Idempotency-Key": "drop-1"}),
+             ("connected", None, {}), ("attempt-started", {"attempt": "one"}, {})]
+    answers: dict[str, list[tuple[int, str, dict[str, object]]]] = {}
+    for via, session_id in sessions.items():
+        answers[via] = []
+        for name, body, headers in steps:
+            response = client.post(f"/api/sessions/{session_id}/{name}{via}", json=body,
+                                   headers={**CLIENT, **headers})
+            shown = {k: v for k, v in response.json().items()
+                     if k not in ("session_id", "updated_at", "next_retry_at")}
+            answers[via].append((response.status_code, response.headers["content-type"], shown))
+        # The repeat and the refusals appended nothing after the first drop.
+        assert stream_version(service, session_id) == answers[via][2][2]["version"]
+    assert answers[""] == answers["?via=route"]
+    assert [status for status, _, _ in answers[""]] == [200, 200, 200, 200, 409, 422]
+    missing = "00000000-0000-4000-8000-000000000000"
+    gone = [client.post(f"/api/sessions/{missing}/connect{via}", headers=CLIENT)
+            for via in sessions]
+    assert [g.status_code for g in gone] == [404, 404]
+    assert gone[0].json() == gone[1].json()
+
+
 def test_a_status_read_without_a_token_or_with_a_bad_one_is_401(client: httpx.Client) -> None:
     session_id = start_session(client)
     for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic x"}):
